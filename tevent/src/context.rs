@@ -1,0 +1,507 @@
+//! The event context: owns every event, runs the loop, enforces dispatch order.
+//!
+//! One loop step ([`Context::loop_once`]) runs at most one handler, chosen in
+//! tevent's order:
+//!
+//! 1. **signals**: if any handled signal arrived, the handlers of all pending
+//!    signals run, and the step ends;
+//! 2. closures sent through a [`Remote`] move to the tail of the immediate FIFO
+//!    (nothing runs in this phase);
+//! 3. **immediates**: the head of the FIFO runs;
+//! 4. **timers**: the earliest timer runs if it is due;
+//! 5. **fds**: the next entry of the ready batch runs; if the batch is empty the
+//!    loop waits in the poller (until the next timer, or the wait timeout) and
+//!    then serves signals, a due timer, or the first fd of the new batch.
+//!
+//! The poller is only entered when nothing of 1–4 is pending and the batch from
+//! the previous wait is used up, so a burst of ready fds costs one wait.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::num::NonZeroUsize;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polling::{Events, Poller};
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::fd::FdTable;
+use crate::immediate::ImmediateQueue;
+use crate::remote::{Remote, RemoteShared};
+use crate::signal::{SIGNAL_KEY, SignalTable};
+use crate::timer::{TimerQueue, TimerStep};
+use crate::trace::{EventHook, Hooks, LoopHook, LoopPoint};
+
+/// Longest wait when no timer is pending, as in tevent.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default timer slack: waits for a timer end on a whole millisecond, so timers
+/// due within the same millisecond share one wake-up (tevent rounds its poll
+/// timeout up to whole milliseconds too).
+pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// Poller events taken per wait.
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// The state shared by every clone of a [`Context`] (and reachable, weakly,
+/// from every event handle).
+pub(crate) struct Inner {
+    pub(crate) poller: Arc<Poller>,
+    pub(crate) clock: Clock,
+    pub(crate) base: Instant,
+    /// The loop's latest clock reading (timers due by then need no new read).
+    pub(crate) loop_now: Cell<Instant>,
+    pub(crate) hooks: Hooks,
+    pub(crate) imm: RefCell<ImmediateQueue>,
+    pub(crate) timers: RefCell<TimerQueue>,
+    pub(crate) fds: RefCell<FdTable>,
+    pub(crate) sig: RefCell<SignalTable>,
+    /// Number of signal handlers (checked on every step without a borrow).
+    pub(crate) sig_handlers: Cell<usize>,
+    pub(crate) remote: OnceCell<Arc<RemoteShared>>,
+    events: RefCell<Events>,
+    in_loop: Cell<bool>,
+    wait_timeout: Cell<Option<Duration>>,
+    timer_slack: Cell<Duration>,
+}
+
+/// A single-threaded event loop: fd, timer, immediate and signal events.
+///
+/// `Context` is a cheap-to-clone handle (`Rc`) and is neither `Send` nor `Sync`;
+/// other threads reach the loop through a [`Remote`]. The loop lives as long as
+/// some `Context` clone does: when the last one is dropped every event still
+/// registered is removed (owned fds are closed, handlers dropped unrun), and
+/// event handles that outlive it become inert ([`Error::ContextGone`]).
+///
+/// Handlers receive `&Context`; capturing a `Context` clone inside a handler
+/// creates a reference cycle that keeps the loop alive, so don't.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// Resolves a handle's weak reference.
+pub(crate) fn upgrade(w: &Weak<Inner>) -> Result<Context, Error> {
+    w.upgrade()
+        .map(|inner| Context { inner })
+        .ok_or(Error::ContextGone)
+}
+
+/// Counts of what a context holds, from [`Context::event_counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventCounts {
+    /// Fd watchers (paused or not).
+    pub fd_watchers: usize,
+    /// Fd watchers with non-empty flags.
+    pub active_fd_watchers: usize,
+    /// Fds registered in the poller.
+    pub registered_fds: usize,
+    /// Timers (armed or not).
+    pub timers: usize,
+    /// Armed timers.
+    pub armed_timers: usize,
+    /// Entries in the timer heap, including those of cancelled or moved timers
+    /// that have not been compacted away yet (bounded by about twice the armed
+    /// timers).
+    pub timer_heap_entries: usize,
+    /// Immediate events, including queued posted closures.
+    pub immediates: usize,
+    /// Queued immediate events.
+    pub scheduled_immediates: usize,
+    /// Signal handlers.
+    pub signal_handlers: usize,
+}
+
+impl EventCounts {
+    /// Every live event: fd watchers, timers, immediates and signal handlers.
+    pub fn total(&self) -> usize {
+        self.fd_watchers + self.timers + self.immediates + self.signal_handlers
+    }
+}
+
+/// What one step did.
+enum Step {
+    Ran,
+    Nothing,
+    /// `loop_wait` asked to stop when nothing can happen any more.
+    NoEvents,
+}
+
+/// Clears the nesting flag however the step ends (including a handler panic).
+struct LoopGuard<'a>(&'a Cell<bool>);
+
+impl Drop for LoopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+impl Context {
+    /// Creates a context on the monotonic system clock.
+    pub fn new() -> Result<Context, Error> {
+        Self::with_clock(Clock::System)
+    }
+
+    /// Creates a context on a manual clock that starts at the current instant
+    /// and moves only through [`Context::advance`] or, if `auto_advance` is set,
+    /// by jumping to the next timer's deadline whenever the loop would otherwise
+    /// sleep for it (fds are still polled, without blocking). Timer and timeout
+    /// behaviour can then be tested without sleeping.
+    pub fn with_manual_clock(auto_advance: bool) -> Result<Context, Error> {
+        Self::with_clock(Clock::Manual {
+            now: Cell::new(Instant::now()),
+            auto_advance,
+        })
+    }
+
+    fn with_clock(clock: Clock) -> Result<Context, Error> {
+        let poller = Poller::new().map_err(Error::Poller)?;
+        let now = clock.now();
+        let timers = TimerQueue::new(now);
+        let base = timers.base();
+        Ok(Context {
+            inner: Rc::new(Inner {
+                poller: Arc::new(poller),
+                clock,
+                base,
+                loop_now: Cell::new(now),
+                hooks: Hooks::default(),
+                imm: RefCell::default(),
+                timers: RefCell::new(timers),
+                fds: RefCell::default(),
+                sig: RefCell::default(),
+                sig_handlers: Cell::new(0),
+                remote: OnceCell::new(),
+                events: RefCell::new(Events::with_capacity(
+                    NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
+                )),
+                in_loop: Cell::new(false),
+                wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
+                timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
+            }),
+        })
+    }
+
+    pub(crate) fn weak(&self) -> Weak<Inner> {
+        Rc::downgrade(&self.inner)
+    }
+
+    /// The current time on this context's clock.
+    #[inline]
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// The loop's latest reading of its clock: never later than
+    /// [`Context::now`], and inside a timer handler never earlier than that
+    /// timer's deadline. The loop reads the clock only when it must decide
+    /// whether a timer is due, so this costs nothing, like the `current_time`
+    /// tevent passes to timer handlers.
+    #[inline]
+    pub fn loop_time(&self) -> Instant {
+        self.inner.loop_now.get()
+    }
+
+    /// Moves a manual clock forward by `by`. Returns false (and does nothing)
+    /// on the system clock.
+    pub fn advance(&self, by: Duration) -> bool {
+        self.inner.clock.advance(by)
+    }
+
+    /// Whether this context runs on a manual clock.
+    pub fn has_manual_clock(&self) -> bool {
+        self.inner.clock.is_manual()
+    }
+
+    /// Sets the longest time one step waits when no timer is pending; returns
+    /// the previous value. `None` waits forever; `Some(Duration::ZERO)` is poll
+    /// mode: a step that finds nothing ready returns `Ok(false)` at once.
+    pub fn set_wait_timeout(&self, timeout: Option<Duration>) -> Option<Duration> {
+        self.inner.wait_timeout.replace(timeout)
+    }
+
+    /// The current wait timeout (see [`Context::set_wait_timeout`]).
+    pub fn wait_timeout(&self) -> Option<Duration> {
+        self.inner.wait_timeout.get()
+    }
+
+    /// Sets the timer slack; returns the previous value. A wait for a timer
+    /// ends on the next multiple of the slack (measured on the clock) at or
+    /// after the deadline, so nearby timers share one wake-up. A timer never
+    /// fires early; with the default 1 ms it may fire up to 1 ms late.
+    /// `Duration::ZERO` wakes exactly at each deadline.
+    pub fn set_timer_slack(&self, slack: Duration) -> Duration {
+        self.inner.timer_slack.replace(slack)
+    }
+
+    /// A thread-safe handle that schedules closures onto this loop.
+    pub fn remote(&self) -> Remote {
+        let shared = self
+            .inner
+            .remote
+            .get_or_init(|| Arc::new(RemoteShared::new(self.inner.poller.clone())));
+        Remote::new(shared.clone())
+    }
+
+    /// Installs (or with `None` removes) the loop trace hook; returns the
+    /// previous one, so a component can chain onto it.
+    pub fn set_loop_trace_hook(&self, hook: Option<LoopHook>) -> Option<LoopHook> {
+        let hooks = &self.inner.hooks;
+        hooks.epoch.set(hooks.epoch.get() + 1);
+        hooks.has_loop.set(hook.is_some());
+        hooks.loop_hook.replace(hook)
+    }
+
+    /// Installs (or with `None` removes) the event trace hook; returns the
+    /// previous one.
+    pub fn set_event_trace_hook(&self, hook: Option<EventHook>) -> Option<EventHook> {
+        let hooks = &self.inner.hooks;
+        hooks.epoch.set(hooks.epoch.get() + 1);
+        hooks.has_event.set(hook.is_some());
+        hooks.event_hook.replace(hook)
+    }
+
+    /// What this context holds right now.
+    pub fn event_counts(&self) -> EventCounts {
+        let inner = &*self.inner;
+        let imm = inner.imm.borrow();
+        let timers = inner.timers.borrow();
+        let fds = inner.fds.borrow();
+        EventCounts {
+            fd_watchers: fds.watchers(),
+            active_fd_watchers: fds.active(),
+            registered_fds: fds.registered_fds(),
+            timers: timers.entries(),
+            armed_timers: timers.armed(),
+            timer_heap_entries: timers.heap_len(),
+            immediates: imm.entries(),
+            scheduled_immediates: imm.scheduled(),
+            signal_handlers: inner.sig.borrow().handlers(),
+        }
+    }
+
+    /// Whether `loop_wait` would keep going: an armed timer, a queued
+    /// immediate, a signal handler, an fd watcher with non-empty flags, or a
+    /// closure sent through a [`Remote`] and not yet run.
+    pub fn has_events(&self) -> bool {
+        let inner = &*self.inner;
+        inner.timers.borrow().armed() > 0
+            || inner.imm.borrow().scheduled() > 0
+            || inner.sig_handlers.get() > 0
+            || inner.fds.borrow().active() > 0
+            || inner.remote.get().is_some_and(|r| r.is_pending())
+    }
+
+    /// Whether a handler of this context is running right now (a loop-driving
+    /// call would fail with [`Error::Nested`]).
+    pub fn in_handler(&self) -> bool {
+        self.inner.in_loop.get()
+    }
+
+    /// Runs one dispatch step (see the module documentation for the order),
+    /// waiting if nothing is due. Returns whether a handler ran: `Ok(false)`
+    /// means the wait ended (timeout, a wake-up) with nothing to run.
+    ///
+    /// Calling it from inside a handler of the same context returns
+    /// [`Error::Nested`].
+    pub fn loop_once(&self) -> Result<bool, Error> {
+        self.guarded_step(false).map(|s| matches!(s, Step::Ran))
+    }
+
+    /// Runs steps while the context has events (see [`Context::has_events`]).
+    pub fn loop_wait(&self) -> Result<(), Error> {
+        loop {
+            match self.guarded_step(true)? {
+                Step::Ran => {}
+                Step::NoEvents => return Ok(()),
+                Step::Nothing => {
+                    if self.stalled() {
+                        return Err(Error::ClockStalled);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs steps until `done()` returns true (checked before every step).
+    pub fn loop_until(&self, mut done: impl FnMut() -> bool) -> Result<(), Error> {
+        while !done() {
+            if !self.loop_once()? && self.stalled() {
+                return Err(Error::ClockStalled);
+            }
+        }
+        Ok(())
+    }
+
+    /// A manual clock without auto-advance, and nothing but timers that are
+    /// not due: no step can ever run anything.
+    fn stalled(&self) -> bool {
+        let inner = &*self.inner;
+        matches!(
+            inner.clock,
+            Clock::Manual {
+                auto_advance: false,
+                ..
+            }
+        ) && inner.timers.borrow().armed() > 0
+            && inner.imm.borrow().scheduled() == 0
+            && inner.sig_handlers.get() == 0
+            && inner.fds.borrow().active() == 0
+            && !inner.remote.get().is_some_and(|r| r.is_pending())
+    }
+
+    fn guarded_step(&self, stop_if_idle: bool) -> Result<Step, Error> {
+        let inner = &*self.inner;
+        if inner.in_loop.replace(true) {
+            return Err(Error::Nested);
+        }
+        let _guard = LoopGuard(&inner.in_loop);
+        inner.hooks.loop_point(LoopPoint::BeforeLoopOnce);
+        let r = self.step(stop_if_idle);
+        inner.hooks.loop_point(LoopPoint::AfterLoopOnce);
+        r
+    }
+
+    fn step(&self, stop_if_idle: bool) -> Result<Step, Error> {
+        let inner = &*self.inner;
+        if self.signals_pending() && self.run_signals() {
+            return Ok(Step::Ran);
+        }
+        if let Some(r) = inner.remote.get()
+            && r.is_pending()
+        {
+            for f in r.take() {
+                self.post_boxed(f);
+            }
+        }
+        if self.run_one_immediate() {
+            return Ok(Step::Ran);
+        }
+        let mut next_timer = None;
+        if inner.timers.borrow().armed() > 0 {
+            match self.run_due_timer() {
+                TimerStep::Ran => return Ok(Step::Ran),
+                TimerStep::Next(at) => next_timer = Some(at),
+                TimerStep::Idle => {}
+            }
+        }
+        if self.run_one_fd() {
+            return Ok(Step::Ran);
+        }
+        if stop_if_idle && !self.has_events() {
+            return Ok(Step::NoEvents);
+        }
+        self.wait(next_timer)?;
+        if self.signals_pending() && self.run_signals() {
+            return Ok(Step::Ran);
+        }
+        if inner.timers.borrow().armed() > 0 && matches!(self.run_due_timer(), TimerStep::Ran) {
+            return Ok(Step::Ran);
+        }
+        Ok(if self.run_one_fd() {
+            Step::Ran
+        } else {
+            Step::Nothing
+        })
+    }
+
+    /// Blocks in the poller until an fd is ready, the next timer (plus slack)
+    /// is due, a signal or remote wake-up arrives, or the wait timeout ends.
+    fn wait(&self, next_timer: Option<Instant>) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let released = inner.fds.borrow_mut().sync(&inner.poller)?;
+        drop(released);
+
+        let mut timeout = inner.wait_timeout.get();
+        let mut advance_to = None;
+        if let Some(at) = next_timer {
+            let until = match &inner.clock {
+                Clock::System => {
+                    let wake = self.round_up(at);
+                    wake.saturating_duration_since(Instant::now())
+                }
+                Clock::Manual { auto_advance, .. } => {
+                    if *auto_advance {
+                        advance_to = Some(at);
+                    }
+                    Duration::ZERO
+                }
+            };
+            timeout = Some(timeout.map_or(until, |t| t.min(until)));
+        }
+        if inner.remote.get().is_some_and(|r| r.is_pending()) {
+            timeout = Some(Duration::ZERO);
+        }
+
+        inner.hooks.loop_point(LoopPoint::BeforeWait);
+        let res = {
+            let mut events = inner.events.borrow_mut();
+            events.clear();
+            inner.poller.wait(&mut events, timeout)
+        };
+        inner.hooks.loop_point(LoopPoint::AfterWait);
+        let n = res.map_err(Error::Poller)?;
+        if n == 0 {
+            if let Some(at) = advance_to {
+                inner.clock.advance_to(at);
+            }
+            return Ok(());
+        }
+        let events = inner.events.borrow();
+        let mut fds = inner.fds.borrow_mut();
+        for ev in events.iter() {
+            if ev.key == SIGNAL_KEY {
+                // Drain now: the counters, not the bytes, say what arrived, and a
+                // byte left behind would make every level-triggered wait return.
+                if let Some((_, rd)) = self.signal_wake() {
+                    crate::signal::sys::drain(rd);
+                }
+                continue;
+            }
+            fds.push_ready(&ev);
+        }
+        Ok(())
+    }
+
+    fn signal_wake(&self) -> Option<(usize, std::os::fd::RawFd)> {
+        self.inner.sig.borrow().wake()
+    }
+
+    /// The wake-up time for a timer due at `at`: the next slack boundary.
+    fn round_up(&self, at: Instant) -> Instant {
+        let slack = self.inner.timer_slack.get().as_nanos();
+        if slack == 0 {
+            return at;
+        }
+        let off = at.saturating_duration_since(self.inner.base).as_nanos();
+        let rounded = off.div_ceil(slack) * slack;
+        let extra = u64::try_from(rounded - off).unwrap_or(u64::MAX);
+        at + Duration::from_nanos(extra)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Nothing here can reach `Inner` again: every handle holds a `Weak`,
+        // which no longer upgrades, so dropping handlers (and the handles they
+        // captured) is inert.
+        let remote = self.remote.get().map(|r| r.close());
+        let imm = self.imm.get_mut().take_all();
+        let timers = self.timers.get_mut().take_all();
+        let (fd_handlers, kept_fds) = self.fds.get_mut().take_all(&self.poller);
+        let sig = self.sig.get_mut().take_all();
+        drop((remote, imm, timers, fd_handlers, sig));
+        // Fds close last, after they left the poller.
+        drop(kept_fds);
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("events", &self.event_counts())
+            .field("manual_clock", &self.has_manual_clock())
+            .finish()
+    }
+}

@@ -1,0 +1,59 @@
+//! Errors of the event loop itself (requests have their own [`crate::ReqError`]).
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// What can go wrong when using a [`crate::Context`] or one of its events.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A loop-driving call (`loop_once`, `loop_wait`, `loop_until`, `Req::poll`)
+    /// was made from inside an event handler of the same context. C tevent
+    /// aborts the process here; this crate refuses the call instead.
+    #[error(
+        "nested event loop: a loop-driving call was made from inside a handler of the same context"
+    )]
+    Nested,
+    /// The file descriptor cannot be watched (closed, never opened, or a kind
+    /// that epoll refuses, such as a regular file).
+    #[error("cannot watch file descriptor {fd}: {source}")]
+    BadFd {
+        /// The descriptor that was refused.
+        fd: RawFd,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The signal number is out of range or reserved (SIGKILL, SIGSTOP and the
+    /// synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE cannot be handled
+    /// from an event loop).
+    #[error("signal {0} cannot be handled by an event loop (out of range or reserved)")]
+    InvalidSignal(i32),
+    /// Installing or restoring a signal disposition failed.
+    #[error("signal setup for signal {signum} failed: {source}")]
+    Signal {
+        /// The signal number.
+        signum: i32,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Too many contexts hold signal handlers at once (the process-wide table of
+    /// wake-up pipes is full).
+    #[error("too many event contexts with signal handlers (limit {0})")]
+    TooManySignalContexts(usize),
+    /// The handle outlived its context: every `Context` clone has been dropped.
+    #[error("the event context this handle belongs to has been dropped")]
+    ContextGone,
+    /// The event this handle names no longer exists (for example a one-shot
+    /// signal handler that already fired).
+    #[error("the event has already been removed")]
+    EventGone,
+    /// The manual clock does not move and only timers that are not yet due remain,
+    /// so `loop_wait` could never finish.
+    #[error("manual clock stalled: only timers remain and the clock is not advancing")]
+    ClockStalled,
+    /// The operating system's poller (epoll) failed.
+    #[error("poller failure: {0}")]
+    Poller(#[source] io::Error),
+}

@@ -1,0 +1,671 @@
+//! File-descriptor watchers.
+//!
+//! Several watchers may watch one fd, each with its own [`FdFlags`]; the fd has
+//! one level-triggered registration in the poller whose interest is the union
+//! of its watchers' flags. Interest changes (a watcher added, dropped, or its
+//! flags changed) are applied just before the loop next waits, so a watcher
+//! that is replaced by another with the same flags between two waits, the
+//! usual shape of one-shot read and write requests, costs no system call.
+//!
+//! One wait yields a batch of ready fds. The batch is expanded into one entry
+//! per interested watcher, rotating the starting watcher of each fd, and the
+//! loop then serves one entry per step; every entry is checked against the
+//! watcher's current state when its turn comes, so a watcher dropped or paused
+//! by an earlier handler of the same batch is never called.
+//!
+//! Readiness mapping: `READ` is delivered when the fd is readable *or* hung up
+//! or in error; `WRITE` when it is writable *or* hung up or in error; `ERROR`
+//! when it is hung up or in error. In particular a watcher that asked only for
+//! `WRITE` is woken by a hang-up, so its next `write()` reports the error. C
+//! tevent silently clears such a watcher's interest instead, which hangs the
+//! request that owns it; this is a deliberate fix.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
+
+use polling::{Event, PollMode, Poller};
+
+use crate::Error;
+use crate::context::{Context, Inner, upgrade};
+use crate::slab::{Key, Slab};
+use crate::trace::{EventKind, EventPoint};
+
+/// Readiness and interest flags of an fd watcher.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FdFlags(u8);
+
+impl FdFlags {
+    /// Readable (or at end of file, hung up or in error).
+    pub const READ: FdFlags = FdFlags(1);
+    /// Writable (or hung up or in error: the next write reports it).
+    pub const WRITE: FdFlags = FdFlags(2);
+    /// Hung up or in error.
+    pub const ERROR: FdFlags = FdFlags(4);
+
+    /// No flags: a watcher with no flags is paused.
+    pub const fn empty() -> FdFlags {
+        FdFlags(0)
+    }
+
+    /// Whether no flag is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every flag of `other` is set in `self`.
+    pub const fn contains(self, other: FdFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` share a flag.
+    pub const fn intersects(self, other: FdFlags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The raw bits (READ = 1, WRITE = 2, ERROR = 4, as in tevent).
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+}
+
+impl std::ops::BitOr for FdFlags {
+    type Output = FdFlags;
+    fn bitor(self, rhs: FdFlags) -> FdFlags {
+        FdFlags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for FdFlags {
+    fn bitor_assign(&mut self, rhs: FdFlags) {
+        self.0 |= rhs.0
+    }
+}
+
+impl std::ops::BitAnd for FdFlags {
+    type Output = FdFlags;
+    fn bitand(self, rhs: FdFlags) -> FdFlags {
+        FdFlags(self.0 & rhs.0)
+    }
+}
+
+impl std::ops::Sub for FdFlags {
+    type Output = FdFlags;
+    fn sub(self, rhs: FdFlags) -> FdFlags {
+        FdFlags(self.0 & !rhs.0)
+    }
+}
+
+impl std::fmt::Debug for FdFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names = Vec::new();
+        for (flag, name) in [
+            (Self::READ, "READ"),
+            (Self::WRITE, "WRITE"),
+            (Self::ERROR, "ERROR"),
+        ] {
+            if self.contains(flag) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            f.write_str("FdFlags(empty)")
+        } else {
+            write!(f, "FdFlags({})", names.join(" | "))
+        }
+    }
+}
+
+/// The handler of an fd watcher.
+pub(crate) type FdFn = Box<dyn FnMut(&Context, &FdRef<'_>, FdFlags)>;
+
+/// What keeps a watched fd open while it is registered.
+pub(crate) enum Keep {
+    /// The context owns the fd and closes it after deregistration.
+    Owned(#[allow(dead_code)] OwnedFd),
+    /// Shared ownership: the fd closes when the last `Rc` goes.
+    Shared(#[allow(dead_code)] Rc<dyn AsFd>),
+}
+
+/// One fd and its poller registration.
+struct FileEntry {
+    fd: RawFd,
+    keep: Vec<Keep>,
+    watchers: Vec<Key>,
+    /// Interest bits currently registered in the poller (READ | WRITE), or
+    /// `None` if the fd is not registered.
+    registered: Option<u8>,
+    /// First watcher to serve in the next batch (round-robin).
+    rr: usize,
+    dirty: bool,
+}
+
+struct Watcher {
+    file: Key,
+    flags: FdFlags,
+    /// `None` while the handler runs.
+    handler: Option<FdFn>,
+    tag: u64,
+}
+
+/// All fds and watchers of a context.
+#[derive(Default)]
+pub(crate) struct FdTable {
+    watchers: Slab<Watcher>,
+    files: Slab<FileEntry>,
+    by_fd: HashMap<RawFd, Key>,
+    dirty: Vec<Key>,
+    /// Ready (watcher, readiness) pairs from the last wait, served one per step.
+    batch: VecDeque<(Key, FdFlags)>,
+    /// Watchers whose flags are not empty (they keep `loop_wait` going).
+    active: usize,
+}
+
+impl FdTable {
+    pub(crate) fn active(&self) -> usize {
+        self.active
+    }
+
+    pub(crate) fn watchers(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// Fds currently registered in the poller (for tests and statistics).
+    pub(crate) fn registered_fds(&self) -> usize {
+        self.files
+            .values()
+            .filter(|f| f.registered.is_some())
+            .count()
+    }
+
+    fn mark_dirty(&mut self, file: Key) {
+        if let Some(f) = self.files.get_mut(file)
+            && !f.dirty
+        {
+            f.dirty = true;
+            self.dirty.push(file);
+        }
+    }
+
+    fn union(&self, file: &FileEntry) -> FdFlags {
+        let mut u = FdFlags::empty();
+        for w in &file.watchers {
+            if let Some(w) = self.watchers.get(*w) {
+                u |= w.flags;
+            }
+        }
+        u
+    }
+
+    /// Applies pending interest changes to the poller. Fds without watchers are
+    /// deregistered and released (closing owned fds) here.
+    pub(crate) fn sync(&mut self, poller: &Poller) -> Result<Vec<Keep>, Error> {
+        let mut released = Vec::new();
+        let dirty = std::mem::take(&mut self.dirty);
+        for fkey in dirty {
+            let Some(file) = self.files.get(fkey) else {
+                continue;
+            };
+            if file.watchers.is_empty() {
+                let file = self.files.remove(fkey).expect("live");
+                self.by_fd.remove(&file.fd);
+                if file.registered.is_some() {
+                    deregister(poller, file.fd);
+                }
+                released.extend(file.keep);
+                continue;
+            }
+            let union = self.union(file);
+            let want = union.bits() & (FdFlags::READ.0 | FdFlags::WRITE.0);
+            let file = self.files.get_mut(fkey).expect("live");
+            file.dirty = false;
+            let result = match (union.is_empty(), file.registered) {
+                (true, None) => Ok(()),
+                (true, Some(_)) => {
+                    deregister(poller, file.fd);
+                    file.registered = None;
+                    Ok(())
+                }
+                (false, Some(bits)) if bits == want => Ok(()),
+                (false, Some(_)) => {
+                    // SAFETY: the fd is kept open by `keep` or by the borrow of
+                    // the watchers' handles while it is registered.
+                    let fd = unsafe { BorrowedFd::borrow_raw(file.fd) };
+                    poller
+                        .modify_with_mode(fd, interest(fkey, want), PollMode::Level)
+                        .map(|()| file.registered = Some(want))
+                }
+                (false, None) => {
+                    register(poller, file.fd, fkey, want).map(|()| file.registered = Some(want))
+                }
+            };
+            result.map_err(|source| Error::BadFd {
+                fd: file.fd,
+                source,
+            })?;
+        }
+        Ok(released)
+    }
+
+    /// Expands one poller event into batch entries, rotating the first watcher.
+    pub(crate) fn push_ready(&mut self, ev: &Event) {
+        let fkey = Key::from_u64(ev.key as u64);
+        let Some(file) = self.files.get_mut(fkey) else {
+            return;
+        };
+        let mut ready = FdFlags::empty();
+        let failed = ev.is_interrupt() || ev.is_err() == Some(true);
+        if ev.readable {
+            ready |= FdFlags::READ;
+        }
+        if ev.writable {
+            ready |= FdFlags::WRITE;
+        }
+        if failed {
+            ready |= FdFlags::ERROR | FdFlags::READ | FdFlags::WRITE;
+        }
+        let n = file.watchers.len();
+        if n == 0 {
+            // Reported while waiting for deregistration: deregister now.
+            self.mark_dirty(fkey);
+            return;
+        }
+        let start = file.rr % n;
+        file.rr = (start + 1) % n;
+        for i in 0..n {
+            let w = file.watchers[(start + i) % n];
+            self.batch.push_back((w, ready));
+        }
+    }
+
+    pub(crate) fn take_all(&mut self, poller: &Poller) -> (Vec<FdFn>, Vec<Keep>) {
+        self.batch.clear();
+        self.dirty.clear();
+        self.active = 0;
+        let handlers = self
+            .watchers
+            .drain()
+            .into_iter()
+            .filter_map(|w| w.handler)
+            .collect();
+        let mut keep = Vec::new();
+        for f in self.files.drain() {
+            if f.registered.is_some() {
+                deregister(poller, f.fd);
+            }
+            keep.extend(f.keep);
+        }
+        self.by_fd.clear();
+        (handlers, keep)
+    }
+}
+
+fn interest(fkey: Key, bits: u8) -> Event {
+    let key = fkey.to_u64() as usize;
+    match (bits & FdFlags::READ.0 != 0, bits & FdFlags::WRITE.0 != 0) {
+        (true, true) => Event::all(key),
+        (true, false) => Event::readable(key),
+        (false, true) => Event::writable(key),
+        (false, false) => Event::none(key),
+    }
+}
+
+fn register(poller: &Poller, fd: RawFd, fkey: Key, bits: u8) -> std::io::Result<()> {
+    // SAFETY: `polling` requires the fd to be deleted from the poller before it
+    // is closed. Owned and shared fds are kept open by the file entry's `keep`
+    // until after `deregister`; a borrowed fd is deregistered when its last
+    // watcher handle (which carries the borrow's lifetime) is dropped. A handle
+    // leaked with `mem::forget` can outlive the borrow; on epoll the kernel then
+    // drops the registration when the file closes, which is not memory-unsafe.
+    unsafe { poller.add_with_mode(fd, interest(fkey, bits), PollMode::Level) }
+}
+
+fn deregister(poller: &Poller, fd: RawFd) {
+    // SAFETY: the fd is still open (see `register`); the borrow ends here.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    // ENOENT/EBADF mean the kernel already dropped it; nothing to undo.
+    let _ = poller.delete(fd);
+}
+
+impl Context {
+    /// Watches an fd the context takes ownership of; it is closed after the
+    /// last watcher of this fd is dropped and the fd has left the poller.
+    ///
+    /// `flags` may be empty (the watcher is paused until [`FdEvent::set_flags`]).
+    /// Errors with [`Error::BadFd`] if the fd cannot be watched (epoll refuses
+    /// regular files, for example).
+    pub fn add_fd(
+        &self,
+        fd: OwnedFd,
+        flags: FdFlags,
+        handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
+    ) -> Result<FdEvent<'static>, Error> {
+        let raw = fd.as_raw_fd();
+        self.fd_add(raw, Some(Keep::Owned(fd)), flags, Box::new(handler))
+            .map(|key| FdEvent::new(self, key))
+    }
+
+    /// Watches an fd shared through an `Rc`; the context keeps a clone while
+    /// the fd is registered, so it cannot be closed underneath the poller.
+    pub fn add_fd_shared<T: AsFd + 'static>(
+        &self,
+        fd: Rc<T>,
+        flags: FdFlags,
+        handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
+    ) -> Result<FdEvent<'static>, Error> {
+        let raw = fd.as_fd().as_raw_fd();
+        self.fd_add(raw, Some(Keep::Shared(fd)), flags, Box::new(handler))
+            .map(|key| FdEvent::new(self, key))
+    }
+
+    /// Watches a borrowed fd. The returned handle carries the borrow, so the fd
+    /// cannot be closed while it is watched; dropping the handle deregisters it.
+    pub fn add_fd_borrowed<'fd>(
+        &self,
+        fd: BorrowedFd<'fd>,
+        flags: FdFlags,
+        handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
+    ) -> Result<FdEvent<'fd>, Error> {
+        self.fd_add(fd.as_raw_fd(), None, flags, Box::new(handler))
+            .map(|key| FdEvent::new(self, key))
+    }
+
+    pub(crate) fn fd_add(
+        &self,
+        raw: RawFd,
+        keep: Option<Keep>,
+        flags: FdFlags,
+        handler: FdFn,
+    ) -> Result<Key, Error> {
+        let mut t = self.inner.fds.borrow_mut();
+        let fkey = match t.by_fd.get(&raw) {
+            Some(k) => *k,
+            None => {
+                // Register at once (with whatever interest we have) so a bad fd
+                // is reported here and not at the next wait.
+                let fkey = t.files.insert(FileEntry {
+                    fd: raw,
+                    keep: Vec::new(),
+                    watchers: Vec::new(),
+                    registered: None,
+                    rr: 0,
+                    dirty: false,
+                });
+                let bits = flags.bits() & (FdFlags::READ.0 | FdFlags::WRITE.0);
+                let res = if flags.is_empty() {
+                    // SAFETY: only validates the descriptor; nothing is kept.
+                    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+                    rustix::io::fcntl_getfd(fd).map(|_| ()).map_err(Into::into)
+                } else {
+                    register(&self.inner.poller, raw, fkey, bits)
+                };
+                if let Err(source) = res {
+                    t.files.remove(fkey);
+                    drop(t);
+                    // `keep` (an owned fd) is closed here, as the caller gave it to us.
+                    drop(keep);
+                    return Err(Error::BadFd { fd: raw, source });
+                }
+                if !flags.is_empty() {
+                    t.files.get_mut(fkey).expect("live").registered = Some(bits);
+                }
+                t.by_fd.insert(raw, fkey);
+                fkey
+            }
+        };
+        let wkey = t.watchers.insert(Watcher {
+            file: fkey,
+            flags,
+            handler: Some(handler),
+            tag: 0,
+        });
+        if !flags.is_empty() {
+            t.active += 1;
+        }
+        let file = t.files.get_mut(fkey).expect("live");
+        file.watchers.push(wkey);
+        // Only an owned fd, or the first keeper, is kept; an extra `Rc` clone of
+        // an fd already kept open is redundant.
+        let mut extra = None;
+        if let Some(k) = keep {
+            if file.keep.is_empty() || matches!(k, Keep::Owned(_)) {
+                file.keep.push(k);
+            } else {
+                extra = Some(k);
+            }
+        }
+        t.mark_dirty(fkey);
+        drop(t);
+        drop(extra);
+        self.inner
+            .hooks
+            .event(EventKind::Fd, EventPoint::Attach, wkey.to_u64(), 0);
+        Ok(wkey)
+    }
+
+    pub(crate) fn fd_remove(&self, wkey: Key) {
+        let mut t = self.inner.fds.borrow_mut();
+        let Some(w) = t.watchers.remove(wkey) else {
+            return;
+        };
+        if !w.flags.is_empty() {
+            t.active -= 1;
+        }
+        let mut released = Vec::new();
+        if let Some(file) = t.files.get_mut(w.file) {
+            file.watchers.retain(|k| *k != wkey);
+            // A shared fd may linger, registered, until the next wait: a new
+            // watcher on it before then (the next one-shot request) costs no
+            // system call, and the `Rc` we hold keeps the fd number from being
+            // reused meanwhile.
+            let linger =
+                !file.keep.is_empty() && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)));
+            if file.watchers.is_empty() && !linger {
+                // Owned fds close now, after deregistration; borrowed fds leave the
+                // poller now because their borrow may end right after this call.
+                let file = t.files.remove(w.file).expect("live");
+                t.by_fd.remove(&file.fd);
+                if file.registered.is_some() {
+                    deregister(&self.inner.poller, file.fd);
+                }
+                released = file.keep;
+            } else {
+                t.mark_dirty(w.file);
+            }
+        }
+        drop(t);
+        self.inner
+            .hooks
+            .event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), w.tag);
+        drop(released);
+        drop(w.handler);
+    }
+
+    pub(crate) fn fd_set_flags(&self, wkey: Key, flags: FdFlags) -> Result<(), Error> {
+        let mut t = self.inner.fds.borrow_mut();
+        let Some(w) = t.watchers.get_mut(wkey) else {
+            return Err(Error::EventGone);
+        };
+        let (was, file) = (w.flags, w.file);
+        w.flags = flags;
+        match (was.is_empty(), flags.is_empty()) {
+            (true, false) => t.active += 1,
+            (false, true) => t.active -= 1,
+            _ => {}
+        }
+        if was != flags {
+            t.mark_dirty(file);
+        }
+        Ok(())
+    }
+
+    fn fd_info(&self, wkey: Key) -> Option<(FdFlags, RawFd, u64)> {
+        let t = self.inner.fds.borrow();
+        let w = t.watchers.get(wkey)?;
+        let f = t.files.get(w.file)?;
+        Some((w.flags, f.fd, w.tag))
+    }
+
+    fn fd_set_tag(&self, wkey: Key, tag: u64) {
+        if let Some(w) = self.inner.fds.borrow_mut().watchers.get_mut(wkey) {
+            w.tag = tag;
+        }
+    }
+
+    /// Serves the next entry of the ready batch, skipping entries whose watcher
+    /// is gone or no longer interested. Returns whether a handler ran.
+    pub(crate) fn run_one_fd(&self) -> bool {
+        let inner = &*self.inner;
+        let (wkey, delivered, mut handler, tag) = {
+            let mut t = inner.fds.borrow_mut();
+            loop {
+                let Some((wkey, ready)) = t.batch.pop_front() else {
+                    return false;
+                };
+                let Some(w) = t.watchers.get_mut(wkey) else {
+                    continue;
+                };
+                let delivered = ready & w.flags;
+                if delivered.is_empty() {
+                    continue;
+                }
+                let Some(h) = w.handler.take() else {
+                    continue;
+                };
+                break (wkey, delivered, h, w.tag);
+            }
+        };
+        inner
+            .hooks
+            .event(EventKind::Fd, EventPoint::BeforeHandler, wkey.to_u64(), tag);
+        handler(
+            self,
+            &FdRef {
+                ctx: self,
+                key: wkey,
+            },
+            delivered,
+        );
+        let leftover = match inner.fds.borrow_mut().watchers.get_mut(wkey) {
+            Some(w) => {
+                w.handler = Some(handler);
+                None
+            }
+            None => Some(handler),
+        };
+        drop(leftover);
+        true
+    }
+}
+
+/// An fd watcher, owned: dropping it removes the watcher (and, for the last
+/// watcher of an fd, deregisters the fd and closes it if the context owns it).
+///
+/// The lifetime is that of a borrowed fd ([`Context::add_fd_borrowed`]);
+/// owned and shared fds give `FdEvent<'static>`.
+#[must_use = "dropping an FdEvent removes the watcher"]
+pub struct FdEvent<'fd> {
+    ctx: Weak<Inner>,
+    key: Key,
+    _fd: PhantomData<BorrowedFd<'fd>>,
+}
+
+/// A borrowed view of an fd watcher, given to its handler.
+pub struct FdRef<'a> {
+    ctx: &'a Context,
+    key: Key,
+}
+
+impl FdRef<'_> {
+    /// The watcher's current flags.
+    pub fn flags(&self) -> FdFlags {
+        self.ctx
+            .fd_info(self.key)
+            .map_or(FdFlags::empty(), |(f, _, _)| f)
+    }
+
+    /// Changes the flags (empty pauses the watcher).
+    pub fn set_flags(&self, flags: FdFlags) {
+        let _ = self.ctx.fd_set_flags(self.key, flags);
+    }
+
+    /// The watched fd.
+    pub fn fd(&self) -> RawFd {
+        self.ctx.fd_info(self.key).map_or(-1, |(_, fd, _)| fd)
+    }
+
+    /// The watcher's tag.
+    pub fn tag(&self) -> u64 {
+        self.ctx.fd_info(self.key).map_or(0, |(_, _, t)| t)
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        self.ctx.fd_set_tag(self.key, tag)
+    }
+}
+
+impl FdEvent<'_> {
+    fn new(ctx: &Context, key: Key) -> Self {
+        FdEvent {
+            ctx: ctx.weak(),
+            key,
+            _fd: PhantomData,
+        }
+    }
+
+    /// The watcher's current flags.
+    pub fn flags(&self) -> FdFlags {
+        upgrade(&self.ctx)
+            .ok()
+            .and_then(|c| c.fd_info(self.key))
+            .map_or(FdFlags::empty(), |(f, _, _)| f)
+    }
+
+    /// Changes the flags at any time (empty pauses the watcher: it stays
+    /// registered but never fires and does not keep `loop_wait` going).
+    pub fn set_flags(&self, flags: FdFlags) -> Result<(), Error> {
+        upgrade(&self.ctx)?.fd_set_flags(self.key, flags)
+    }
+
+    /// The watched fd.
+    pub fn fd(&self) -> RawFd {
+        upgrade(&self.ctx)
+            .ok()
+            .and_then(|c| c.fd_info(self.key))
+            .map_or(-1, |(_, fd, _)| fd)
+    }
+
+    /// The watcher's tag.
+    pub fn tag(&self) -> u64 {
+        upgrade(&self.ctx)
+            .ok()
+            .and_then(|c| c.fd_info(self.key))
+            .map_or(0, |(_, _, t)| t)
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.fd_set_tag(self.key, tag)
+        }
+    }
+}
+
+impl Drop for FdEvent<'_> {
+    fn drop(&mut self) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.fd_remove(self.key);
+        }
+    }
+}
+
+impl std::fmt::Debug for FdEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FdEvent")
+            .field("fd", &self.fd())
+            .field("flags", &self.flags())
+            .finish()
+    }
+}

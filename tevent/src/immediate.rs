@@ -1,0 +1,389 @@
+//! Immediate events: handlers that run "as soon as possible", one per loop step,
+//! in FIFO order, ahead of timers and fds.
+//!
+//! The queue is an intrusive doubly linked list threaded through the slab, so
+//! scheduling, rescheduling (which moves an event to the tail, as in tevent)
+//! and cancelling are O(1) and allocate nothing once the slab has grown.
+
+use std::rc::Weak;
+
+use crate::Error;
+use crate::context::{Context, Inner, upgrade};
+use crate::slab::{Key, Slab};
+use crate::trace::{EventKind, EventPoint};
+
+/// The handler of a reusable immediate event.
+pub(crate) type ImmediateFn = Box<dyn FnMut(&Context, &ImmediateRef<'_>)>;
+
+pub(crate) enum ImmHandler {
+    /// A reusable immediate owned by an [`Immediate`] handle.
+    User(ImmediateFn),
+    /// A fire-and-forget closure from [`Context::post`] or a [`crate::Remote`].
+    Once(Box<dyn FnOnce(&Context)>),
+}
+
+pub(crate) struct ImmEntry {
+    /// `None` while the handler runs.
+    handler: Option<ImmHandler>,
+    prev: Key,
+    next: Key,
+    queued: bool,
+    tag: u64,
+}
+
+/// The FIFO of scheduled immediates plus the storage of all immediates.
+#[derive(Default)]
+pub(crate) struct ImmediateQueue {
+    slab: Slab<ImmEntry>,
+    head: Option<Key>,
+    tail: Option<Key>,
+    queued: usize,
+}
+
+impl ImmediateQueue {
+    pub(crate) fn scheduled(&self) -> usize {
+        self.queued
+    }
+
+    pub(crate) fn entries(&self) -> usize {
+        self.slab.len()
+    }
+
+    fn link_tail(&mut self, key: Key) {
+        let old_tail = self.tail;
+        {
+            let e = self.slab.get_mut(key).expect("linking a live immediate");
+            debug_assert!(!e.queued);
+            e.queued = true;
+            e.prev = old_tail.unwrap_or(Key::NONE);
+            e.next = Key::NONE;
+        }
+        match old_tail {
+            Some(t) => self.slab.get_mut(t).expect("tail is live").next = key,
+            None => self.head = Some(key),
+        }
+        self.tail = Some(key);
+        self.queued += 1;
+    }
+
+    /// Unlinks `key` if it is queued; returns whether it was.
+    fn unlink(&mut self, key: Key) -> bool {
+        let Some(e) = self.slab.get_mut(key) else {
+            return false;
+        };
+        if !e.queued {
+            return false;
+        }
+        e.queued = false;
+        let (prev, next) = (e.prev, e.next);
+        match self.slab.get_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = (next != Key::NONE).then_some(next),
+        }
+        match self.slab.get_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = (prev != Key::NONE).then_some(prev),
+        }
+        self.queued -= 1;
+        true
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<Key> {
+        let key = self.head?;
+        let e = self.slab.get_mut(key).expect("head is live");
+        e.queued = false;
+        let next = e.next;
+        match self.slab.get_mut(next) {
+            Some(n) => {
+                n.prev = Key::NONE;
+                self.head = Some(next);
+            }
+            None => {
+                self.head = None;
+                self.tail = None;
+            }
+        }
+        self.queued -= 1;
+        Some(key)
+    }
+
+    /// Every handler, taken out for dropping outside the borrow.
+    pub(crate) fn take_all(&mut self) -> Vec<ImmHandler> {
+        self.head = None;
+        self.tail = None;
+        self.queued = 0;
+        self.slab
+            .drain()
+            .into_iter()
+            .filter_map(|e| e.handler)
+            .collect()
+    }
+}
+
+impl Context {
+    /// Creates an immediate event with `handler`, not yet scheduled.
+    ///
+    /// Call [`Immediate::schedule`] to queue it; the handler then runs once, from
+    /// the loop, and may schedule its own immediate again through the
+    /// [`ImmediateRef`] it receives. Dropping the [`Immediate`] removes the event,
+    /// also from inside any handler.
+    pub fn add_immediate(
+        &self,
+        handler: impl FnMut(&Context, &ImmediateRef<'_>) + 'static,
+    ) -> Immediate {
+        let key = self.inner.imm.borrow_mut().slab.insert(ImmEntry {
+            handler: Some(ImmHandler::User(Box::new(handler))),
+            prev: Key::NONE,
+            next: Key::NONE,
+            queued: false,
+            tag: 0,
+        });
+        Immediate {
+            ctx: self.weak(),
+            key,
+        }
+    }
+
+    /// Runs `f` once, from the loop, as an immediate event (at the tail of the
+    /// immediate FIFO). There is no handle: the closure always runs unless the
+    /// context is dropped first, in which case it is dropped unrun.
+    pub fn post(&self, f: impl FnOnce(&Context) + 'static) {
+        self.post_boxed(Box::new(f));
+    }
+
+    pub(crate) fn post_boxed(&self, f: Box<dyn FnOnce(&Context)>) {
+        let mut q = self.inner.imm.borrow_mut();
+        let key = q.slab.insert(ImmEntry {
+            handler: Some(ImmHandler::Once(f)),
+            prev: Key::NONE,
+            next: Key::NONE,
+            queued: false,
+            tag: 0,
+        });
+        q.link_tail(key);
+        drop(q);
+        self.inner
+            .hooks
+            .event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), 0);
+    }
+
+    fn imm_schedule(&self, key: Key) -> Result<(), Error> {
+        let mut q = self.inner.imm.borrow_mut();
+        let Some(e) = q.slab.get(key) else {
+            return Err(Error::EventGone);
+        };
+        let (tag, queued) = (e.tag, e.queued);
+        if queued {
+            q.unlink(key);
+        }
+        q.link_tail(key);
+        drop(q);
+        self.inner
+            .hooks
+            .event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), tag);
+        Ok(())
+    }
+
+    fn imm_cancel(&self, key: Key) -> bool {
+        let mut q = self.inner.imm.borrow_mut();
+        let was = q.unlink(key);
+        let tag = q.slab.get(key).map_or(0, |e| e.tag);
+        drop(q);
+        if was {
+            self.inner
+                .hooks
+                .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+        }
+        was
+    }
+
+    fn imm_is_scheduled(&self, key: Key) -> bool {
+        self.inner
+            .imm
+            .borrow()
+            .slab
+            .get(key)
+            .is_some_and(|e| e.queued)
+    }
+
+    fn imm_tag(&self, key: Key) -> u64 {
+        self.inner.imm.borrow().slab.get(key).map_or(0, |e| e.tag)
+    }
+
+    fn imm_set_tag(&self, key: Key, tag: u64) {
+        if let Some(e) = self.inner.imm.borrow_mut().slab.get_mut(key) {
+            e.tag = tag;
+        }
+    }
+
+    fn imm_remove(&self, key: Key) {
+        let mut q = self.inner.imm.borrow_mut();
+        let was = q.unlink(key);
+        let entry = q.slab.remove(key);
+        drop(q);
+        if let Some(e) = &entry
+            && was
+        {
+            self.inner.hooks.event(
+                EventKind::Immediate,
+                EventPoint::Detach,
+                key.to_u64(),
+                e.tag,
+            );
+        }
+        // The handler (and whatever it captured) is dropped here, outside the borrow.
+        drop(entry);
+    }
+
+    /// Runs the head of the immediate FIFO, if any. Returns whether one ran.
+    #[inline]
+    pub(crate) fn run_one_immediate(&self) -> bool {
+        let inner = &*self.inner;
+        let (key, handler, tag) = {
+            let mut q = inner.imm.borrow_mut();
+            let Some(key) = q.pop_front() else {
+                return false;
+            };
+            let e = q.slab.get_mut(key).expect("queued immediate is live");
+            let tag = e.tag;
+            match e.handler.take() {
+                Some(ImmHandler::Once(f)) => {
+                    q.slab.remove(key);
+                    drop(q);
+                    inner.hooks.event(
+                        EventKind::Immediate,
+                        EventPoint::BeforeHandler,
+                        key.to_u64(),
+                        tag,
+                    );
+                    f(self);
+                    inner
+                        .hooks
+                        .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+                    return true;
+                }
+                Some(ImmHandler::User(f)) => (key, f, tag),
+                // The handler panicked earlier and was lost; nothing to run.
+                None => return true,
+            }
+        };
+        let mut handler = handler;
+        inner.hooks.event(
+            EventKind::Immediate,
+            EventPoint::BeforeHandler,
+            key.to_u64(),
+            tag,
+        );
+        handler(self, &ImmediateRef { ctx: self, key });
+        let mut q = inner.imm.borrow_mut();
+        let (leftover, rescheduled) = match q.slab.get_mut(key) {
+            Some(e) => {
+                e.handler = Some(ImmHandler::User(handler));
+                (None, e.queued)
+            }
+            // The handle was dropped inside the handler.
+            None => (Some(handler), true),
+        };
+        drop(q);
+        if !rescheduled {
+            inner
+                .hooks
+                .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+        }
+        drop(leftover);
+        true
+    }
+}
+
+/// An immediate event, owned: dropping it removes the event.
+///
+/// Created by [`Context::add_immediate`].
+#[must_use = "dropping an Immediate removes the event"]
+pub struct Immediate {
+    ctx: Weak<Inner>,
+    key: Key,
+}
+
+/// A borrowed view of an immediate event, given to its handler.
+pub struct ImmediateRef<'a> {
+    ctx: &'a Context,
+    key: Key,
+}
+
+impl ImmediateRef<'_> {
+    /// Queues the event at the tail of the immediate FIFO; if it is already
+    /// queued it moves to the tail (tevent's rescheduling rule).
+    pub fn schedule(&self) {
+        // The event is live while its handler runs, unless the handler dropped
+        // its own handle, in which case there is nothing to schedule.
+        let _ = self.ctx.imm_schedule(self.key);
+    }
+
+    /// Removes the event from the queue; returns whether it was queued.
+    pub fn cancel(&self) -> bool {
+        self.ctx.imm_cancel(self.key)
+    }
+
+    /// Whether the event is queued.
+    pub fn is_scheduled(&self) -> bool {
+        self.ctx.imm_is_scheduled(self.key)
+    }
+
+    /// The event's tag (0 unless set).
+    pub fn tag(&self) -> u64 {
+        self.ctx.imm_tag(self.key)
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        self.ctx.imm_set_tag(self.key, tag)
+    }
+}
+
+impl Immediate {
+    /// Queues the event at the tail of the immediate FIFO; if it is already
+    /// queued it moves to the tail (tevent's rescheduling rule).
+    pub fn schedule(&self) -> Result<(), Error> {
+        upgrade(&self.ctx)?.imm_schedule(self.key)
+    }
+
+    /// Removes the event from the queue; returns whether it was queued.
+    pub fn cancel(&self) -> bool {
+        upgrade(&self.ctx).is_ok_and(|c| c.imm_cancel(self.key))
+    }
+
+    /// Whether the event is queued.
+    pub fn is_scheduled(&self) -> bool {
+        upgrade(&self.ctx).is_ok_and(|c| c.imm_is_scheduled(self.key))
+    }
+
+    /// The event's tag (0 unless set).
+    pub fn tag(&self) -> u64 {
+        upgrade(&self.ctx).map_or(0, |c| c.imm_tag(self.key))
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.imm_set_tag(self.key, tag)
+        }
+    }
+}
+
+impl Drop for Immediate {
+    fn drop(&mut self) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.imm_remove(self.key);
+        }
+    }
+}
+
+impl std::fmt::Debug for Immediate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Immediate")
+            .field("id", &self.key.to_u64())
+            .field("scheduled", &self.is_scheduled())
+            .finish()
+    }
+}

@@ -1,0 +1,123 @@
+//! The thread-safe door into a loop: [`Remote`] queues closures that the loop
+//! runs as immediate events.
+//!
+//! A `Remote` is `Send + Sync + Clone`. [`Remote::send`] appends the closure to
+//! a mutex-protected list and wakes the loop through the poller's notifier; the
+//! loop moves the whole list, in arrival order, to the tail of its immediate
+//! FIFO at the start of its next step (tevent's threaded immediates). Once the
+//! context is dropped, `send` fails with [`RemoteError`] and returns nothing to
+//! the queue, so no closure is ever accepted and then silently forgotten.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use polling::Poller;
+
+use crate::context::Context;
+
+/// A closure sent to a loop from another thread.
+pub type RemoteFn = Box<dyn FnOnce(&Context) + Send + 'static>;
+
+/// `send` failed because the context is gone; the closure is handed back.
+#[derive(thiserror::Error)]
+#[error("the event context behind this Remote has been dropped")]
+pub struct RemoteError(pub RemoteFn);
+
+impl std::fmt::Debug for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteError(..)")
+    }
+}
+
+struct Queue {
+    items: Vec<RemoteFn>,
+    closed: bool,
+}
+
+pub(crate) struct RemoteShared {
+    queue: Mutex<Queue>,
+    pending: AtomicBool,
+    poller: Arc<Poller>,
+}
+
+impl RemoteShared {
+    pub(crate) fn new(poller: Arc<Poller>) -> Self {
+        RemoteShared {
+            queue: Mutex::new(Queue {
+                items: Vec::new(),
+                closed: false,
+            }),
+            pending: AtomicBool::new(false),
+            poller,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether closures are waiting to be moved onto the loop.
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Takes the queued closures, in arrival order.
+    pub(crate) fn take(&self) -> Vec<RemoteFn> {
+        let mut q = self.lock();
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut q.items)
+    }
+
+    /// Refuses further sends and returns what was queued (context teardown).
+    pub(crate) fn close(&self) -> Vec<RemoteFn> {
+        let mut q = self.lock();
+        q.closed = true;
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut q.items)
+    }
+}
+
+/// A `Send + Sync` handle that schedules closures onto a [`Context`]'s loop
+/// from any thread. Create it with [`Context::remote`].
+#[derive(Clone)]
+pub struct Remote {
+    shared: Arc<RemoteShared>,
+}
+
+impl Remote {
+    pub(crate) fn new(shared: Arc<RemoteShared>) -> Remote {
+        Remote { shared }
+    }
+
+    /// Queues `f` to run on the loop (as an immediate event, after those already
+    /// queued) and wakes the loop if it is waiting.
+    ///
+    /// Fails, handing `f` back, if the context has been dropped.
+    pub fn send(&self, f: impl FnOnce(&Context) + Send + 'static) -> Result<(), RemoteError> {
+        {
+            let mut q = self.shared.lock();
+            if q.closed {
+                return Err(RemoteError(Box::new(f)));
+            }
+            q.items.push(Box::new(f));
+            self.shared.pending.store(true, Ordering::Release);
+        }
+        // The notifier coalesces: a burst of sends costs one wake-up write.
+        let _ = self.shared.poller.notify();
+        Ok(())
+    }
+
+    /// Whether the context is gone (a later `send` will fail).
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

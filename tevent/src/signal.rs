@@ -1,0 +1,571 @@
+//! Signal events: handlers for POSIX signals that run from the loop, never in
+//! signal context.
+//!
+//! The process-wide part (`sys`) installs one `sigaction` per signal number when
+//! the first handler for it appears anywhere in the process, remembering the
+//! previous disposition, and restores that disposition when the last handler
+//! goes. The installed OS handler only does async-signal-safe work: it bumps a
+//! per-signal counter and a global generation, and writes one byte into the
+//! wake-up pipe of every context that handles the signal. Each context compares
+//! the counters with what it last saw at the start of every loop step, so the
+//! count a handler receives is exactly the number of signals since the previous
+//! dispatch (coalesced, never lost).
+//!
+//! Wake-up pipes come from a fixed pool and are never closed (a closed fd could
+//! be reused while a signal handler on another thread is about to write to it);
+//! a context returns its pipe to the pool when it is dropped.
+
+use std::os::fd::RawFd;
+use std::rc::Weak;
+
+use polling::{Event, PollMode};
+
+use crate::Error;
+use crate::context::{Context, Inner, upgrade};
+use crate::slab::{Key, Slab};
+use crate::trace::{EventKind, EventPoint};
+
+/// Poller key of a context's signal wake-up pipe.
+pub(crate) const SIGNAL_KEY: usize = usize::MAX - 1;
+
+/// The handler of a signal event: `(context, view, count)`.
+pub(crate) type SignalFn = Box<dyn FnMut(&Context, &SignalRef<'_>, u32)>;
+
+pub(crate) mod sys {
+    //! Process-global signal state. Everything the OS handler touches is a
+    //! static atomic.
+
+    use std::io;
+    use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+    use std::sync::{Mutex, MutexGuard};
+
+    /// Signal numbers are below this (Linux: 1..=64).
+    pub(crate) const NSIG: usize = 65;
+    /// Contexts that may hold signal handlers at the same time.
+    pub(crate) const SLOTS: usize = 64;
+
+    static COUNTS: [AtomicU64; NSIG] = [const { AtomicU64::new(0) }; NSIG];
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    struct WakeSlot {
+        /// Write end of the slot's pipe, or -1 before the pipe exists.
+        fd: AtomicI32,
+        /// Bit `signum - 1` is set while the slot's context handles `signum`.
+        mask: AtomicU64,
+    }
+
+    static WAKE: [WakeSlot; SLOTS] = [const {
+        WakeSlot {
+            fd: AtomicI32::new(-1),
+            mask: AtomicU64::new(0),
+        }
+    }; SLOTS];
+
+    struct Registry {
+        users: [usize; NSIG],
+        prev: [Option<libc::sigaction>; NSIG],
+        /// (read end, write end) per slot, created on first use, never closed.
+        pipes: Vec<Option<(OwnedFd, OwnedFd)>>,
+        used: [bool; SLOTS],
+    }
+
+    static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+        users: [0; NSIG],
+        prev: [None; NSIG],
+        pipes: Vec::new(),
+        used: [false; SLOTS],
+    });
+
+    fn registry() -> MutexGuard<'static, Registry> {
+        // A panic while holding the lock leaves consistent data (every update
+        // is a single assignment), so poisoning can be ignored.
+        REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn errno_location() -> *mut libc::c_int {
+        // SAFETY: returns the calling thread's errno slot; always valid.
+        unsafe { libc::__errno_location() }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn errno_location() -> *mut libc::c_int {
+        // SAFETY: returns the calling thread's errno slot; always valid.
+        unsafe { libc::__error() }
+    }
+
+    /// The OS-level handler. Only async-signal-safe operations: atomics and
+    /// `write(2)`; errno is preserved for the interrupted code.
+    extern "C" fn on_signal(signum: libc::c_int) {
+        let errno = errno_location();
+        // SAFETY: errno_location() points at this thread's errno.
+        let saved = unsafe { *errno };
+        if let Ok(s) = usize::try_from(signum)
+            && (1..NSIG).contains(&s)
+        {
+            COUNTS[s].fetch_add(1, Ordering::SeqCst);
+            GENERATION.fetch_add(1, Ordering::SeqCst);
+            let bit = 1u64 << (s - 1);
+            for slot in &WAKE {
+                if slot.mask.load(Ordering::SeqCst) & bit != 0 {
+                    let fd = slot.fd.load(Ordering::SeqCst);
+                    if fd >= 0 {
+                        let byte = 1u8;
+                        // SAFETY: `fd` is the write end of a pipe that is never
+                        // closed; a full pipe just fails with EAGAIN, which is
+                        // fine because one pending byte is enough to wake.
+                        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+                    }
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { *errno = saved };
+    }
+
+    /// Total number of `signum` deliveries since the process started.
+    pub(crate) fn count(signum: usize) -> u64 {
+        COUNTS[signum].load(Ordering::SeqCst)
+    }
+
+    /// Changes whenever any handled signal arrives.
+    #[inline]
+    pub(crate) fn generation() -> u64 {
+        GENERATION.load(Ordering::SeqCst)
+    }
+
+    /// Whether `signum` may be handled from an event loop.
+    pub(crate) fn valid(signum: i32) -> bool {
+        let forbidden = [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+        ];
+        usize::try_from(signum).is_ok_and(|s| (1..NSIG).contains(&s))
+            && signum <= libc::SIGRTMAX()
+            && !forbidden.contains(&signum)
+    }
+
+    /// One more user of `signum`: installs the handler for the first one.
+    pub(crate) fn acquire(signum: i32) -> io::Result<()> {
+        let mut r = registry();
+        let s = signum as usize;
+        if r.users[s] == 0 {
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
+            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            // SAFETY: sa is a valid sigaction; the mask pointer is into it.
+            unsafe { libc::sigemptyset(&raw mut sa.sa_mask) };
+            // SAFETY: as above.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: both pointers are valid for the call; `on_signal` is
+            // async-signal-safe.
+            if unsafe { libc::sigaction(signum, &raw const sa, &raw mut old) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            r.prev[s] = Some(old);
+        }
+        r.users[s] += 1;
+        Ok(())
+    }
+
+    /// One user of `signum` fewer: restores the previous disposition after the last.
+    pub(crate) fn release(signum: i32) {
+        let mut r = registry();
+        let s = signum as usize;
+        if r.users[s] == 0 {
+            return;
+        }
+        r.users[s] -= 1;
+        if r.users[s] == 0
+            && let Some(prev) = r.prev[s].take()
+        {
+            // SAFETY: `prev` is the disposition sigaction returned earlier.
+            unsafe { libc::sigaction(signum, &raw const prev, std::ptr::null_mut()) };
+        }
+    }
+
+    /// Takes a free wake-up slot; returns its index and the pipe's read end.
+    pub(crate) fn take_slot() -> io::Result<Option<(usize, RawFd)>> {
+        let mut r = registry();
+        let Some(slot) = (0..SLOTS).find(|i| !r.used[*i]) else {
+            return Ok(None);
+        };
+        if r.pipes.len() <= slot {
+            r.pipes.resize_with(slot + 1, || None);
+        }
+        if r.pipes[slot].is_none() {
+            let (rd, wr) = rustix::pipe::pipe_with(
+                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+            )?;
+            WAKE[slot].fd.store(wr.as_raw_fd(), Ordering::SeqCst);
+            r.pipes[slot] = Some((rd, wr));
+        }
+        r.used[slot] = true;
+        let rd = r.pipes[slot].as_ref().expect("created").0.as_raw_fd();
+        drop(r);
+        drain(rd);
+        Ok(Some((slot, rd)))
+    }
+
+    /// Gives a slot back to the pool (its pipe stays open for the next user).
+    pub(crate) fn release_slot(slot: usize) {
+        WAKE[slot].mask.store(0, Ordering::SeqCst);
+        registry().used[slot] = false;
+    }
+
+    /// Starts or stops waking `slot` for `signum`.
+    pub(crate) fn set_wake(slot: usize, signum: i32, on: bool) {
+        let bit = 1u64 << (signum - 1);
+        if on {
+            WAKE[slot].mask.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            WAKE[slot].mask.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Empties a wake-up pipe.
+    pub(crate) fn drain(rd: RawFd) {
+        // SAFETY: `rd` is the read end of a pool pipe, which is never closed.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(rd) };
+        let mut buf = [0u8; 64];
+        while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+pub(crate) struct SigEntry {
+    signum: i32,
+    one_shot: bool,
+    /// `None` while the handler runs.
+    handler: Option<SignalFn>,
+    tag: u64,
+    /// Registration order, so handlers of one signal run in the order added.
+    seq: u64,
+}
+
+/// The signal handlers of one context.
+pub(crate) struct SignalTable {
+    slab: Slab<SigEntry>,
+    last_seen: [u64; sys::NSIG],
+    per_signal: [u32; sys::NSIG],
+    last_gen: u64,
+    wake: Option<(usize, RawFd)>,
+    next_seq: u64,
+}
+
+impl Default for SignalTable {
+    fn default() -> Self {
+        SignalTable {
+            slab: Slab::default(),
+            last_seen: [0; sys::NSIG],
+            per_signal: [0; sys::NSIG],
+            last_gen: 0,
+            wake: None,
+            next_seq: 0,
+        }
+    }
+}
+
+impl SignalTable {
+    pub(crate) fn handlers(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// The wake-up slot and the read end of its pipe, if this context has one.
+    pub(crate) fn wake(&self) -> Option<(usize, RawFd)> {
+        self.wake
+    }
+
+    /// Releases every registration and the wake-up slot (context teardown).
+    pub(crate) fn take_all(&mut self) -> Vec<SignalFn> {
+        for s in 1..sys::NSIG {
+            for _ in 0..self.per_signal[s] {
+                sys::release(s as i32);
+            }
+            self.per_signal[s] = 0;
+        }
+        if let Some((slot, _)) = self.wake.take() {
+            sys::release_slot(slot);
+        }
+        self.slab
+            .drain()
+            .into_iter()
+            .filter_map(|e| e.handler)
+            .collect()
+    }
+}
+
+impl Context {
+    /// Runs `handler` from the loop each time `signum` arrives; `count` is the
+    /// number of deliveries since the previous dispatch (signals coalesce).
+    ///
+    /// The first handler for a signal in the process installs the OS handler;
+    /// when the last one is dropped the previous disposition is restored.
+    /// Signals are delivered to whichever thread the OS picks; the handler
+    /// still runs on this context's loop.
+    pub fn add_signal(
+        &self,
+        signum: i32,
+        handler: impl FnMut(&Context, &SignalRef<'_>, u32) + 'static,
+    ) -> Result<Signal, Error> {
+        self.signal_add(signum, false, Box::new(handler))
+    }
+
+    /// Like [`Context::add_signal`], but the handler is removed after its first
+    /// run (the handle then reports [`Signal::is_active`] false).
+    pub fn add_signal_oneshot(
+        &self,
+        signum: i32,
+        handler: impl FnMut(&Context, &SignalRef<'_>, u32) + 'static,
+    ) -> Result<Signal, Error> {
+        self.signal_add(signum, true, Box::new(handler))
+    }
+
+    fn signal_add(&self, signum: i32, one_shot: bool, handler: SignalFn) -> Result<Signal, Error> {
+        if !sys::valid(signum) {
+            return Err(Error::InvalidSignal(signum));
+        }
+        let s = signum as usize;
+        let mut t = self.inner.sig.borrow_mut();
+        if t.wake.is_none() {
+            let (slot, rd) = sys::take_slot()
+                .map_err(|source| Error::Signal { signum, source })?
+                .ok_or(Error::TooManySignalContexts(sys::SLOTS))?;
+            // SAFETY: the pool pipe is never closed, so it outlives the poller's
+            // registration (which is deleted when the context drops).
+            let res = unsafe {
+                self.inner
+                    .poller
+                    .add_with_mode(rd, Event::readable(SIGNAL_KEY), PollMode::Level)
+            };
+            if let Err(source) = res {
+                sys::release_slot(slot);
+                return Err(Error::Signal { signum, source });
+            }
+            t.wake = Some((slot, rd));
+            t.last_gen = sys::generation();
+        }
+        sys::acquire(signum).map_err(|source| Error::Signal { signum, source })?;
+        if t.per_signal[s] == 0 {
+            t.last_seen[s] = sys::count(s);
+            sys::set_wake(t.wake.expect("set above").0, signum, true);
+        }
+        t.per_signal[s] += 1;
+        let seq = t.next_seq;
+        t.next_seq += 1;
+        let key = t.slab.insert(SigEntry {
+            signum,
+            one_shot,
+            handler: Some(handler),
+            tag: 0,
+            seq,
+        });
+        drop(t);
+        self.inner
+            .sig_handlers
+            .set(self.inner.sig_handlers.get() + 1);
+        self.inner
+            .hooks
+            .event(EventKind::Signal, EventPoint::Attach, key.to_u64(), 0);
+        Ok(Signal {
+            ctx: self.weak(),
+            key,
+        })
+    }
+
+    fn signal_remove(&self, key: Key) {
+        let mut t = self.inner.sig.borrow_mut();
+        let Some(e) = t.slab.remove(key) else {
+            return;
+        };
+        let s = e.signum as usize;
+        t.per_signal[s] -= 1;
+        if t.per_signal[s] == 0
+            && let Some((slot, _)) = t.wake
+        {
+            sys::set_wake(slot, e.signum, false);
+        }
+        drop(t);
+        sys::release(e.signum);
+        self.inner
+            .sig_handlers
+            .set(self.inner.sig_handlers.get() - 1);
+        self.inner
+            .hooks
+            .event(EventKind::Signal, EventPoint::Detach, key.to_u64(), e.tag);
+        drop(e.handler);
+    }
+
+    /// Whether a signal arrived since the last check (cheap: one atomic load).
+    #[inline]
+    pub(crate) fn signals_pending(&self) -> bool {
+        self.inner.sig_handlers.get() > 0 && sys::generation() != self.inner.sig.borrow().last_gen
+    }
+
+    /// Runs the handlers of every signal that arrived since the last dispatch.
+    /// Returns whether any handler ran.
+    pub(crate) fn run_signals(&self) -> bool {
+        let mut due: Vec<(Key, u32)> = Vec::new();
+        {
+            let mut t = self.inner.sig.borrow_mut();
+            let generation = sys::generation();
+            if generation == t.last_gen {
+                return false;
+            }
+            t.last_gen = generation;
+            if let Some((_, rd)) = t.wake {
+                sys::drain(rd);
+            }
+            let mut by_sig: Vec<(u64, Key, u32)> = Vec::new();
+            for s in 1..sys::NSIG {
+                if t.per_signal[s] == 0 {
+                    continue;
+                }
+                let now = sys::count(s);
+                let delta = now - t.last_seen[s];
+                if delta == 0 {
+                    continue;
+                }
+                t.last_seen[s] = now;
+                let count = u32::try_from(delta).unwrap_or(u32::MAX);
+                for k in t.slab.keys() {
+                    let e = t.slab.get(k).expect("live");
+                    if e.signum as usize == s {
+                        by_sig.push((e.seq, k, count));
+                    }
+                }
+            }
+            by_sig.sort_by_key(|(seq, _, _)| *seq);
+            due.extend(by_sig.into_iter().map(|(_, k, c)| (k, c)));
+        }
+        let mut ran = false;
+        for (key, count) in due {
+            let taken = {
+                let mut t = self.inner.sig.borrow_mut();
+                t.slab
+                    .get_mut(key)
+                    .and_then(|e| e.handler.take().map(|h| (h, e.one_shot, e.tag)))
+            };
+            // Removed by an earlier handler of this dispatch: never called.
+            let Some((mut h, one_shot, tag)) = taken else {
+                continue;
+            };
+            self.inner.hooks.event(
+                EventKind::Signal,
+                EventPoint::BeforeHandler,
+                key.to_u64(),
+                tag,
+            );
+            h(self, &SignalRef { ctx: self, key }, count);
+            ran = true;
+            let leftover = match self.inner.sig.borrow_mut().slab.get_mut(key) {
+                Some(e) if !one_shot => {
+                    e.handler = Some(h);
+                    None
+                }
+                _ => Some(h),
+            };
+            if one_shot {
+                self.signal_remove(key);
+            }
+            drop(leftover);
+        }
+        ran
+    }
+
+    fn signal_info(&self, key: Key) -> Option<(i32, u64)> {
+        self.inner
+            .sig
+            .borrow()
+            .slab
+            .get(key)
+            .map(|e| (e.signum, e.tag))
+    }
+
+    fn signal_set_tag(&self, key: Key, tag: u64) {
+        if let Some(e) = self.inner.sig.borrow_mut().slab.get_mut(key) {
+            e.tag = tag;
+        }
+    }
+}
+
+/// A signal handler, owned: dropping it removes the handler.
+#[must_use = "dropping a Signal removes the handler"]
+pub struct Signal {
+    ctx: Weak<Inner>,
+    key: Key,
+}
+
+/// A borrowed view of a signal handler, given to the handler.
+pub struct SignalRef<'a> {
+    ctx: &'a Context,
+    key: Key,
+}
+
+impl SignalRef<'_> {
+    /// The signal number.
+    pub fn signum(&self) -> i32 {
+        self.ctx.signal_info(self.key).map_or(0, |(s, _)| s)
+    }
+
+    /// The handler's tag.
+    pub fn tag(&self) -> u64 {
+        self.ctx.signal_info(self.key).map_or(0, |(_, t)| t)
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        self.ctx.signal_set_tag(self.key, tag)
+    }
+}
+
+impl Signal {
+    /// The signal number, or `None` once a one-shot handler has fired.
+    pub fn signum(&self) -> Option<i32> {
+        upgrade(&self.ctx)
+            .ok()
+            .and_then(|c| c.signal_info(self.key))
+            .map(|(s, _)| s)
+    }
+
+    /// Whether the handler is still registered.
+    pub fn is_active(&self) -> bool {
+        self.signum().is_some()
+    }
+
+    /// The handler's tag.
+    pub fn tag(&self) -> u64 {
+        upgrade(&self.ctx)
+            .ok()
+            .and_then(|c| c.signal_info(self.key))
+            .map_or(0, |(_, t)| t)
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.signal_set_tag(self.key, tag)
+        }
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.signal_remove(self.key);
+        }
+    }
+}
+
+impl std::fmt::Debug for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signal")
+            .field("signum", &self.signum())
+            .finish()
+    }
+}

@@ -1,0 +1,288 @@
+//! A generational slab: the storage behind every event kind and every request.
+//!
+//! A [`Key`] names a slot *and* the generation it was issued for. Removing an
+//! entry bumps the slot's generation, so a key kept after removal (a stale
+//! readiness in a dispatch batch, a handle whose event already went) never
+//! reaches the entry that later reuses the slot.
+
+use std::collections::TryReserveError;
+
+/// Index plus generation of one slab entry.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Key {
+    idx: u32,
+    generation: u32,
+}
+
+impl Key {
+    /// A key that never names a live entry.
+    pub(crate) const NONE: Key = Key {
+        idx: u32::MAX,
+        generation: u32::MAX,
+    };
+
+    /// Packs the key into a `u64` (generation in the high half).
+    pub(crate) fn to_u64(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.idx)
+    }
+
+    /// Inverse of [`Key::to_u64`].
+    pub(crate) fn from_u64(v: u64) -> Key {
+        Key {
+            idx: v as u32,
+            generation: (v >> 32) as u32,
+        }
+    }
+
+    /// The slot index (stable while the entry lives).
+    pub(crate) fn index(self) -> u32 {
+        self.idx
+    }
+}
+
+enum Slot<T> {
+    Occupied { generation: u32, val: T },
+    Vacant { generation: u32, next_free: u32 },
+}
+
+/// Slots per chunk. Chunks are allocated whole but filled one slot at a time,
+/// so untouched slots cost no page faults; they are never moved or freed while
+/// the slab lives, so growth copies nothing.
+const CHUNK_BITS: u32 = 9;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// Chunked vector of slots with an intrusive free list.
+pub(crate) struct Slab<T> {
+    chunks: Vec<Vec<Slot<T>>>,
+    /// Slots ever used (the next fresh slot's index).
+    used: u32,
+    free_head: u32,
+    len: usize,
+}
+
+const NO_FREE: u32 = u32::MAX;
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            chunks: Vec::new(),
+            used: 0,
+            free_head: NO_FREE,
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    #[inline]
+    fn slot(&self, idx: u32) -> Option<&Slot<T>> {
+        self.chunks
+            .get((idx >> CHUNK_BITS) as usize)?
+            .get(idx as usize & (CHUNK - 1))
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot<T>> {
+        self.chunks
+            .get_mut((idx >> CHUNK_BITS) as usize)?
+            .get_mut(idx as usize & (CHUNK - 1))
+    }
+
+    /// Number of live entries.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Inserts, growing fallibly: an allocation failure is returned instead of
+    /// aborting the process.
+    pub(crate) fn try_insert(&mut self, val: T) -> Result<Key, TryReserveError> {
+        if self.free_head == NO_FREE {
+            let idx = self.used;
+            assert!(idx < NO_FREE - 1, "slab index overflow");
+            let chunk = (idx >> CHUNK_BITS) as usize;
+            if chunk == self.chunks.len() {
+                self.chunks.try_reserve(1)?;
+                let mut c = Vec::new();
+                c.try_reserve_exact(CHUNK)?;
+                self.chunks.push(c);
+            }
+            self.chunks[chunk].push(Slot::Occupied { generation: 0, val });
+            self.used += 1;
+            self.len += 1;
+            return Ok(Key { idx, generation: 0 });
+        }
+        let idx = self.free_head;
+        let slot = self.slot_mut(idx).expect("free list points at a slot");
+        let Slot::Vacant {
+            generation,
+            next_free,
+        } = *slot
+        else {
+            unreachable!("free list points at an occupied slot");
+        };
+        *slot = Slot::Occupied { generation, val };
+        self.free_head = next_free;
+        self.len += 1;
+        Ok(Key { idx, generation })
+    }
+
+    /// Inserts; aborts like any Rust collection if memory is exhausted.
+    pub(crate) fn insert(&mut self, val: T) -> Key {
+        match self.try_insert(val) {
+            Ok(k) => k,
+            Err(e) => panic!("slab allocation failed: {e}"),
+        }
+    }
+
+    /// The entry named by `key`, if it is still the same entry.
+    pub(crate) fn get(&self, key: Key) -> Option<&T> {
+        match self.slot(key.idx) {
+            Some(Slot::Occupied { generation, val }) if *generation == key.generation => Some(val),
+            _ => None,
+        }
+    }
+
+    /// Mutable access to the entry named by `key`, if it is still the same entry.
+    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        match self.slot_mut(key.idx) {
+            Some(Slot::Occupied { generation, val }) if *generation == key.generation => Some(val),
+            _ => None,
+        }
+    }
+
+    /// The entry in slot `idx` with its current key, whatever its generation
+    /// (callers check identity by other means).
+    #[inline]
+    pub(crate) fn get_at_mut(&mut self, idx: u32) -> Option<(Key, &mut T)> {
+        match self.slot_mut(idx) {
+            Some(Slot::Occupied { generation, val }) => Some((
+                Key {
+                    idx,
+                    generation: *generation,
+                },
+                val,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Shared access to the entry in slot `idx`, whatever its generation.
+    #[inline]
+    pub(crate) fn get_at(&self, idx: u32) -> Option<&T> {
+        match self.slot(idx) {
+            Some(Slot::Occupied { val, .. }) => Some(val),
+            _ => None,
+        }
+    }
+
+    /// Removes the entry; the slot's generation moves on so `key` goes stale.
+    pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
+        let free_head = self.free_head;
+        let slot = self.slot_mut(key.idx)?;
+        match slot {
+            Slot::Occupied { generation, .. } if *generation == key.generation => {}
+            _ => return None,
+        }
+        let next_gen = key.generation.wrapping_add(1) % u32::MAX;
+        let old = std::mem::replace(
+            slot,
+            Slot::Vacant {
+                generation: next_gen,
+                next_free: free_head,
+            },
+        );
+        self.free_head = key.idx;
+        self.len -= 1;
+        match old {
+            Slot::Occupied { val, .. } => Some(val),
+            Slot::Vacant { .. } => unreachable!(),
+        }
+    }
+
+    /// Keys of all live entries, in slot order.
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Occupied { generation, .. } => Some(Key {
+                    idx: i as u32,
+                    generation: *generation,
+                }),
+                Slot::Vacant { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Iterates over live entries.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten().filter_map(|s| match s {
+            Slot::Occupied { val, .. } => Some(val),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
+    /// Takes every live entry out, leaving the slab empty (generations kept).
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        let keys = self.keys();
+        keys.into_iter().filter_map(|k| self.remove(k)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_keys_never_reach_a_reused_slot() {
+        let mut s = Slab::default();
+        let a = s.insert("a");
+        assert_eq!(s.remove(a), Some("a"));
+        let b = s.insert("b");
+        assert_eq!(a.index(), b.index(), "slot is reused");
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.get(b), Some(&"b"));
+        assert_eq!(Key::from_u64(b.to_u64()), b);
+    }
+
+    #[test]
+    fn grows_across_chunks_without_moving_entries() {
+        let mut s = Slab::default();
+        let keys: Vec<_> = (0..3 * CHUNK + 5).map(|i| s.insert(i)).collect();
+        let first = s.get(keys[0]).unwrap() as *const usize;
+        for _ in 0..CHUNK {
+            s.insert(0);
+        }
+        assert_eq!(
+            s.get(keys[0]).unwrap() as *const usize,
+            first,
+            "entries never move"
+        );
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(s.get(*k), Some(&i));
+        }
+        for k in &keys {
+            s.remove(*k);
+        }
+        assert_eq!(s.len(), CHUNK);
+        let again: Vec<_> = (0..3 * CHUNK).map(|i| s.insert(i)).collect();
+        assert!(
+            again.iter().all(|k| (k.index() as usize) < 4 * CHUNK + 5),
+            "freed slots reused"
+        );
+    }
+
+    #[test]
+    fn len_and_drain() {
+        let mut s = Slab::default();
+        let keys: Vec<_> = (0..10).map(|i| s.insert(i)).collect();
+        s.remove(keys[3]);
+        assert_eq!(s.len(), 9);
+        let mut all = s.drain();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(s.len(), 0);
+    }
+}

@@ -1,0 +1,512 @@
+//! Timers: one-shot events at an [`Instant`] on the context's clock.
+//!
+//! Pending timers sit in a binary min-heap of 16-byte entries ordered by
+//! (deadline, arming sequence), so equal deadlines fire in the order they were
+//! armed and insert and fire are O(log n). (The sequence is 32 bits: two
+//! timers with the very same nanosecond deadline armed four billion arms apart
+//! could swap; nothing else depends on it.) Cancelling or moving a timer leaves its old heap
+//! entry behind (lazy deletion); such dead entries are skipped when they reach
+//! the top, and the heap is rebuilt once they outnumber the live ones, so they
+//! never accumulate beyond that bound.
+//!
+//! A timer that fired stays in its slot, disarmed, until its [`Timer`] handle
+//! is dropped; [`TimerRef::restart`] or [`Timer::restart`] arms it again, which
+//! is how a repeating timer is written.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::rc::Weak;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::context::{Context, Inner, upgrade};
+use crate::slab::{Key, Slab};
+use crate::trace::{EventKind, EventPoint};
+
+/// The handler of a timer.
+pub(crate) type TimerFn = Box<dyn FnMut(&Context, &TimerRef<'_>)>;
+
+pub(crate) enum TimerHandler {
+    /// A user timer owned by a [`Timer`] handle.
+    User(TimerFn),
+}
+
+pub(crate) struct TimerEntry {
+    /// `None` while the handler runs.
+    handler: Option<TimerHandler>,
+    deadline: Instant,
+    /// Sequence of the heap entry that currently represents this timer.
+    seq: u32,
+    armed: bool,
+    tag: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct HeapItem {
+    /// Deadline as nanoseconds since the queue's base instant.
+    at: u64,
+    /// Arming sequence (high half) and slab index (low half).
+    tie: u64,
+}
+
+impl HeapItem {
+    fn seq(self) -> u32 {
+        (self.tie >> 32) as u32
+    }
+
+    fn idx(self) -> u32 {
+        self.tie as u32
+    }
+}
+
+impl Ord for HeapItem {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap and we want the earliest first.
+        (other.at, other.tie).cmp(&(self.at, self.tie))
+    }
+}
+
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Heap plus slab of all timers of a context.
+pub(crate) struct TimerQueue {
+    slab: Slab<TimerEntry>,
+    heap: BinaryHeap<HeapItem>,
+    next_seq: u32,
+    armed: usize,
+    base: Instant,
+}
+
+/// What the timer phase of a loop step found.
+pub(crate) enum TimerStep {
+    /// A due timer ran.
+    Ran,
+    /// The earliest armed timer is due at this instant.
+    Next(Instant),
+    /// No timer is armed.
+    Idle,
+}
+
+impl TimerQueue {
+    pub(crate) fn new(now: Instant) -> TimerQueue {
+        // Deadlines are stored as offsets from `base`; anything earlier clamps
+        // to 0 (it is overdue either way and keeps FIFO order among its peers).
+        let base = [3600, 60, 1]
+            .iter()
+            .find_map(|s| now.checked_sub(Duration::from_secs(*s)))
+            .unwrap_or(now);
+        TimerQueue {
+            slab: Slab::default(),
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+            armed: 0,
+            base,
+        }
+    }
+
+    pub(crate) fn armed(&self) -> usize {
+        self.armed
+    }
+
+    /// The instant deadlines are measured from.
+    pub(crate) fn base(&self) -> Instant {
+        self.base
+    }
+
+    pub(crate) fn entries(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Heap entries, live or dead (for the compaction bound test).
+    pub(crate) fn heap_len(&self) -> usize {
+        self.heap.len()
+    }
+
+    fn offset(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn arm(
+        &mut self,
+        key: Key,
+        deadline: Instant,
+    ) -> Result<(), std::collections::TryReserveError> {
+        self.heap.try_reserve(1)?;
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let at = self.offset(deadline);
+        let e = self.slab.get_mut(key).expect("arming a live timer");
+        let rearm = e.armed;
+        e.armed = true;
+        e.deadline = deadline;
+        e.seq = seq;
+        self.heap.push(HeapItem {
+            at,
+            tie: (u64::from(seq) << 32) | u64::from(key.index()),
+        });
+        if rearm {
+            // Moving an armed timer left its old heap entry behind.
+            self.maybe_compact();
+        } else {
+            self.armed += 1;
+        }
+        Ok(())
+    }
+
+    fn disarm(&mut self, key: Key) -> bool {
+        match self.slab.get_mut(key) {
+            Some(e) if e.armed => {
+                e.armed = false;
+                self.armed -= 1;
+                self.maybe_compact();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn is_live(&self, item: &HeapItem) -> bool {
+        self.slab
+            .get_at(item.idx())
+            .is_some_and(|e| e.armed && e.seq == item.seq())
+    }
+
+    /// Rebuilds the heap when dead entries outnumber live ones (plus slack), so
+    /// cancelled or moved timers cost O(1) amortised and never pile up.
+    fn maybe_compact(&mut self) {
+        let dead = self.heap.len() - self.armed.min(self.heap.len());
+        if dead > 64 && dead > self.armed {
+            let items = std::mem::take(&mut self.heap).into_vec();
+            let live: Vec<HeapItem> = items.into_iter().filter(|i| self.is_live(i)).collect();
+            self.heap = BinaryHeap::from(live);
+        }
+    }
+
+    /// The earliest armed timer's heap entry and deadline, dropping dead heap
+    /// entries on the way.
+    #[inline]
+    fn peek(&mut self) -> Option<(HeapItem, Instant)> {
+        loop {
+            let top = *self.heap.peek()?;
+            if let Some(e) = self.slab.get_at(top.idx())
+                && e.armed
+                && e.seq == top.seq()
+            {
+                return Some((top, e.deadline));
+            }
+            self.heap.pop();
+        }
+    }
+
+    pub(crate) fn take_all(&mut self) -> Vec<TimerHandler> {
+        self.heap.clear();
+        self.armed = 0;
+        self.slab
+            .drain()
+            .into_iter()
+            .filter_map(|e| e.handler)
+            .collect()
+    }
+}
+
+impl Context {
+    /// Adds a timer that fires once at `deadline` (on this context's clock).
+    ///
+    /// The handler runs from the loop. The timer stays owned by the returned
+    /// handle: dropping it cancels the timer (also from inside any handler); after
+    /// it fired, [`TimerRef::restart`] inside the handler or [`Timer::restart`]
+    /// arms it again.
+    pub fn add_timer(
+        &self,
+        deadline: Instant,
+        handler: impl FnMut(&Context, &TimerRef<'_>) + 'static,
+    ) -> Timer {
+        let key = self.timer_insert(deadline, TimerHandler::User(Box::new(handler)));
+        Timer {
+            ctx: self.weak(),
+            key,
+        }
+    }
+
+    /// Adds a timer that fires once, `after` from now.
+    pub fn add_timer_after(
+        &self,
+        after: Duration,
+        handler: impl FnMut(&Context, &TimerRef<'_>) + 'static,
+    ) -> Timer {
+        self.add_timer(self.now() + after, handler)
+    }
+
+    fn timer_insert(&self, deadline: Instant, handler: TimerHandler) -> Key {
+        match self.timer_try_insert(deadline, handler) {
+            Ok(k) => k,
+            Err(e) => panic!("timer allocation failed: {e}"),
+        }
+    }
+
+    /// Inserts and arms a timer; allocation failure is returned, not fatal.
+    pub(crate) fn timer_try_insert(
+        &self,
+        deadline: Instant,
+        handler: TimerHandler,
+    ) -> Result<Key, std::collections::TryReserveError> {
+        let mut q = self.inner.timers.borrow_mut();
+        let key = q.slab.try_insert(TimerEntry {
+            handler: Some(handler),
+            deadline,
+            seq: 0,
+            armed: false,
+            tag: 0,
+        })?;
+        if let Err(e) = q.arm(key, deadline) {
+            q.slab.remove(key);
+            return Err(e);
+        }
+        drop(q);
+        self.inner
+            .hooks
+            .event(EventKind::Timer, EventPoint::Attach, key.to_u64(), 0);
+        Ok(key)
+    }
+
+    /// Moves (or re-arms) the timer to `deadline`.
+    pub(crate) fn timer_restart(&self, key: Key, deadline: Instant) -> Result<(), Error> {
+        let mut q = self.inner.timers.borrow_mut();
+        let Some(e) = q.slab.get(key) else {
+            return Err(Error::EventGone);
+        };
+        let tag = e.tag;
+        q.arm(key, deadline)
+            .unwrap_or_else(|e| panic!("timer allocation failed: {e}"));
+        drop(q);
+        self.inner
+            .hooks
+            .event(EventKind::Timer, EventPoint::Attach, key.to_u64(), tag);
+        Ok(())
+    }
+
+    /// Disarms the timer, keeping its slot; returns whether it was armed.
+    pub(crate) fn timer_cancel(&self, key: Key) -> bool {
+        let mut q = self.inner.timers.borrow_mut();
+        let was = q.disarm(key);
+        let tag = q.slab.get(key).map_or(0, |e| e.tag);
+        drop(q);
+        if was {
+            self.inner
+                .hooks
+                .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
+        }
+        was
+    }
+
+    /// Removes the timer entirely.
+    pub(crate) fn timer_remove(&self, key: Key) {
+        let mut q = self.inner.timers.borrow_mut();
+        let was = q.disarm(key);
+        let entry = q.slab.remove(key);
+        drop(q);
+        if let (true, Some(e)) = (was, &entry) {
+            self.inner
+                .hooks
+                .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), e.tag);
+        }
+        drop(entry);
+    }
+
+    fn timer_info(&self, key: Key) -> Option<(bool, Instant, u64)> {
+        self.inner
+            .timers
+            .borrow()
+            .slab
+            .get(key)
+            .map(|e| (e.armed, e.deadline, e.tag))
+    }
+
+    fn timer_set_tag(&self, key: Key, tag: u64) {
+        if let Some(e) = self.inner.timers.borrow_mut().slab.get_mut(key) {
+            e.tag = tag;
+        }
+    }
+
+    /// Fires the earliest timer if it is due. The clock is read only when the
+    /// earliest deadline is later than the loop's last reading, so a burst of
+    /// overdue timers costs one clock read.
+    pub(crate) fn run_due_timer(&self) -> TimerStep {
+        let inner = &*self.inner;
+        let (key, deadline, handler, tag) = {
+            let mut q = inner.timers.borrow_mut();
+            let Some((top, deadline)) = q.peek() else {
+                return TimerStep::Idle;
+            };
+            if deadline > inner.loop_now.get() {
+                let now = inner.clock.now();
+                inner.loop_now.set(now);
+                if deadline > now {
+                    return TimerStep::Next(deadline);
+                }
+            }
+            q.heap.pop();
+            q.armed -= 1;
+            let (key, e) = q.slab.get_at_mut(top.idx()).expect("live");
+            e.armed = false;
+            let tag = e.tag;
+            match e.handler.take() {
+                Some(h) => (key, deadline, h, tag),
+                None => return TimerStep::Ran,
+            }
+        };
+        inner.hooks.event(
+            EventKind::Timer,
+            EventPoint::BeforeHandler,
+            key.to_u64(),
+            tag,
+        );
+        match handler {
+            TimerHandler::User(mut f) => {
+                f(
+                    self,
+                    &TimerRef {
+                        ctx: self,
+                        key,
+                        deadline,
+                    },
+                );
+                let mut q = inner.timers.borrow_mut();
+                let (leftover, rearmed) = match q.slab.get_mut(key) {
+                    Some(e) => {
+                        e.handler = Some(TimerHandler::User(f));
+                        (None, e.armed)
+                    }
+                    None => (Some(f), true),
+                };
+                drop(q);
+                if !rearmed {
+                    inner
+                        .hooks
+                        .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
+                }
+                drop(leftover);
+            }
+        }
+        TimerStep::Ran
+    }
+}
+
+/// A timer, owned: dropping it cancels and removes the timer.
+///
+/// Created by [`Context::add_timer`] or [`Context::add_timer_after`].
+#[must_use = "dropping a Timer cancels it"]
+pub struct Timer {
+    ctx: Weak<Inner>,
+    key: Key,
+}
+
+/// A borrowed view of a timer, given to its handler.
+pub struct TimerRef<'a> {
+    ctx: &'a Context,
+    key: Key,
+    deadline: Instant,
+}
+
+impl TimerRef<'_> {
+    /// Arms the timer again at `deadline` (a repeating timer calls this from
+    /// its handler).
+    pub fn restart(&self, deadline: Instant) {
+        let _ = self.ctx.timer_restart(self.key, deadline);
+    }
+
+    /// Arms the timer again, `after` from now.
+    pub fn restart_after(&self, after: Duration) {
+        self.restart(self.ctx.now() + after)
+    }
+
+    /// The deadline this run of the handler was due at (a `restart` inside
+    /// the handler does not change it).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the timer is armed (false inside its handler unless restarted).
+    pub fn is_armed(&self) -> bool {
+        self.ctx.timer_info(self.key).is_some_and(|(a, _, _)| a)
+    }
+
+    /// The timer's tag.
+    pub fn tag(&self) -> u64 {
+        self.ctx.timer_info(self.key).map_or(0, |(_, _, t)| t)
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        self.ctx.timer_set_tag(self.key, tag)
+    }
+}
+
+impl Timer {
+    /// Moves the timer to `deadline`, arming it again if it already fired or
+    /// was cancelled.
+    pub fn restart(&self, deadline: Instant) -> Result<(), Error> {
+        upgrade(&self.ctx)?.timer_restart(self.key, deadline)
+    }
+
+    /// Moves the timer to `after` from now.
+    pub fn restart_after(&self, after: Duration) -> Result<(), Error> {
+        let c = upgrade(&self.ctx)?;
+        let at = c.now() + after;
+        c.timer_restart(self.key, at)
+    }
+
+    /// Disarms the timer without removing it; returns whether it was armed.
+    /// Cancelling a timer that already fired is a harmless `false`.
+    pub fn cancel(&self) -> bool {
+        upgrade(&self.ctx).is_ok_and(|c| c.timer_cancel(self.key))
+    }
+
+    /// Whether the timer is armed.
+    pub fn is_armed(&self) -> bool {
+        upgrade(&self.ctx).is_ok_and(|c| c.timer_info(self.key).is_some_and(|(a, _, _)| a))
+    }
+
+    /// The deadline the timer was (last) armed for.
+    pub fn deadline(&self) -> Option<Instant> {
+        upgrade(&self.ctx)
+            .ok()
+            .and_then(|c| c.timer_info(self.key).map(|(_, d, _)| d))
+    }
+
+    /// The timer's tag.
+    pub fn tag(&self) -> u64 {
+        upgrade(&self.ctx).map_or(0, |c| c.timer_info(self.key).map_or(0, |(_, _, t)| t))
+    }
+
+    /// Sets the tag reported to the event trace hook.
+    pub fn set_tag(&self, tag: u64) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.timer_set_tag(self.key, tag)
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Ok(c) = upgrade(&self.ctx) {
+            c.timer_remove(self.key);
+        }
+    }
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("id", &self.key.to_u64())
+            .field("armed", &self.is_armed())
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}

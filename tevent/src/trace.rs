@@ -1,0 +1,133 @@
+//! Trace hooks: loop points and per-event lifecycle points, with user tags.
+//!
+//! Two hooks can be installed on a context. The loop hook sees
+//! [`LoopPoint`]s (around every loop step and around every blocking wait), which
+//! is what idle accounting and "release a lock while we sleep" need. The event
+//! hook sees an [`EventTrace`] each time an event is attached, about to run its
+//! handler, or detached, carrying the event's `u64` tag so a correlation id can
+//! follow work across asynchronous hops.
+
+use std::cell::RefCell;
+
+/// A point in the life of one loop step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LoopPoint {
+    /// Just before the loop blocks in the poller.
+    BeforeWait,
+    /// Just after the poller returned.
+    AfterWait,
+    /// At the start of every `loop_once`.
+    BeforeLoopOnce,
+    /// At the end of every `loop_once`.
+    AfterLoopOnce,
+}
+
+/// The kind of event an [`EventTrace`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A file-descriptor watcher.
+    Fd,
+    /// A timer.
+    Timer,
+    /// An immediate event (including closures posted with `Context::post`).
+    Immediate,
+    /// A signal handler.
+    Signal,
+}
+
+/// A point in the life of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventPoint {
+    /// The event became pending: an fd watcher or signal handler was added, a
+    /// timer was armed, an immediate was scheduled.
+    Attach,
+    /// The event's handler is about to run.
+    BeforeHandler,
+    /// The event stopped being pending without being re-armed: it was removed
+    /// or cancelled, or (timers and immediates) it fired and its handler did not
+    /// arm it again.
+    Detach,
+}
+
+/// One report to the event hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventTrace {
+    /// Which kind of event.
+    pub kind: EventKind,
+    /// What happened.
+    pub point: EventPoint,
+    /// The event's tag (0 unless set).
+    pub tag: u64,
+    /// An identifier of the event, unique among live events of its kind.
+    pub id: u64,
+}
+
+/// A loop hook.
+pub type LoopHook = Box<dyn FnMut(LoopPoint)>;
+/// An event hook.
+pub type EventHook = Box<dyn FnMut(&EventTrace)>;
+
+/// The installed hooks. A hook is taken out while it runs, so it may replace
+/// itself or install the other one without a double borrow.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) loop_hook: RefCell<Option<LoopHook>>,
+    pub(crate) event_hook: RefCell<Option<EventHook>>,
+    /// Bumped each time a hook is installed, so a hook that replaced itself
+    /// while running is not put back over its replacement.
+    pub(crate) epoch: std::cell::Cell<u64>,
+    /// Whether a loop hook is installed (the hot path checks only this).
+    pub(crate) has_loop: std::cell::Cell<bool>,
+    /// Whether an event hook is installed (the hot path checks only this).
+    pub(crate) has_event: std::cell::Cell<bool>,
+}
+
+impl Hooks {
+    /// Reports a loop point, if a loop hook is installed.
+    #[inline]
+    pub(crate) fn loop_point(&self, p: LoopPoint) {
+        if self.has_loop.get() {
+            self.call_loop_hook(p);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn call_loop_hook(&self, p: LoopPoint) {
+        let Some(mut h) = self.loop_hook.borrow_mut().take() else {
+            return;
+        };
+        let epoch = self.epoch.get();
+        h(p);
+        if self.epoch.get() == epoch {
+            *self.loop_hook.borrow_mut() = Some(h);
+        }
+    }
+
+    /// Reports an event point, if an event hook is installed.
+    #[inline]
+    pub(crate) fn event(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
+        if self.has_event.get() {
+            self.call_event_hook(kind, point, id, tag);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn call_event_hook(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
+        // A running hook is taken out: events it causes are not reported to itself.
+        let Some(mut h) = self.event_hook.borrow_mut().take() else {
+            return;
+        };
+        let epoch = self.epoch.get();
+        h(&EventTrace {
+            kind,
+            point,
+            tag,
+            id,
+        });
+        if self.epoch.get() == epoch {
+            *self.event_hook.borrow_mut() = Some(h);
+        }
+    }
+}
