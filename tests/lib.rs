@@ -67,3 +67,12 @@ impl<T: Clone> Log<T> {
         std::mem::take(&mut *self.0.borrow_mut())
     }
 }
+
+/// The tutorial chapters, compiled and run as doctests.
+#[cfg(doctest)]
+pub mod tutorial {
+    #[doc = include_str!("../docs/01-context.md")]
+    pub mod context {}
+    #[doc = include_str!("../docs/02-events.md")]
+    pub mod events {}
+}

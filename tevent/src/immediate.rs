@@ -49,21 +49,23 @@ impl ImmediateQueue {
         self.slab.len()
     }
 
-    fn link_tail(&mut self, key: Key) {
+    /// Appends a live, unqueued immediate; returns its tag.
+    #[inline]
+    fn link_tail(&mut self, key: Key) -> u64 {
         let old_tail = self.tail;
-        {
-            let e = self.slab.get_mut(key).expect("linking a live immediate");
-            debug_assert!(!e.queued);
-            e.queued = true;
-            e.prev = old_tail.unwrap_or(Key::NONE);
-            e.next = Key::NONE;
-        }
+        let e = self.slab.get_mut(key).expect("linking a live immediate");
+        debug_assert!(!e.queued);
+        e.queued = true;
+        e.prev = old_tail.unwrap_or(Key::NONE);
+        e.next = Key::NONE;
+        let tag = e.tag;
         match old_tail {
             Some(t) => self.slab.get_mut(t).expect("tail is live").next = key,
             None => self.head = Some(key),
         }
         self.tail = Some(key);
         self.queued += 1;
+        tag
     }
 
     /// Unlinks `key` if it is queued; returns whether it was.
@@ -88,24 +90,26 @@ impl ImmediateQueue {
         true
     }
 
+    /// Unlinks the head and takes its handler out (it is put back after it
+    /// runs). Returns the key, the handler (`None` only after a handler
+    /// panicked) and the tag.
     #[inline]
-    fn pop_front(&mut self) -> Option<Key> {
+    fn pop_front(&mut self) -> Option<(Key, Option<ImmHandler>, u64)> {
         let key = self.head?;
         let e = self.slab.get_mut(key).expect("head is live");
         e.queued = false;
         let next = e.next;
-        match self.slab.get_mut(next) {
-            Some(n) => {
-                n.prev = Key::NONE;
-                self.head = Some(next);
-            }
-            None => {
-                self.head = None;
-                self.tail = None;
-            }
+        let handler = e.handler.take();
+        let tag = e.tag;
+        if next == Key::NONE {
+            self.head = None;
+            self.tail = None;
+        } else {
+            self.slab.get_mut(next).expect("linked").prev = Key::NONE;
+            self.head = Some(next);
         }
         self.queued -= 1;
-        Some(key)
+        Some((key, handler, tag))
     }
 
     /// Every handler, taken out for dropping outside the borrow.
@@ -168,21 +172,36 @@ impl Context {
             .event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), 0);
     }
 
-    fn imm_schedule(&self, key: Key) -> Result<(), Error> {
+    /// Queues (or moves to the tail) the immediate; false if it is gone.
+    #[inline]
+    fn imm_schedule(&self, key: Key) -> bool {
         let mut q = self.inner.imm.borrow_mut();
-        let Some(e) = q.slab.get(key) else {
-            return Err(Error::EventGone);
+        let tail = q.tail;
+        let Some(e) = q.slab.get_mut(key) else {
+            return false;
         };
-        let (tag, queued) = (e.tag, e.queued);
-        if queued {
+        let tag = if e.queued {
             q.unlink(key);
-        }
-        q.link_tail(key);
+            q.link_tail(key)
+        } else {
+            // The common case, inlined: one lookup for the entry, one for the tail.
+            e.queued = true;
+            e.prev = tail.unwrap_or(Key::NONE);
+            e.next = Key::NONE;
+            let tag = e.tag;
+            match tail {
+                Some(t) => q.slab.get_mut(t).expect("tail is live").next = key,
+                None => q.head = Some(key),
+            }
+            q.tail = Some(key);
+            q.queued += 1;
+            tag
+        };
         drop(q);
         self.inner
             .hooks
             .event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), tag);
-        Ok(())
+        true
     }
 
     fn imm_cancel(&self, key: Key) -> bool {
@@ -240,41 +259,28 @@ impl Context {
     #[inline]
     pub(crate) fn run_one_immediate(&self) -> bool {
         let inner = &*self.inner;
-        let (key, handler, tag) = {
-            let mut q = inner.imm.borrow_mut();
-            let Some(key) = q.pop_front() else {
-                return false;
-            };
-            let e = q.slab.get_mut(key).expect("queued immediate is live");
-            let tag = e.tag;
-            match e.handler.take() {
-                Some(ImmHandler::Once(f)) => {
-                    q.slab.remove(key);
-                    drop(q);
-                    inner.hooks.event(
-                        EventKind::Immediate,
-                        EventPoint::BeforeHandler,
-                        key.to_u64(),
-                        tag,
-                    );
-                    f(self);
-                    inner
-                        .hooks
-                        .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
-                    return true;
-                }
-                Some(ImmHandler::User(f)) => (key, f, tag),
-                // The handler panicked earlier and was lost; nothing to run.
-                None => return true,
-            }
+        let Some((key, handler, tag)) = inner.imm.borrow_mut().pop_front() else {
+            return false;
         };
-        let mut handler = handler;
         inner.hooks.event(
             EventKind::Immediate,
             EventPoint::BeforeHandler,
             key.to_u64(),
             tag,
         );
+        let mut handler = match handler {
+            Some(ImmHandler::User(f)) => f,
+            Some(ImmHandler::Once(f)) => {
+                inner.imm.borrow_mut().slab.remove(key);
+                f(self);
+                inner
+                    .hooks
+                    .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+                return true;
+            }
+            // The handler panicked earlier and was lost; nothing to run.
+            None => return true,
+        };
         handler(self, &ImmediateRef { ctx: self, key });
         let mut q = inner.imm.borrow_mut();
         let (leftover, rescheduled) = match q.slab.get_mut(key) {
@@ -317,7 +323,7 @@ impl ImmediateRef<'_> {
     pub fn schedule(&self) {
         // The event is live while its handler runs, unless the handler dropped
         // its own handle, in which case there is nothing to schedule.
-        let _ = self.ctx.imm_schedule(self.key);
+        self.ctx.imm_schedule(self.key);
     }
 
     /// Removes the event from the queue; returns whether it was queued.
@@ -345,7 +351,11 @@ impl Immediate {
     /// Queues the event at the tail of the immediate FIFO; if it is already
     /// queued it moves to the tail (tevent's rescheduling rule).
     pub fn schedule(&self) -> Result<(), Error> {
-        upgrade(&self.ctx)?.imm_schedule(self.key)
+        if upgrade(&self.ctx)?.imm_schedule(self.key) {
+            Ok(())
+        } else {
+            Err(Error::EventGone)
+        }
     }
 
     /// Removes the event from the queue; returns whether it was queued.

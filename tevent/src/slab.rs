@@ -45,17 +45,10 @@ enum Slot<T> {
     Vacant { generation: u32, next_free: u32 },
 }
 
-/// Slots per chunk. Chunks are allocated whole but filled one slot at a time,
-/// so untouched slots cost no page faults; they are never moved or freed while
-/// the slab lives, so growth copies nothing.
-const CHUNK_BITS: u32 = 9;
-const CHUNK: usize = 1 << CHUNK_BITS;
-
-/// Chunked vector of slots with an intrusive free list.
+/// Vector of slots with an intrusive free list. Growth doubles the vector
+/// (amortised O(1)); lookups are one bounds check and one load.
 pub(crate) struct Slab<T> {
-    chunks: Vec<Vec<Slot<T>>>,
-    /// Slots ever used (the next fresh slot's index).
-    used: u32,
+    slots: Vec<Slot<T>>,
     free_head: u32,
     len: usize,
 }
@@ -65,8 +58,7 @@ const NO_FREE: u32 = u32::MAX;
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
-            chunks: Vec::new(),
-            used: 0,
+            slots: Vec::new(),
             free_head: NO_FREE,
             len: 0,
         }
@@ -76,16 +68,12 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     #[inline]
     fn slot(&self, idx: u32) -> Option<&Slot<T>> {
-        self.chunks
-            .get((idx >> CHUNK_BITS) as usize)?
-            .get(idx as usize & (CHUNK - 1))
+        self.slots.get(idx as usize)
     }
 
     #[inline]
     fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot<T>> {
-        self.chunks
-            .get_mut((idx >> CHUNK_BITS) as usize)?
-            .get_mut(idx as usize & (CHUNK - 1))
+        self.slots.get_mut(idx as usize)
     }
 
     /// Number of live entries.
@@ -97,17 +85,10 @@ impl<T> Slab<T> {
     /// aborting the process.
     pub(crate) fn try_insert(&mut self, val: T) -> Result<Key, TryReserveError> {
         if self.free_head == NO_FREE {
-            let idx = self.used;
+            let idx = u32::try_from(self.slots.len()).expect("slab index overflow");
             assert!(idx < NO_FREE - 1, "slab index overflow");
-            let chunk = (idx >> CHUNK_BITS) as usize;
-            if chunk == self.chunks.len() {
-                self.chunks.try_reserve(1)?;
-                let mut c = Vec::new();
-                c.try_reserve_exact(CHUNK)?;
-                self.chunks.push(c);
-            }
-            self.chunks[chunk].push(Slot::Occupied { generation: 0, val });
-            self.used += 1;
+            self.slots.try_reserve(1)?;
+            self.slots.push(Slot::Occupied { generation: 0, val });
             self.len += 1;
             return Ok(Key { idx, generation: 0 });
         }
@@ -201,9 +182,8 @@ impl<T> Slab<T> {
 
     /// Keys of all live entries, in slot order.
     pub(crate) fn keys(&self) -> Vec<Key> {
-        self.chunks
+        self.slots
             .iter()
-            .flatten()
             .enumerate()
             .filter_map(|(i, s)| match s {
                 Slot::Occupied { generation, .. } => Some(Key {
@@ -217,7 +197,7 @@ impl<T> Slab<T> {
 
     /// Iterates over live entries.
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten().filter_map(|s| match s {
+        self.slots.iter().filter_map(|s| match s {
             Slot::Occupied { val, .. } => Some(val),
             Slot::Vacant { .. } => None,
         })
@@ -245,33 +225,6 @@ mod tests {
         assert_eq!(s.remove(a), None);
         assert_eq!(s.get(b), Some(&"b"));
         assert_eq!(Key::from_u64(b.to_u64()), b);
-    }
-
-    #[test]
-    fn grows_across_chunks_without_moving_entries() {
-        let mut s = Slab::default();
-        let keys: Vec<_> = (0..3 * CHUNK + 5).map(|i| s.insert(i)).collect();
-        let first = s.get(keys[0]).unwrap() as *const usize;
-        for _ in 0..CHUNK {
-            s.insert(0);
-        }
-        assert_eq!(
-            s.get(keys[0]).unwrap() as *const usize,
-            first,
-            "entries never move"
-        );
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(s.get(*k), Some(&i));
-        }
-        for k in &keys {
-            s.remove(*k);
-        }
-        assert_eq!(s.len(), CHUNK);
-        let again: Vec<_> = (0..3 * CHUNK).map(|i| s.insert(i)).collect();
-        assert!(
-            again.iter().all(|k| (k.index() as usize) < 4 * CHUNK + 5),
-            "freed slots reused"
-        );
     }
 
     #[test]
