@@ -59,6 +59,10 @@ pub(crate) struct Inner {
     /// Number of signal handlers (checked on every step without a borrow).
     pub(crate) sig_handlers: Cell<usize>,
     pub(crate) remote: OnceCell<Arc<RemoteShared>>,
+    /// Every request of this context.
+    pub(crate) reqs: RefCell<crate::req::ReqTable>,
+    /// The completion queue is not empty (checked on every step without a borrow).
+    pub(crate) req_pending: Cell<bool>,
     events: RefCell<Events>,
     in_loop: Cell<bool>,
     wait_timeout: Cell<Option<Duration>>,
@@ -111,12 +115,15 @@ pub struct EventCounts {
     pub scheduled_immediates: usize,
     /// Signal handlers.
     pub signal_handlers: usize,
+    /// Requests (in progress, or finished and not yet received).
+    pub requests: usize,
 }
 
 impl EventCounts {
-    /// Every live event: fd watchers, timers, immediates and signal handlers.
+    /// Every live event and request: fd watchers, timers, immediates, signal
+    /// handlers and requests.
     pub fn total(&self) -> usize {
-        self.fd_watchers + self.timers + self.immediates + self.signal_handlers
+        self.fd_watchers + self.timers + self.immediates + self.signal_handlers + self.requests
     }
 }
 
@@ -173,6 +180,8 @@ impl Context {
                 sig: RefCell::default(),
                 sig_handlers: Cell::new(0),
                 remote: OnceCell::new(),
+                reqs: RefCell::default(),
+                req_pending: Cell::new(false),
                 events: RefCell::new(Events::with_capacity(
                     NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
                 )),
@@ -278,15 +287,18 @@ impl Context {
             immediates: imm.entries(),
             scheduled_immediates: imm.scheduled(),
             signal_handlers: inner.sig.borrow().handlers(),
+            requests: inner.reqs.borrow().len(),
         }
     }
 
     /// Whether `loop_wait` would keep going: an armed timer, a queued
-    /// immediate, a signal handler, an fd watcher with non-empty flags, or a
-    /// closure sent through a [`Remote`] and not yet run.
+    /// immediate, a signal handler, an fd watcher with non-empty flags, a
+    /// closure sent through a [`Remote`] and not yet run, or a finished request
+    /// whose waiter has not run yet.
     pub fn has_events(&self) -> bool {
         let inner = &*self.inner;
-        inner.timers.borrow().armed() > 0
+        inner.req_pending.get()
+            || inner.timers.borrow().armed() > 0
             || inner.imm.borrow().scheduled() > 0
             || inner.sig_handlers.get() > 0
             || inner.fds.borrow().active() > 0
@@ -363,8 +375,31 @@ impl Context {
         r
     }
 
+    /// One step for `Req::poll`: false when nothing is left that could run.
+    pub(crate) fn step_for_poll(&self) -> Result<bool, Error> {
+        match self.guarded_step(true)? {
+            Step::Ran => Ok(true),
+            Step::NoEvents => Ok(false),
+            Step::Nothing if self.stalled() => Err(Error::ClockStalled),
+            Step::Nothing => Ok(true),
+        }
+    }
+
     fn step(&self, stop_if_idle: bool) -> Result<Step, Error> {
+        let ran = self.dispatch(stop_if_idle)?;
+        // Waiters of requests finished by that handler run now, before the
+        // next event: notification is never re-entrant, and never late.
+        if self.inner.req_pending.get() {
+            self.run_completions();
+        }
+        Ok(ran)
+    }
+
+    fn dispatch(&self, stop_if_idle: bool) -> Result<Step, Error> {
         let inner = &*self.inner;
+        if inner.req_pending.get() && self.run_completions() {
+            return Ok(Step::Ran);
+        }
         if self.signals_pending() && self.run_signals() {
             return Ok(Step::Ran);
         }
@@ -487,6 +522,16 @@ impl Drop for Inner {
         // which no longer upgrades, so dropping handlers (and the handles they
         // captured) is inert.
         let remote = self.remote.get().map(|r| r.close());
+        // Requests first: their states hold event handles (inert now).
+        let mut reqs = self.reqs.get_mut().take_all();
+        for m in &mut reqs {
+            if m.state == crate::ReqState::InProgress
+                && let Some(c) = m.cell.as_mut()
+            {
+                c.discard();
+            }
+        }
+        drop(reqs);
         let imm = self.imm.get_mut().take_all();
         let timers = self.timers.get_mut().take_all();
         let (fd_handlers, kept_fds) = self.fds.get_mut().take_all(&self.poller);

@@ -53,6 +53,10 @@ pub enum Error {
     /// so `loop_wait` could never finish.
     #[error("manual clock stalled: only timers remain and the clock is not advancing")]
     ClockStalled,
+    /// `Req::poll` found the request unfinished and no event left in the
+    /// context that could finish it (C tevent would wait forever).
+    #[error("the request is in progress but no event is left that could finish it")]
+    RequestStalled,
     /// The operating system's poller (epoll) failed.
     #[error("poller failure: {0}")]
     Poller(#[source] io::Error),

@@ -35,12 +35,15 @@
 //! being silently disarmed; every event is owned by a handle and removed when
 //! the handle drops.
 
+pub mod alloc;
 mod clock;
 pub mod context;
 mod error;
 mod fd;
 mod immediate;
+pub mod queue;
 mod remote;
+mod req;
 mod signal;
 mod slab;
 mod timer;
@@ -50,6 +53,11 @@ pub use context::{Context, DEFAULT_TIMER_SLACK, DEFAULT_WAIT_TIMEOUT, EventCount
 pub use error::Error;
 pub use fd::{FdEvent, FdFlags, FdRef};
 pub use immediate::{Immediate, ImmediateRef};
+pub use queue::{Queue, QueueGuard, QueueWait, queue_wait_recv, queue_wait_send};
 pub use remote::{Remote, RemoteError, RemoteFn};
+pub use req::{
+    CancelFn, CleanupFn, Ctl, Profile, Progress, Req, ReqError, ReqState, Request, StepResult,
+    Wakeup, wakeup_recv, wakeup_send,
+};
 pub use signal::{Signal, SignalRef};
 pub use timer::{Timer, TimerRef};

@@ -29,6 +29,8 @@ pub(crate) type TimerFn = Box<dyn FnMut(&Context, &TimerRef<'_>)>;
 pub(crate) enum TimerHandler {
     /// A user timer owned by a [`Timer`] handle.
     User(TimerFn),
+    /// The end time of a request: expiry finishes the request as timed out.
+    ReqEndtime(Key),
 }
 
 pub(crate) struct TimerEntry {
@@ -392,6 +394,14 @@ impl Context {
                         .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
                 }
                 drop(leftover);
+            }
+            TimerHandler::ReqEndtime(req) => {
+                // The timer belongs to the request, which removes it when it
+                // finishes; put the handler back until then.
+                if let Some(e) = inner.timers.borrow_mut().slab.get_mut(key) {
+                    e.handler = Some(TimerHandler::ReqEndtime(req));
+                }
+                self.req_timed_out(req);
             }
         }
         TimerStep::Ran

@@ -1,0 +1,253 @@
+//! Requests: finishing exactly once, notification from the loop, recv, poll,
+//! callbacks, Debug, cleanup and cancel hooks, end times and wake-ups.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tests::Log;
+use tevent::{
+    Context, Error, Progress, Req, ReqError, ReqState, Request, StepResult, Wakeup, wakeup_recv,
+    wakeup_send,
+};
+
+/// A request that finishes inside its own send.
+struct Echo {
+    v: u64,
+}
+
+impl Request for Echo {
+    type Output = u64;
+    type Error = Infallible;
+}
+
+fn echo_send(ev: &Context, v: u64) -> Req<Echo> {
+    Req::start(ev, Echo { v }, |st, _| Ok(Progress::Done(st.v ^ 0xa5)))
+}
+
+/// A request that finishes when its wake-up subrequest does.
+struct Sleep {
+    woke: bool,
+}
+
+impl Request for Sleep {
+    type Output = &'static str;
+    type Error = std::io::Error;
+}
+
+impl Sleep {
+    fn woke(&mut self, _: &mut tevent::Ctl<'_, Self>, sub: Req<Wakeup>) -> StepResult<Self> {
+        self.woke = wakeup_recv(sub);
+        Ok(Progress::Done(if self.woke { "woke" } else { "failed" }))
+    }
+}
+
+fn sleep_send(ev: &Context, d: Duration) -> Req<Sleep> {
+    Req::start(ev, Sleep { woke: false }, |_, ctl| {
+        ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now() + d), Sleep::woke)?;
+        Ok(Progress::Pending)
+    })
+}
+
+#[test]
+fn a_request_finished_in_send_is_delivered_from_the_loop() {
+    let ev = Context::new().unwrap();
+    let req = echo_send(&ev, 1);
+    assert_eq!(req.state(), ReqState::Done);
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    req.set_callback(move |_, r| g.set(Some(r.recv())));
+    assert!(
+        got.take().is_none(),
+        "never called from inside send or set_callback"
+    );
+    assert!(
+        ev.has_events(),
+        "a pending notification keeps the loop going"
+    );
+    ev.loop_once().unwrap();
+    assert_eq!(got.take(), Some(Ok(1 ^ 0xa5)));
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn poll_drives_the_loop_until_finished() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let req = sleep_send(&ev, Duration::from_secs(5));
+    assert!(req.is_in_progress());
+    let t0 = ev.now();
+    req.poll(&ev).unwrap();
+    assert_eq!(ev.now() - t0, Duration::from_secs(5));
+    assert_eq!(req.recv().unwrap(), "woke");
+    assert_eq!(ev.event_counts().total(), 0, "nothing left behind");
+}
+
+#[test]
+fn poll_reports_a_request_nothing_can_finish() {
+    struct Never;
+    impl Request for Never {
+        type Output = ();
+        type Error = Infallible;
+    }
+    let ev = Context::new().unwrap();
+    let req = Req::start(&ev, Never, |_, _| Ok(Progress::Pending));
+    assert!(matches!(req.poll(&ev), Err(Error::RequestStalled)));
+    // Receiving it unfinished is a clear error and drops it.
+    assert_eq!(req.recv(), Err(ReqError::InProgress));
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn poll_inside_a_handler_is_a_nested_loop_error() {
+    let ev = Context::new().unwrap();
+    let seen = Rc::new(Cell::new(false));
+    let s = seen.clone();
+    ev.post(move |ev| {
+        let r = echo_send(ev, 3);
+        s.set(matches!(r.poll(ev), Ok(())));
+        let r2 = sleep_send(ev, Duration::from_secs(1));
+        assert!(matches!(r2.poll(ev), Err(Error::Nested)));
+    });
+    ev.loop_once().unwrap();
+    assert!(seen.get(), "an already finished request needs no loop");
+}
+
+#[test]
+fn wakeups_finish_as_timed_out_and_in_time_order() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = Log::new();
+    for s in [3u64, 1, 2] {
+        let l = log.clone();
+        wakeup_send(&ev, ev.now() + Duration::from_secs(s))
+            .set_callback(move |_, r| l.push((s, wakeup_recv(r))));
+    }
+    // A past time: the next loop step, never inside send.
+    let l = log.clone();
+    let past = wakeup_send(&ev, ev.now() - Duration::from_millis(1));
+    assert!(past.is_in_progress());
+    past.set_callback(move |_, r| l.push((0, wakeup_recv(r))));
+    ev.loop_wait().unwrap();
+    assert_eq!(log.get(), [(0, true), (1, true), (2, true), (3, true)]);
+}
+
+#[test]
+fn end_time_times_out_and_can_be_moved_or_reset() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    // Times out.
+    let r = sleep_send(&ev, Duration::from_secs(10));
+    r.set_endtime(ev.now() + Duration::from_secs(1)).unwrap();
+    r.poll(&ev).unwrap();
+    assert_eq!(r.state(), ReqState::TimedOut);
+    assert!(matches!(r.recv(), Err(ReqError::TimedOut)));
+    // Moved later than the work: finishes normally.
+    let r = sleep_send(&ev, Duration::from_secs(10));
+    r.set_endtime(ev.now() + Duration::from_secs(1)).unwrap();
+    r.set_endtime(ev.now() + Duration::from_secs(20)).unwrap();
+    r.poll(&ev).unwrap();
+    assert_eq!(r.recv().unwrap(), "woke");
+    // Reset: no timeout.
+    let r = sleep_send(&ev, Duration::from_secs(10));
+    r.set_endtime(ev.now() + Duration::from_secs(1)).unwrap();
+    r.reset_endtime();
+    r.poll(&ev).unwrap();
+    assert_eq!(r.recv().unwrap(), "woke");
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+#[test]
+fn cleanup_runs_once_with_the_state_reached() {
+    struct C;
+    impl Request for C {
+        type Output = ();
+        type Error = &'static str;
+    }
+    thread_local! { static SEEN: std::cell::RefCell<Vec<ReqState>> = const { std::cell::RefCell::new(Vec::new()) }; }
+    fn record(_: &mut C, s: ReqState) {
+        SEEN.with(|v| v.borrow_mut().push(s));
+    }
+    let ev = Context::new().unwrap();
+    let done = Req::start(&ev, C, |_, ctl| {
+        ctl.set_cleanup(record);
+        Ok(Progress::Done(()))
+    });
+    let failed = Req::start(&ev, C, |_, ctl| {
+        ctl.set_cleanup(record);
+        Err(ReqError::User("nope"))
+    });
+    let dropped = Req::start(&ev, C, |_, ctl| {
+        ctl.set_cleanup(record);
+        Ok(Progress::Pending)
+    });
+    assert_eq!(done.recv(), Ok(()));
+    assert_eq!(failed.recv(), Err(ReqError::User("nope")));
+    drop(dropped);
+    SEEN.with(|v| {
+        assert_eq!(
+            *v.borrow(),
+            [ReqState::Done, ReqState::Error, ReqState::Dropped]
+        );
+    });
+}
+
+#[test]
+fn cancel_runs_the_hook_and_the_request_finishes_normally() {
+    struct Cancellable {
+        sub: Option<Req<Wakeup>>,
+    }
+    impl Request for Cancellable {
+        type Output = ();
+        type Error = Infallible;
+    }
+    let ev = Context::with_manual_clock(true).unwrap();
+    let r = Req::start(&ev, Cancellable { sub: None }, |st, ctl| {
+        st.sub = Some(wakeup_send(
+            ctl.ev(),
+            ctl.ev().now() + Duration::from_secs(60),
+        ));
+        ctl.set_cancel(|st, _| {
+            st.sub = None; // stop the work
+            Some(Err(ReqError::Cancelled))
+        });
+        Ok(Progress::Pending)
+    });
+    assert!(r.cancel());
+    assert_eq!(r.state(), ReqState::Cancelled);
+    assert!(!r.cancel(), "already finished");
+    assert_eq!(r.recv(), Err(ReqError::Cancelled));
+    // Without a hook, cancel says no and changes nothing.
+    let s = sleep_send(&ev, Duration::from_secs(1));
+    assert!(!s.cancel());
+    assert!(s.is_in_progress());
+    assert_eq!(
+        ev.event_counts().requests,
+        2,
+        "the sleep and its wake-up subrequest"
+    );
+}
+
+#[test]
+fn debug_shows_type_state_and_creation_place() {
+    let ev = Context::new().unwrap();
+    let r = sleep_send(&ev, Duration::from_secs(1));
+    let s = format!("{r:?}");
+    assert!(s.contains("type: \"Sleep\""), "{s}");
+    assert!(s.contains("state: InProgress"), "{s}");
+    assert!(
+        s.contains("tests/req.rs:"),
+        "created where Req::start was called: {s}"
+    );
+}
+
+#[test]
+fn dropping_the_context_drops_its_requests_and_their_callbacks() {
+    let ev = Context::new().unwrap();
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    sleep_send(&ev, Duration::from_secs(60)).set_callback(move |_, _| c.set(true));
+    let held = sleep_send(&ev, Duration::from_secs(60));
+    drop(ev);
+    assert!(!called.get());
+    assert_eq!(held.state(), ReqState::Dropped);
+    assert!(matches!(held.recv(), Err(ReqError::InProgress)));
+}

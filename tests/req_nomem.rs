@@ -1,0 +1,174 @@
+//! Allocation failure injected at every allocation point of a nested request
+//! tree, one run per point. Every run must end `NoMemory` or succeed, with no
+//! panic, no abort and nothing leaked.
+//!
+//! `harness = false`: the allocator counts every allocation in the process, so
+//! the test runs on one thread. The global allocator below fails exactly the
+//! k-th allocation after it is armed; an infallible allocation on the tested
+//! path would abort the process (and fail the test).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tevent::{
+    Context, Ctl, Progress, Req, ReqError, Request, StepResult, Wakeup, wakeup_recv, wakeup_send,
+};
+
+struct Failing;
+
+static COUNT: AtomicU64 = AtomicU64::new(0);
+static FAIL_AT: AtomicU64 = AtomicU64::new(0);
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+impl Failing {
+    fn should_fail() -> bool {
+        let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+        n == FAIL_AT.load(Ordering::SeqCst)
+    }
+}
+
+// SAFETY: forwards to the system allocator; failing is returning null, which
+// the GlobalAlloc contract allows.
+unsafe impl GlobalAlloc for Failing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if Self::should_fail() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: same contract.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(1, Ordering::SeqCst);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+        // SAFETY: same contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if Self::should_fail() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: same contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Failing = Failing;
+
+// The tree: Top waits for two Mids; each Mid waits for two Leafs; each Leaf
+// waits for a wake-up and then allocates a buffer fallibly.
+
+struct Leaf {
+    size: usize,
+}
+impl Request for Leaf {
+    type Output = usize;
+    type Error = Infallible;
+}
+impl Leaf {
+    fn woke(&mut self, _: &mut Ctl<'_, Self>, w: Req<Wakeup>) -> StepResult<Self> {
+        if !wakeup_recv(w) {
+            return Err(ReqError::NoMemory);
+        }
+        let buf: Vec<u8> = tevent::alloc::try_vec_filled(self.size, 1)?;
+        Ok(Progress::Done(buf.iter().map(|b| *b as usize).sum()))
+    }
+}
+fn leaf_send(ev: &Context, size: usize, ms: u64) -> Req<Leaf> {
+    Req::start(ev, Leaf { size }, |_, ctl| {
+        let w = wakeup_send(ctl.ev(), ctl.ev().now() + Duration::from_millis(ms));
+        ctl.wait(w, Leaf::woke)?;
+        Ok(Progress::Pending)
+    })
+}
+
+struct Sum {
+    total: usize,
+    left: u32,
+}
+impl Request for Sum {
+    type Output = usize;
+    type Error = Infallible;
+}
+fn add_leaf(st: &mut Sum, _: &mut Ctl<'_, Sum>, sub: Req<Leaf>) -> StepResult<Sum> {
+    st.total += sub.recv()?;
+    st.left -= 1;
+    Ok(if st.left == 0 {
+        Progress::Done(st.total)
+    } else {
+        Progress::Pending
+    })
+}
+fn add_mid(st: &mut Sum, _: &mut Ctl<'_, Sum>, sub: Req<Sum>) -> StepResult<Sum> {
+    st.total += sub.recv()?;
+    st.left -= 1;
+    Ok(if st.left == 0 {
+        Progress::Done(st.total)
+    } else {
+        Progress::Pending
+    })
+}
+fn mid_send(ev: &Context, base: usize) -> Req<Sum> {
+    Req::start(ev, Sum { total: 0, left: 2 }, move |_, ctl| {
+        ctl.wait(leaf_send(ctl.ev(), base, 1), add_leaf)?;
+        ctl.wait(leaf_send(ctl.ev(), base + 1, 2), add_leaf)?;
+        Ok(Progress::Pending)
+    })
+}
+fn top_send(ev: &Context) -> Req<Sum> {
+    Req::start(ev, Sum { total: 0, left: 2 }, |_, ctl| {
+        ctl.wait(mid_send(ctl.ev(), 10), add_mid)?;
+        ctl.wait(mid_send(ctl.ev(), 20), add_mid)?;
+        Ok(Progress::Pending)
+    })
+}
+
+/// One run on a fresh context; returns the outcome and the allocations it made.
+fn run(fail_at: u64) -> (Result<usize, ReqError<Infallible>>, u64) {
+    let ev = Context::with_manual_clock(true).expect("context");
+    COUNT.store(0, Ordering::SeqCst);
+    FAIL_AT.store(fail_at, Ordering::SeqCst);
+    let top = top_send(&ev);
+    let polled = top.poll(&ev);
+    let result = top.recv();
+    FAIL_AT.store(0, Ordering::SeqCst);
+    let allocs = COUNT.load(Ordering::SeqCst);
+    assert!(polled.is_ok(), "run {fail_at}: poll failed: {polled:?}");
+    assert_eq!(
+        ev.event_counts().total(),
+        0,
+        "run {fail_at}: events left behind"
+    );
+    drop(ev);
+    (result, allocs)
+}
+
+fn main() {
+    let live_before = LIVE.load(Ordering::SeqCst);
+    let (clean, points) = run(0);
+    assert_eq!(clean, Ok(10 + 11 + 20 + 21), "the clean run succeeds");
+    assert!(points > 0);
+    let mut nomem = 0;
+    for k in 1..=points {
+        let (r, _) = run(k);
+        match r {
+            Ok(v) => assert_eq!(v, 62, "run {k}: a run that survives gives the right answer"),
+            Err(ReqError::NoMemory) => nomem += 1,
+            Err(e) => panic!("run {k}: unexpected outcome {e:?}"),
+        }
+        assert_eq!(
+            LIVE.load(Ordering::SeqCst),
+            live_before,
+            "run {k}: memory leaked"
+        );
+    }
+    println!(
+        "test nomem_at_every_allocation_point ... ok ({points} allocation points, {nomem} ended NoMemory)"
+    );
+    println!("test result: ok. 1 passed");
+}

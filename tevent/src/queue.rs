@@ -1,0 +1,358 @@
+//! Queues (tevent_queue): requests take turns.
+//!
+//! A [`Queue`] holds entries in FIFO order. The entry at the head, while the
+//! queue runs, is *triggered*: its trigger function runs as a step of its
+//! request, from the loop (never inside [`Queue::add`]). The head stays the
+//! head until its request finishes or is dropped; then the next entry is
+//! triggered at the next loop step.
+//!
+//! Deliberate differences from tevent:
+//! - an entry is released when its request *finishes*, not when the request
+//!   is freed, so a finished request that is kept around does not block the
+//!   queue (tevent's "completed but unfreed head" trap);
+//! - holding the queue as a lock is explicit: [`queue_wait_recv`] returns a
+//!   [`QueueGuard`], and the queue advances when the guard is dropped;
+//! - dropping the [`Queue`] finishes every request still in it with
+//!   [`ReqError::QueueDropped`] instead of leaving them hanging forever.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::rc::{Rc, Weak};
+
+use crate::context::{Context, Inner, upgrade};
+use crate::req::{Ctl, Failure, Progress, Req, ReqError, Request, StepResult};
+use crate::slab::Key;
+
+/// Runs the trigger of a head entry as a step of its request.
+trait Trigger {
+    fn run(self: Box<Self>, ev: &Context, req: Key);
+}
+
+struct TriggerFn<T, F> {
+    f: F,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, F> Trigger for TriggerFn<T, F>
+where
+    T: Request,
+    F: FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T> + 'static,
+{
+    fn run(self: Box<Self>, ev: &Context, req: Key) {
+        let f = self.f;
+        ev.run_step::<T>(req, f);
+    }
+}
+
+impl<X: Trigger> Trigger for [X; 1] {
+    fn run(self: Box<Self>, ev: &Context, req: Key) {
+        let [x] = *self;
+        Box::new(x).run(ev, req)
+    }
+}
+
+struct Entry {
+    id: u64,
+    req: Key,
+    /// `None` for a blocker, or once triggered.
+    trigger: Option<Box<dyn Trigger>>,
+    triggered: bool,
+}
+
+struct QueueState {
+    running: bool,
+    entries: VecDeque<Entry>,
+    next_id: u64,
+    /// A trigger of the head is scheduled on the loop.
+    scheduled: bool,
+}
+
+pub(crate) struct QueueInner {
+    name: String,
+    ctx: Weak<Inner>,
+    state: RefCell<QueueState>,
+}
+
+/// A request's place in a queue; releasing it removes the entry.
+pub(crate) struct QueueLink {
+    queue: Weak<QueueInner>,
+    id: u64,
+}
+
+impl QueueLink {
+    /// Removes the entry; if it was the head, the next one is triggered from
+    /// the loop.
+    pub(crate) fn release(self, ev: &Context) {
+        let Some(q) = self.queue.upgrade() else {
+            return;
+        };
+        let was_head = {
+            let mut st = q.state.borrow_mut();
+            let Some(pos) = st.entries.iter().position(|e| e.id == self.id) else {
+                return;
+            };
+            let e = st.entries.remove(pos);
+            drop(e);
+            pos == 0
+        };
+        if was_head {
+            QueueInner::schedule_head(&q, ev);
+        }
+    }
+}
+
+/// A FIFO of requests that take turns (see the module documentation).
+pub struct Queue {
+    inner: Rc<QueueInner>,
+}
+
+impl Queue {
+    /// An empty, running queue on `ev`.
+    pub fn new(ev: &Context, name: &str) -> Queue {
+        Queue {
+            inner: Rc::new(QueueInner {
+                name: name.to_string(),
+                ctx: ev.weak(),
+                state: RefCell::new(QueueState {
+                    running: true,
+                    entries: VecDeque::new(),
+                    next_id: 0,
+                    scheduled: false,
+                }),
+            }),
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Entries in the queue, the triggered head included.
+    pub fn len(&self) -> usize {
+        self.inner.state.borrow().entries.len()
+    }
+
+    /// Whether the queue has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue triggers its head.
+    pub fn is_running(&self) -> bool {
+        self.inner.state.borrow().running
+    }
+
+    /// Stops triggering. A head already triggered stays triggered.
+    pub fn stop(&self) {
+        self.inner.state.borrow_mut().running = false;
+    }
+
+    /// Starts triggering again; an untriggered head is triggered from the loop.
+    pub fn start(&self) {
+        self.inner.state.borrow_mut().running = true;
+        if let Ok(ev) = upgrade(&self.inner.ctx) {
+            QueueInner::schedule_head(&self.inner, &ev);
+        }
+    }
+
+    /// Appends `req` to the queue: when it reaches the head, `trigger` runs as
+    /// a step of `req`. The entry goes when `req` finishes or is dropped.
+    ///
+    /// Fails with `NoMemory` if the entry cannot be allocated, or with
+    /// `InProgress` if `req` is finished (or is already in a queue).
+    pub fn add<T, F>(&self, req: &Req<T>, trigger: F) -> Result<(), ReqError<T::Error>>
+    where
+        T: Request,
+        F: FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T> + 'static,
+    {
+        let t = TriggerFn::<T, F> {
+            f: trigger,
+            _t: PhantomData,
+        };
+        let boxed: Box<dyn Trigger> = if std::mem::size_of::<TriggerFn<T, F>>() == 0 {
+            Box::new(t)
+        } else {
+            crate::alloc::try_box(t).map_err(|_| ReqError::NoMemory)?
+        };
+        self.add_entry(req.key(), Some(boxed))
+            .map_err(Failure::to_req)
+    }
+
+    /// Appends a *blocker*: an entry with no trigger that holds its place
+    /// (and, at the head, holds the queue) until `req` finishes or is dropped.
+    pub fn add_blocker<T: Request>(&self, req: &Req<T>) -> Result<(), ReqError<T::Error>> {
+        self.add_entry(req.key(), None).map_err(Failure::to_req)
+    }
+
+    fn add_entry(
+        &self,
+        req: Option<Key>,
+        trigger: Option<Box<dyn Trigger>>,
+    ) -> Result<(), Failure> {
+        let (Some(req), Ok(ev)) = (req, upgrade(&self.inner.ctx)) else {
+            return Err(Failure::NoMemory);
+        };
+        {
+            let reqs = ev.inner.reqs.borrow();
+            match reqs.slab.get(req) {
+                Some(m) if m.state == crate::ReqState::InProgress && m.queue.is_none() => {}
+                _ => return Err(Failure::Cancelled),
+            }
+        }
+        let id = {
+            let mut st = self.inner.state.borrow_mut();
+            st.entries.try_reserve(1).map_err(|_| Failure::NoMemory)?;
+            let id = st.next_id;
+            st.next_id += 1;
+            st.entries.push_back(Entry {
+                id,
+                req,
+                triggered: trigger.is_none(),
+                trigger,
+            });
+            id
+        };
+        if let Some(m) = ev.inner.reqs.borrow_mut().slab.get_mut(req) {
+            m.queue = Some(QueueLink {
+                queue: Rc::downgrade(&self.inner),
+                id,
+            });
+        }
+        QueueInner::schedule_head(&self.inner, &ev);
+        Ok(())
+    }
+}
+
+impl QueueInner {
+    /// Schedules the head's trigger on the loop if it is due.
+    fn schedule_head(q: &Rc<QueueInner>, ev: &Context) {
+        {
+            let mut st = q.state.borrow_mut();
+            let due =
+                st.running && !st.scheduled && st.entries.front().is_some_and(|e| !e.triggered);
+            if !due {
+                return;
+            }
+            st.scheduled = true;
+        }
+        let weak = Rc::downgrade(q);
+        ev.post(move |ev| {
+            if let Some(q) = weak.upgrade() {
+                QueueInner::trigger_head(&q, ev);
+            }
+        });
+    }
+
+    /// Runs the head's trigger (from the loop).
+    fn trigger_head(q: &Rc<QueueInner>, ev: &Context) {
+        let (req, trigger) = {
+            let mut st = q.state.borrow_mut();
+            st.scheduled = false;
+            if !st.running {
+                return;
+            }
+            // The head may have changed since the trigger was scheduled.
+            let Some(head) = st.entries.front_mut() else {
+                return;
+            };
+            if head.triggered {
+                return;
+            }
+            head.triggered = true;
+            (head.req, head.trigger.take())
+        };
+        if let Some(t) = trigger {
+            t.run(ev, req);
+        }
+    }
+}
+
+impl Drop for Queue {
+    /// Finishes every request still in the queue with `QueueDropped`.
+    fn drop(&mut self) {
+        let entries = std::mem::take(&mut self.inner.state.borrow_mut().entries);
+        let Ok(ev) = upgrade(&self.inner.ctx) else {
+            return;
+        };
+        for e in entries {
+            if let Some(m) = ev.inner.reqs.borrow_mut().slab.get_mut(e.req) {
+                m.queue = None;
+            }
+            ev.req_fail(e.req, Failure::QueueDropped);
+        }
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name())
+            .field("len", &self.len())
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+/// Holding the queue: while the guard lives the queue does not advance past
+/// its entry. Dropping it releases the queue.
+#[must_use = "dropping the guard releases the queue at once"]
+pub struct QueueGuard {
+    link: Option<QueueLink>,
+    ctx: Weak<Inner>,
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        if let (Some(link), Ok(ev)) = (self.link.take(), upgrade(&self.ctx)) {
+            link.release(&ev);
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueGuard")
+    }
+}
+
+/// The state of a [`queue_wait_send`] request.
+#[derive(Debug)]
+pub struct QueueWait;
+
+impl Request for QueueWait {
+    type Output = QueueGuard;
+    type Error = Infallible;
+}
+
+/// A request that finishes when it reaches the head of `queue`; its output is
+/// a [`QueueGuard`] that holds the queue until dropped (tevent's
+/// `tevent_queue_wait_send`, with the lock made explicit).
+#[track_caller]
+pub fn queue_wait_send(ev: &Context, queue: &Queue) -> Req<QueueWait> {
+    let req = Req::start(ev, QueueWait, |_, _| Ok(Progress::Pending));
+    if let Err(e) = queue.add(&req, |_: &mut QueueWait, ctl: &mut Ctl<'_, QueueWait>| {
+        let link = ctl.take_queue_link();
+        Ok(Progress::Done(QueueGuard {
+            link,
+            ctx: ctl.ev().weak(),
+        }))
+    }) {
+        // Could not join the queue: finish the request with that error.
+        let why = match e {
+            ReqError::NoMemory => Failure::NoMemory,
+            _ => Failure::QueueDropped,
+        };
+        if let Some(k) = req.key() {
+            ev.req_fail(k, why);
+        }
+    }
+    req
+}
+
+/// The guard of a [`queue_wait_send`] request.
+pub fn queue_wait_recv(req: Req<QueueWait>) -> Result<QueueGuard, ReqError<Infallible>> {
+    req.recv()
+}

@@ -1,0 +1,118 @@
+//! [`ReqError`]: how a request can fail, with the user's error type inside.
+
+use std::fmt;
+
+/// Why a request did not produce its output.
+///
+/// `User(E)` carries the request's own error type; the other variants are the
+/// runtime's outcomes and keep their meaning across nesting: a parent that
+/// propagates a subrequest's error with `?` (or [`crate::Req::recv_into`]) turns
+/// `ReqError<E1>` into `ReqError<E2>` by converting only the `User` payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReqError<E> {
+    /// The request failed with its own error.
+    #[error("{0}")]
+    User(E),
+    /// The request's end time passed before it finished (`set_endtime`).
+    #[error("request timed out")]
+    TimedOut,
+    /// An allocation failed while the request (or one of its subrequests) ran.
+    #[error("out of memory")]
+    NoMemory,
+    /// The request was cancelled and its cancel hook finished it as cancelled.
+    #[error("request cancelled")]
+    Cancelled,
+    /// The queue the request was waiting in was dropped.
+    #[error("the queue the request was waiting in was dropped")]
+    QueueDropped,
+    /// `recv` was called on a request that has not finished.
+    #[error("request received before it finished")]
+    InProgress,
+}
+
+impl<E> From<E> for ReqError<E> {
+    fn from(e: E) -> Self {
+        ReqError::User(e)
+    }
+}
+
+impl<E> ReqError<E> {
+    /// Converts the `User` payload, keeping every runtime outcome as it is.
+    pub fn convert<E2: From<E>>(self) -> ReqError<E2> {
+        self.map_user(E2::from)
+    }
+
+    /// Maps the `User` payload with `f`, keeping every runtime outcome.
+    pub fn map_user<E2>(self, f: impl FnOnce(E) -> E2) -> ReqError<E2> {
+        match self {
+            ReqError::User(e) => ReqError::User(f(e)),
+            ReqError::TimedOut => ReqError::TimedOut,
+            ReqError::NoMemory => ReqError::NoMemory,
+            ReqError::Cancelled => ReqError::Cancelled,
+            ReqError::QueueDropped => ReqError::QueueDropped,
+            ReqError::InProgress => ReqError::InProgress,
+        }
+    }
+
+    /// The user error, if that is what this is.
+    pub fn user(&self) -> Option<&E> {
+        match self {
+            ReqError::User(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The state a request that failed this way ends in.
+    pub fn state(&self) -> crate::ReqState {
+        match self {
+            ReqError::User(_) => crate::ReqState::Error,
+            ReqError::TimedOut => crate::ReqState::TimedOut,
+            ReqError::NoMemory => crate::ReqState::NoMemory,
+            ReqError::Cancelled => crate::ReqState::Cancelled,
+            ReqError::QueueDropped | ReqError::InProgress => crate::ReqState::Error,
+        }
+    }
+}
+
+impl ReqError<std::io::Error> {
+    /// The errno-style view C tevent callers use (`tevent_req_is_unix_error`):
+    /// user errors keep their OS error, timeouts are `ETIMEDOUT`, no memory is
+    /// `ENOMEM`, cancellation `ECANCELED`.
+    pub fn into_io(self) -> std::io::Error {
+        match self {
+            ReqError::User(e) => e,
+            ReqError::TimedOut => std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+            ReqError::NoMemory => std::io::Error::from_raw_os_error(libc::ENOMEM),
+            ReqError::Cancelled => std::io::Error::from_raw_os_error(libc::ECANCELED),
+            other => std::io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// The outcomes the runtime imposes on a request of any type (timeouts, queue
+/// teardown, allocation failure): the untyped half of [`ReqError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    TimedOut,
+    NoMemory,
+    Cancelled,
+    QueueDropped,
+}
+
+impl Failure {
+    /// The typed error for this outcome.
+    pub(crate) fn to_req<E>(self) -> ReqError<E> {
+        match self {
+            Failure::TimedOut => ReqError::TimedOut,
+            Failure::NoMemory => ReqError::NoMemory,
+            Failure::Cancelled => ReqError::Cancelled,
+            Failure::QueueDropped => ReqError::QueueDropped,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_req::<std::convert::Infallible>(), f)
+    }
+}
