@@ -22,6 +22,19 @@
 //! - `timers`: N one-shot timers with deadlines uniform over the next 50 ms
 //!   (splitmix64, the peers' seed), fired in deadline order; ns_per_op is
 //!   process CPU time, the wall time goes to stderr.
+//! - `req_lifecycle`: one request created with a small state, finished at once
+//!   inside its send, its completion delivered from the loop, received and
+//!   freed; one outstanding at a time.
+//! - `req_lifecycle_batch`: the same with 1000 chains, so 1000 outstanding.
+//! - `nested`: a chain of 16 nested requests whose innermost waits for a
+//!   wake-up request at a time already passed; odd reps fail at the innermost
+//!   level (EPROTO) and the error propagates out. ns_per_op is per (sub)request
+//!   of the 16; each rep also creates the wake-up request, so the line adds
+//!   `reqs_per_op` (17/16) and `allocs_per_req`.
+//!
+//! The request workloads are driven by a driver request that waits for each
+//! request with a plain-function step (the C peer sets a callback with private
+//! data), and every result is checked.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
@@ -30,12 +43,23 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tevent::{Context, Immediate};
+use std::convert::Infallible;
+
+use tevent::{
+    Context, Ctl, Immediate, Progress, Req, ReqError, Request, StepResult, Wakeup, wakeup_recv,
+    wakeup_send,
+};
 
 const IMPL: &str = "tevent-rs";
 /// Same seed and PRNG as the peers, so every implementation sees the same deadlines.
 const SEED: u64 = 0x5eed_5eed_1234_5678;
 const TIMER_SPREAD_US: u64 = 50_000;
+/// Depth of the request chain in `nested` (as the peers).
+const NEST_DEPTH: u32 = 16;
+/// Outstanding requests in `req_lifecycle_batch`.
+const BATCH_WIDTH: u64 = 1000;
+/// EPROTO: the error injected at the innermost level of odd `nested` reps.
+const NEST_INJECTED_ERR: i32 = libc::EPROTO;
 
 /// Counts allocations so the result line can report allocations per operation.
 struct Counting;
@@ -227,9 +251,205 @@ fn run_timers(ev: &Context, n: u64, wall: &mut Duration) -> u128 {
     cpu
 }
 
+// ---------------------------------------------------------------------------
+// req_lifecycle
+
+/// The measured request: a small state, finished inside its send.
+struct Lc {
+    id: u64,
+}
+
+impl Request for Lc {
+    type Output = u64;
+    type Error = Infallible;
+}
+
+fn lc_send(ev: &Context, id: u64) -> Req<Lc> {
+    Req::start(ev, Lc { id }, |st, _| {
+        Ok(Progress::Done(st.id ^ 0xa5a5_a5a5_a5a5_a5a5))
+    })
+}
+
+/// Runs `width` chains of `per_chain` sequential `Lc` requests.
+struct LcDriver {
+    per_chain: u64,
+    issued: Vec<u64>,
+    completed: u64,
+    errors: u64,
+}
+
+impl Request for LcDriver {
+    type Output = (u64, u64);
+    type Error = Infallible;
+}
+
+impl LcDriver {
+    fn issue(&mut self, ctl: &mut Ctl<'_, Self>, chain: u64) -> Result<(), ReqError<Infallible>> {
+        let id = (chain << 32) | self.issued[chain as usize];
+        self.issued[chain as usize] += 1;
+        ctl.wait(lc_send(ctl.ev(), id), LcDriver::done)
+    }
+
+    fn done(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<Lc>) -> StepResult<Self> {
+        match sub.recv() {
+            Ok(echo) => {
+                let id = echo ^ 0xa5a5_a5a5_a5a5_a5a5;
+                let chain = id >> 32;
+                if id & 0xffff_ffff != self.issued[chain as usize] - 1 {
+                    self.errors += 1;
+                }
+                self.completed += 1;
+                if self.issued[chain as usize] < self.per_chain {
+                    self.issue(ctl, chain)?;
+                }
+            }
+            Err(_) => self.errors += 1,
+        }
+        let total = self.per_chain * self.issued.len() as u64;
+        Ok(if self.completed == total {
+            Progress::Done((self.completed, self.errors))
+        } else {
+            Progress::Pending
+        })
+    }
+}
+
+fn run_req_lifecycle(ev: &Context, width: u64, per_chain: u64) -> u128 {
+    let t0 = Instant::now();
+    let driver = Req::start(
+        ev,
+        LcDriver {
+            per_chain,
+            issued: vec![0; width as usize],
+            completed: 0,
+            errors: 0,
+        },
+        |st, ctl| {
+            for chain in 0..st.issued.len() as u64 {
+                st.issue(ctl, chain)?;
+            }
+            Ok(Progress::Pending)
+        },
+    );
+    driver.poll(ev).unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    match driver.recv() {
+        Ok((completed, 0)) if completed == width * per_chain => ns,
+        other => die(&format!("req_lifecycle: {other:?}")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// nested
+
+/// One level of the chain; the innermost waits for a wake-up.
+struct Nest {
+    fail: bool,
+}
+
+impl Request for Nest {
+    type Output = ();
+    type Error = i32;
+}
+
+impl Nest {
+    fn leaf_done(&mut self, _: &mut Ctl<'_, Self>, sub: Req<Wakeup>) -> StepResult<Self> {
+        if !wakeup_recv(sub) {
+            return Err(ReqError::User(libc::EIO));
+        }
+        if self.fail {
+            return Err(ReqError::User(NEST_INJECTED_ERR));
+        }
+        Ok(Progress::Done(()))
+    }
+
+    fn child_done(&mut self, _: &mut Ctl<'_, Self>, sub: Req<Nest>) -> StepResult<Self> {
+        sub.recv()?;
+        Ok(Progress::Done(()))
+    }
+}
+
+fn nest_send(ev: &Context, depth: u32, fail: bool) -> Req<Nest> {
+    Req::start(ev, Nest { fail }, |_, ctl| {
+        let ev = ctl.ev();
+        if depth == 0 {
+            // A time already passed (the loop's last clock reading): due at the
+            // next step, like tevent_timeval_zero() in the C peer.
+            ctl.wait(wakeup_send(ev, ev.loop_time()), Nest::leaf_done)?;
+        } else {
+            ctl.wait(nest_send(ev, depth - 1, fail), Nest::child_done)?;
+        }
+        Ok(Progress::Pending)
+    })
+}
+
+/// Runs `reps` chains one after the other, checking each outcome.
+struct NestDriver {
+    reps: u64,
+    issued: u64,
+    completed: u64,
+    errors: u64,
+}
+
+impl Request for NestDriver {
+    type Output = (u64, u64);
+    type Error = Infallible;
+}
+
+impl NestDriver {
+    fn issue(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), ReqError<Infallible>> {
+        let fail = self.issued % 2 == 1;
+        self.issued += 1;
+        ctl.wait(nest_send(ctl.ev(), NEST_DEPTH - 1, fail), NestDriver::done)
+    }
+
+    fn done(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<Nest>) -> StepResult<Self> {
+        let fail = (self.issued - 1) % 2 == 1;
+        let expect = if fail {
+            Err(ReqError::User(NEST_INJECTED_ERR))
+        } else {
+            Ok(())
+        };
+        if sub.recv() != expect {
+            self.errors += 1;
+        }
+        self.completed += 1;
+        if self.issued < self.reps {
+            self.issue(ctl)?;
+            return Ok(Progress::Pending);
+        }
+        Ok(Progress::Done((self.completed, self.errors)))
+    }
+}
+
+fn run_nested(ev: &Context, reps: u64) -> u128 {
+    let t0 = Instant::now();
+    let driver = Req::start(
+        ev,
+        NestDriver {
+            reps,
+            issued: 0,
+            completed: 0,
+            errors: 0,
+        },
+        |st, ctl| {
+            st.issue(ctl)?;
+            Ok(Progress::Pending)
+        },
+    );
+    driver.poll(ev).unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    match driver.recv() {
+        Ok((completed, 0)) if completed == reps => ns,
+        other => die(&format!("nested: {other:?}")),
+    }
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: bench <workload> <N>");
-    eprintln!("workloads: immediate immediate_alloc timers");
+    eprintln!(
+        "workloads: immediate immediate_alloc timers req_lifecycle req_lifecycle_batch nested"
+    );
     ExitCode::from(2)
 }
 
@@ -247,6 +467,8 @@ fn main() -> ExitCode {
         }
     };
     let ev = Context::new().unwrap_or_else(|e| die(&e.to_string()));
+    let mut n = n;
+    let mut extra = String::new();
     let pass = match workload {
         "immediate" => {
             run_immediate(&ev, warmup_n(n));
@@ -267,6 +489,35 @@ fn main() -> ExitCode {
             );
             p
         }
+        "req_lifecycle" => {
+            run_req_lifecycle(&ev, 1, warmup_n(n));
+            measure(|| run_req_lifecycle(&ev, 1, n))
+        }
+        "req_lifecycle_batch" => {
+            let per_chain = n.div_ceil(BATCH_WIDTH);
+            n = per_chain * BATCH_WIDTH;
+            run_req_lifecycle(&ev, BATCH_WIDTH, (per_chain / 10).max(1));
+            let p = measure(|| run_req_lifecycle(&ev, BATCH_WIDTH, per_chain));
+            eprintln!("# req_lifecycle_batch: {BATCH_WIDTH} outstanding");
+            p
+        }
+        "nested" => {
+            let reps = (n / u64::from(NEST_DEPTH)).max(1);
+            n = reps * u64::from(NEST_DEPTH);
+            run_nested(&ev, warmup_n(reps));
+            let p = measure(|| run_nested(&ev, reps));
+            let reqs = reps * u64::from(NEST_DEPTH + 1);
+            extra = format!(
+                " reqs_per_op={:.4} allocs_per_req={:.3}",
+                reqs as f64 / n as f64,
+                p.allocs as f64 / reqs as f64
+            );
+            eprintln!(
+                "# nested: depth={NEST_DEPTH} reps={reps}, ns_per_op is per (sub)request; \
+                 each rep also creates one wake-up request"
+            );
+            p
+        }
         _ => return usage(),
     };
     let ns_per_op = pass.ns as f64 / n as f64;
@@ -276,7 +527,7 @@ fn main() -> ExitCode {
         0.0
     };
     println!(
-        "workload={workload} impl={IMPL} n={n} ns_per_op={ns_per_op:.3} ops_per_s={ops_per_s:.1} allocs_per_op={:.3}",
+        "workload={workload} impl={IMPL} n={n} ns_per_op={ns_per_op:.3} ops_per_s={ops_per_s:.1} allocs_per_op={:.3}{extra}",
         pass.allocs as f64 / n as f64
     );
     ExitCode::SUCCESS

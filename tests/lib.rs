@@ -25,6 +25,14 @@ pub fn send(mut s: &UnixStream, bytes: &[u8]) {
     s.write_all(bytes).expect("write");
 }
 
+/// Whether the peer of `peer` has closed its end: a read returns end of file.
+/// (Checking an fd number instead would race with other test threads, which
+/// may reuse the number as soon as it is closed.)
+pub fn peer_closed(peer: &UnixStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(std::io::Read::read(&mut &*peer, &mut buf), Ok(0))
+}
+
 /// Whether `fd` is an open descriptor in this process.
 pub fn is_open(fd: RawFd) -> bool {
     // SAFETY: only probes the descriptor table; the borrow ends immediately.

@@ -523,7 +523,7 @@ impl Drop for Inner {
         // captured) is inert.
         let remote = self.remote.get().map(|r| r.close());
         // Requests first: their states hold event handles (inert now).
-        let mut reqs = self.reqs.get_mut().take_all();
+        let (mut reqs, pooled) = self.reqs.get_mut().take_all();
         for m in &mut reqs {
             if m.state == crate::ReqState::InProgress
                 && let Some(c) = m.cell.as_mut()
@@ -531,7 +531,7 @@ impl Drop for Inner {
                 c.discard();
             }
         }
-        drop(reqs);
+        drop((reqs, pooled));
         let imm = self.imm.get_mut().take_all();
         let timers = self.timers.get_mut().take_all();
         let (fd_handlers, kept_fds) = self.fds.get_mut().take_all(&self.poller);

@@ -198,7 +198,9 @@ impl Queue {
         {
             let reqs = ev.inner.reqs.borrow();
             match reqs.slab.get(req) {
-                Some(m) if m.state == crate::ReqState::InProgress && m.queue.is_none() => {}
+                Some(m)
+                    if m.state == crate::ReqState::InProgress
+                        && m.extra.as_ref().is_none_or(|e| e.queue.is_none()) => {}
                 _ => return Err(Failure::Cancelled),
             }
         }
@@ -215,11 +217,13 @@ impl Queue {
             });
             id
         };
+        let link = QueueLink {
+            queue: Rc::downgrade(&self.inner),
+            id,
+        };
         if let Some(m) = ev.inner.reqs.borrow_mut().slab.get_mut(req) {
-            m.queue = Some(QueueLink {
-                queue: Rc::downgrade(&self.inner),
-                id,
-            });
+            let extra = m.extra.get_or_insert_with(Default::default);
+            extra.queue = Some(link);
         }
         QueueInner::schedule_head(&self.inner, &ev);
         Ok(())
@@ -278,8 +282,15 @@ impl Drop for Queue {
             return;
         };
         for e in entries {
-            if let Some(m) = ev.inner.reqs.borrow_mut().slab.get_mut(e.req) {
-                m.queue = None;
+            if let Some(e) = ev
+                .inner
+                .reqs
+                .borrow_mut()
+                .slab
+                .get_mut(e.req)
+                .and_then(|m| m.extra.as_mut())
+            {
+                e.queue = None;
             }
             ev.req_fail(e.req, Failure::QueueDropped);
         }

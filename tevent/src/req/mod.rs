@@ -38,7 +38,7 @@ pub(crate) use error::Failure;
 pub use error::ReqError;
 pub use profile::Profile;
 pub use table::{CancelFn, CleanupFn};
-pub(crate) use table::{ReqMeta, ReqTable};
+pub(crate) use table::{Extra, ReqTable};
 pub use wakeup::{Wakeup, wakeup_recv, wakeup_send};
 
 use crate::Error;
@@ -46,7 +46,7 @@ use crate::context::{Context, Inner, upgrade};
 use crate::fd::{FdEvent, FdFlags};
 use crate::slab::Key;
 use crate::timer::TimerHandler;
-use table::{Hooks, Owner, ReqCell, Resume};
+use table::{Hooks, Resume};
 
 /// A request type: the state of one asynchronous computation.
 ///
@@ -150,39 +150,20 @@ impl<T: Request> Req<T> {
         state: T,
         first: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> Req<T> {
-        let created = Location::caller();
-        let cell = ReqCell {
-            state: Some(state),
-            result: None,
-            hooks: Hooks {
-                cleanup: None,
-                cancel: None,
-            },
+        let slot = match ev.req_create(state, Location::caller(), first) {
+            Some(key) => Slot::Live(key),
+            None => Slot::NoMemory,
         };
-        let req = match crate::alloc::try_box(cell) {
-            Ok(boxed) => {
-                let meta = ReqMeta::new(boxed, created, T::name());
-                match ev.inner.reqs.borrow_mut().slab.try_insert(meta) {
-                    Ok(key) => Slot::Live(key),
-                    Err(_) => Slot::NoMemory,
-                }
-            }
-            Err(_) => Slot::NoMemory,
-        };
-        let req = Req {
+        Req {
             ctx: ev.weak(),
-            slot: req,
+            slot,
             _t: PhantomData,
-        };
-        if let Slot::Live(key) = req.slot {
-            ev.run_step::<T>(key, first);
         }
-        req
     }
 
-    /// A handle for a request the runtime held until now.
+    /// A handle for a request the runtime held until now (the completion
+    /// queue already handed it over).
     pub(crate) fn adopt(ev: &Context, key: Key) -> Req<T> {
-        ev.req_adopt(key);
         Req {
             ctx: ev.weak(),
             slot: Slot::Live(key),
@@ -274,7 +255,7 @@ impl<T: Request> Req<T> {
                     f: callback,
                     _t: PhantomData,
                 })
-                .and_then(|r| ev.req_wait(Key::NONE, key, r));
+                .and_then(|r| ev.req_wait(Key::NONE, key, r).map(|_| ()));
                 if registered.is_err() {
                     // Out of memory even for the waiter's bookkeeping: the
                     // request could never be delivered, so it is dropped
@@ -431,11 +412,12 @@ impl<'a, T: Request> Ctl<'a, T> {
             _t: PhantomData,
         })
         .map_err(Failure::to_req)?;
-        self.ev
+        let profiled = self
+            .ev
             .req_wait(self.key, child, resume)
             .map_err(Failure::to_req)?;
         let _ = sub.into_key();
-        if self.ev.profile_enabled(self.key) {
+        if profiled {
             self.ev.profile_start(child);
         }
         Ok(())
@@ -499,7 +481,8 @@ impl<'a, T: Request> Ctl<'a, T> {
             .borrow_mut()
             .slab
             .get_mut(self.key)
-            .and_then(|m| m.queue.take())
+            .and_then(|m| m.extra.as_mut())
+            .and_then(|e| e.queue.take())
     }
 }
 
@@ -555,39 +538,6 @@ impl<T: Request, F: FnOnce(&Context, Req<T>) + 'static> Resume for Callback<T, F
 }
 
 impl Context {
-    /// Takes a finished request's result (the slot is freed).
-    fn req_recv<T: Request>(&self, key: Key) -> Result<T::Output, ReqError<T::Error>> {
-        let finished = self
-            .req_state(key)
-            .is_some_and(|s| s != ReqState::InProgress);
-        if !finished {
-            self.req_drop(key);
-            return Err(ReqError::InProgress);
-        }
-        let meta = {
-            let mut t = self.inner.reqs.borrow_mut();
-            t.slab.remove(key)
-        };
-        let Some(mut meta) = meta else {
-            return Err(ReqError::InProgress);
-        };
-        let cell = meta
-            .cell
-            .take()
-            .expect("a finished request is not running a step");
-        let any: Box<dyn std::any::Any> = cell;
-        let mut typed = any
-            .downcast::<[ReqCell<T>; 1]>()
-            .expect("a request key always names a request of its type");
-        let result = typed[0]
-            .result
-            .take()
-            .expect("a finished request has a result");
-        drop(meta);
-        drop(typed);
-        result
-    }
-
     /// Arms (or moves) a request's end-time timer.
     fn req_set_endtime(&self, key: Key, at: Instant) -> Result<(), Failure> {
         let existing = {
@@ -597,18 +547,18 @@ impl Context {
                 _ => return Ok(()),
             }
         };
-        match existing {
-            Some(timer) => self.timer_restart(timer, at).map_err(|_| Failure::NoMemory),
-            None => {
-                let timer = self
-                    .timer_try_insert(at, TimerHandler::ReqEndtime(key))
-                    .map_err(|_| Failure::NoMemory)?;
-                if let Some(m) = self.inner.reqs.borrow_mut().slab.get_mut(key) {
-                    m.endtime = Some(timer);
-                }
-                Ok(())
-            }
+        if existing != Key::NONE {
+            return self
+                .timer_restart(existing, at)
+                .map_err(|_| Failure::NoMemory);
         }
+        let timer = self
+            .timer_try_insert(at, TimerHandler::ReqEndtime(key))
+            .map_err(|_| Failure::NoMemory)?;
+        if let Some(m) = self.inner.reqs.borrow_mut().slab.get_mut(key) {
+            m.endtime = timer;
+        }
+        Ok(())
     }
 
     fn req_reset_endtime(&self, key: Key) {
@@ -618,17 +568,9 @@ impl Context {
             .borrow_mut()
             .slab
             .get_mut(key)
-            .and_then(|m| m.endtime.take());
-        if let Some(t) = timer {
-            self.timer_remove(t);
+            .map_or(Key::NONE, |m| std::mem::replace(&mut m.endtime, Key::NONE));
+        if timer != Key::NONE {
+            self.timer_remove(timer);
         }
-    }
-}
-
-/// Whether `owner` is a parent request (used by profiles).
-pub(crate) fn parent_of(owner: Owner) -> Option<Key> {
-    match owner {
-        Owner::Parent(p) => Some(p),
-        _ => None,
     }
 }

@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::req::{ReqState, parent_of};
+use crate::req::{Extra, ReqState};
 use crate::slab::Key;
 
 /// The profile of one request and its subrequests.
@@ -85,11 +85,11 @@ fn start_one(t: &mut crate::req::ReqTable, key: Key, now: Instant) -> bool {
     let Some(m) = t.slab.get_mut(key) else {
         return false;
     };
-    if m.profile.is_some() {
+    if m.extra.as_ref().is_some_and(|e| e.profile.is_some()) {
         return true;
     }
     let p = Profile {
-        name: m.name,
+        name: (m.name)(),
         created: m.created,
         start: now,
         stop: None,
@@ -97,13 +97,14 @@ fn start_one(t: &mut crate::req::ReqTable, key: Key, now: Instant) -> bool {
         subprofiles: Vec::new(),
         truncated: false,
     };
-    match crate::alloc::try_box(p) {
-        Ok(b) => {
-            m.profile = Some(b);
-            true
+    if m.extra.is_none() {
+        match crate::alloc::try_box(Extra::default()) {
+            Ok(b) => m.extra = Some(Box::new(b.into_iter().next().expect("one"))),
+            Err(_) => return false,
         }
-        Err(_) => false,
     }
+    m.extra.as_mut().expect("set above").profile = Some(p);
+    true
 }
 
 impl Context {
@@ -126,36 +127,37 @@ impl Context {
         true
     }
 
-    pub(crate) fn profile_enabled(&self, key: Key) -> bool {
-        self.inner
-            .reqs
-            .borrow()
-            .slab
-            .get(key)
-            .is_some_and(|m| m.profile.is_some())
-    }
-
     /// Closes a finished request's profile and moves it into its parent's.
     pub(crate) fn profile_stop(&self, key: Key, reached: ReqState) {
+        let now = self.now();
         let mut t = self.inner.reqs.borrow_mut();
         let Some(m) = t.slab.get_mut(key) else {
             return;
         };
-        let Some(p) = m.profile.as_mut() else {
+        let parent = match m.owner {
+            crate::req::table::Owner::Parent => m.parent,
+            _ => Key::NONE,
+        };
+        let Some(p) = m.extra.as_mut().and_then(|e| e.profile.as_mut()) else {
             return;
         };
-        p[0].stop = Some(self.now());
-        p[0].state = reached;
-        let Some(parent) = parent_of(m.owner) else {
+        p.stop = Some(now);
+        p.state = reached;
+        if parent == Key::NONE {
             return;
-        };
-        let mine = m.profile.take().expect("checked");
-        if let Some(pm) = t.slab.get_mut(parent)
-            && let Some(pp) = pm.profile.as_mut()
+        }
+        let mine = m
+            .extra
+            .as_mut()
+            .and_then(|e| e.profile.take())
+            .expect("checked");
+        if let Some(pp) = t
+            .slab
+            .get_mut(parent)
+            .and_then(|pm| pm.extra.as_mut())
+            .and_then(|e| e.profile.as_mut())
         {
-            let pp = &mut pp[0];
             if pp.subprofiles.try_reserve(1).is_ok() {
-                let [mine] = *mine;
                 pp.subprofiles.push(mine);
             } else {
                 pp.truncated = true;
@@ -166,8 +168,6 @@ impl Context {
     /// Takes a request's profile out.
     pub(crate) fn profile_take(&self, key: Key) -> Option<Profile> {
         let mut t = self.inner.reqs.borrow_mut();
-        let b = t.slab.get_mut(key)?.profile.take()?;
-        let [p] = *b;
-        Some(p)
+        t.slab.get_mut(key)?.extra.as_mut()?.profile.take()
     }
 }

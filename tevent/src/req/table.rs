@@ -1,11 +1,18 @@
 //! Storage and bookkeeping of requests: the per-context table, the completion
-//! queue, finishing, and iterative dropping of request trees.
+//! queue, finishing, recycling of request cells, and iterative dropping of
+//! request trees.
 //!
-//! Every request is one slab entry (`ReqMeta`, untyped bookkeeping) plus one
-//! heap allocation holding its typed part (`ReqCell<T>`: the user's state,
-//! the result, the hooks). The typed part is taken out of the table while one
-//! of the request's steps runs, so no table borrow is ever held across user
-//! code.
+//! Every request is one slab entry (`ReqMeta`, untyped bookkeeping, about 100
+//! bytes) plus one heap cell holding its typed part (`ReqCell<T>`: the user's
+//! state, the result, the hooks). The typed part is taken out of the table
+//! while one of the request's steps runs, so no table borrow is ever held
+//! across user code. Cells of received or dropped requests are kept in a small
+//! per-type pool and reused, so a steady stream of requests of a few types
+//! does not go through the allocator at all.
+//!
+//! The subrequests a parent waits for form an intrusive doubly linked list
+//! through their entries: adding and removing one is O(1) and never
+//! allocates, however many a parent waits for.
 //!
 //! Notification is queued, never re-entrant: when a request finishes and
 //! someone waits for it, its key goes into the completion queue, which the
@@ -13,7 +20,7 @@
 //! queue's capacity is reserved when a wait is registered, so pushing to it
 //! never allocates; chains of any depth are walked iteratively.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::panic::Location;
 
@@ -44,6 +51,17 @@ pub(crate) struct Hooks<T: Request> {
 }
 
 impl<T: Request> ReqCell<T> {
+    pub(crate) fn new(state: T) -> Self {
+        ReqCell {
+            state: Some(state),
+            result: None,
+            hooks: Hooks {
+                cleanup: None,
+                cancel: None,
+            },
+        }
+    }
+
     /// Stores the outcome, runs the cleanup hook and drops the state.
     pub(crate) fn finish(&mut self, r: Result<T::Output, ReqError<T::Error>>) -> ReqState {
         let reached = match &r {
@@ -64,6 +82,25 @@ impl<T: Request> ReqCell<T> {
             drop(state);
         }
     }
+
+    /// Runs `f` as a step; returns the state reached if it finished.
+    pub(crate) fn step(
+        &mut self,
+        ev: &Context,
+        key: Key,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> Option<ReqState> {
+        let ReqCell { state, hooks, .. } = self;
+        let state = state
+            .as_mut()
+            .expect("an in-progress request has its state");
+        let mut ctl = Ctl::new(ev, key, hooks);
+        match f(state, &mut ctl) {
+            Ok(Progress::Pending) => None,
+            Ok(Progress::Done(out)) => Some(self.finish(Ok(out))),
+            Err(e) => Some(self.finish(Err(e))),
+        }
+    }
 }
 
 /// The untyped view of a request's typed part.
@@ -72,6 +109,8 @@ pub(crate) trait ErasedCell: Any {
     fn fail(&mut self, why: Failure) -> ReqState;
     /// The request is being dropped unfinished: cleanup hook, then the state.
     fn discard(&mut self);
+    /// Drops whatever the cell still holds (result, hooks) before reuse.
+    fn clear(&mut self);
 }
 
 impl<T: Request> ErasedCell for [ReqCell<T>; 1] {
@@ -82,12 +121,19 @@ impl<T: Request> ErasedCell for [ReqCell<T>; 1] {
     fn discard(&mut self) {
         self[0].drop_state(ReqState::Dropped);
     }
+
+    fn clear(&mut self) {
+        self[0].drop_state(ReqState::Dropped);
+        self[0].result = None;
+        self[0].hooks.cleanup = None;
+        self[0].hooks.cancel = None;
+    }
 }
 
 /// Resumes a waiter when the request it waits for has finished.
 pub(crate) trait Resume {
     /// `parent` is the waiting request (`Key::NONE` for a top-level callback),
-    /// `child` the finished one.
+    /// `child` the finished one, already handed to a handle.
     fn resume(self: Box<Self>, ev: &Context, parent: Key, child: Key);
 }
 
@@ -96,66 +142,13 @@ pub(crate) trait Resume {
 pub(crate) enum Owner {
     /// A `Req<T>` handle.
     Handle,
-    /// A parent request, which waits for it.
-    Parent(Key),
+    /// The parent in `ReqMeta::parent`, which waits for it.
+    Parent,
     /// The context: a top-level request whose callback is pending.
     Context,
 }
 
-/// Subrequests owned by the runtime on behalf of a parent.
-#[derive(Default)]
-pub(crate) enum Children {
-    #[default]
-    None,
-    One(Key),
-    Many(Vec<Key>),
-}
-
-impl Children {
-    fn try_push(&mut self, k: Key) -> Result<(), ()> {
-        match self {
-            Children::None => *self = Children::One(k),
-            Children::One(a) => {
-                let mut v = Vec::new();
-                v.try_reserve(4).map_err(|_| ())?;
-                v.push(*a);
-                v.push(k);
-                *self = Children::Many(v);
-            }
-            Children::Many(v) => {
-                v.try_reserve(1).map_err(|_| ())?;
-                v.push(k);
-            }
-        }
-        Ok(())
-    }
-
-    fn remove(&mut self, k: Key) {
-        match self {
-            Children::One(a) if *a == k => *self = Children::None,
-            Children::Many(v) => {
-                if let Some(i) = v.iter().position(|c| *c == k) {
-                    v.swap_remove(i);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn take(&mut self) -> Children {
-        std::mem::take(self)
-    }
-
-    fn for_each(&self, mut f: impl FnMut(Key)) {
-        match self {
-            Children::None => {}
-            Children::One(a) => f(*a),
-            Children::Many(v) => v.iter().copied().for_each(f),
-        }
-    }
-}
-
-/// Where a finished request is in the notification protocol.
+/// Where a request is in the notification protocol.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Notify {
     /// Nobody waits for it yet.
@@ -166,51 +159,43 @@ pub(crate) enum Notify {
     Queued,
 }
 
+/// Rarely used parts of a request, boxed so the common entry stays small.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) profile: Option<crate::req::profile::Profile>,
+    pub(crate) queue: Option<crate::queue::QueueLink>,
+}
+
 /// The untyped bookkeeping of one request (a slab entry).
 pub(crate) struct ReqMeta {
     /// The typed part; `None` while one of its steps runs.
     pub(crate) cell: Option<Box<dyn ErasedCell>>,
+    pub(crate) waiter: Option<Box<dyn Resume>>,
+    pub(crate) created: &'static Location<'static>,
+    /// The request type's name, computed only when asked for (Debug, profiles).
+    pub(crate) name: fn() -> &'static str,
+    /// The waiting parent when `owner` is `Parent`.
+    pub(crate) parent: Key,
+    /// First of the runtime-owned subrequests (linked through `next`/`prev`).
+    first_child: Key,
+    /// Next sibling; for a doomed request, the next doomed one.
+    next: Key,
+    prev: Key,
+    /// The end-time timer, or `Key::NONE`.
+    pub(crate) endtime: Key,
+    pub(crate) extra: Option<Box<Extra>>,
     pub(crate) state: ReqState,
     pub(crate) owner: Owner,
-    pub(crate) waiter: Option<Box<dyn Resume>>,
-    pub(crate) notify: Notify,
-    pub(crate) children: Children,
-    pub(crate) endtime: Option<Key>,
-    pub(crate) created: &'static Location<'static>,
-    pub(crate) name: &'static str,
-    pub(crate) profile: Option<Box<[crate::req::profile::Profile; 1]>>,
-    pub(crate) queue: Option<crate::queue::QueueLink>,
-    /// Set when the request was dropped while one of its own steps ran.
-    pub(crate) zombie: bool,
-    /// Marked for dropping; `next_doomed` links the pending drops.
+    notify: Notify,
+    /// Dropped while one of its own steps ran.
+    zombie: bool,
     doomed: bool,
-    next_doomed: Key,
 }
 
-impl ReqMeta {
-    pub(crate) fn new(
-        cell: Box<dyn ErasedCell>,
-        created: &'static Location<'static>,
-        name: &'static str,
-    ) -> Self {
-        ReqMeta {
-            cell: Some(cell),
-            state: ReqState::InProgress,
-            owner: Owner::Handle,
-            waiter: None,
-            notify: Notify::Idle,
-            children: Children::None,
-            endtime: None,
-            created,
-            name,
-            profile: None,
-            queue: None,
-            zombie: false,
-            doomed: false,
-            next_doomed: Key::NONE,
-        }
-    }
-}
+/// Cells kept for reuse per type.
+const POOL_PER_TYPE: usize = 64;
+/// Types whose cells are pooled.
+const POOL_TYPES: usize = 16;
 
 /// All requests of a context.
 pub(crate) struct ReqTable {
@@ -222,6 +207,7 @@ pub(crate) struct ReqTable {
     /// A drop is being processed; nested drops join the doomed list.
     dropping: bool,
     doomed_head: Key,
+    pool: Vec<(TypeId, Vec<Box<dyn ErasedCell>>)>,
 }
 
 impl Default for ReqTable {
@@ -232,6 +218,7 @@ impl Default for ReqTable {
             outstanding: 0,
             dropping: false,
             doomed_head: Key::NONE,
+            pool: Vec::new(),
         }
     }
 }
@@ -242,12 +229,14 @@ impl ReqTable {
     }
 
     /// Reserves room in the completion queue for one more waiter.
-    pub(crate) fn reserve_waiter(&mut self) -> Result<(), Failure> {
+    fn reserve_waiter(&mut self) -> Result<(), Failure> {
         let need = self.outstanding + 1;
-        let extra = need.saturating_sub(self.completions.len());
-        self.completions
-            .try_reserve(extra)
-            .map_err(|_| Failure::NoMemory)?;
+        if self.completions.capacity() < need {
+            let extra = need - self.completions.len();
+            self.completions
+                .try_reserve(extra)
+                .map_err(|_| Failure::NoMemory)?;
+        }
         self.outstanding = need;
         Ok(())
     }
@@ -260,8 +249,51 @@ impl ReqTable {
 
     /// Appends the runtime-owned subrequests of `key` to `out`.
     pub(crate) fn children_of(&self, key: Key, out: &mut Vec<Key>) {
-        if let Some(m) = self.slab.get(key) {
-            m.children.for_each(|c| out.push(c));
+        let mut c = self.slab.get(key).map_or(Key::NONE, |m| m.first_child);
+        while let Some(m) = self.slab.get(c) {
+            out.push(c);
+            c = m.next;
+        }
+    }
+
+    /// Puts `child` at the head of `parent`'s subrequest list; returns
+    /// whether the parent is profiled (the caller needs both).
+    fn link_child(&mut self, parent: Key, child: Key) -> bool {
+        let Some(p) = self.slab.get_mut(parent) else {
+            return false;
+        };
+        let first = std::mem::replace(&mut p.first_child, child);
+        let profiled = p.extra.as_ref().is_some_and(|e| e.profile.is_some());
+        if first != Key::NONE
+            && let Some(f) = self.slab.get_mut(first)
+        {
+            f.prev = child;
+        }
+        let c = self.slab.get_mut(child).expect("live child");
+        c.parent = parent;
+        c.prev = Key::NONE;
+        c.next = first;
+        profiled
+    }
+
+    fn unlink_child(&mut self, child: Key) {
+        let Some(c) = self.slab.get_mut(child) else {
+            return;
+        };
+        let (parent, prev, next) = (c.parent, c.prev, c.next);
+        c.parent = Key::NONE;
+        c.prev = Key::NONE;
+        c.next = Key::NONE;
+        match self.slab.get_mut(prev) {
+            Some(p) => p.next = next,
+            None => {
+                if let Some(p) = self.slab.get_mut(parent) {
+                    p.first_child = next;
+                }
+            }
+        }
+        if let Some(n) = self.slab.get_mut(next) {
+            n.prev = prev;
         }
     }
 
@@ -271,7 +303,7 @@ impl ReqTable {
         match self.slab.get_mut(key) {
             Some(m) if !m.doomed => {
                 m.doomed = true;
-                m.next_doomed = head;
+                m.next = head;
                 self.doomed_head = key;
                 true
             }
@@ -279,85 +311,165 @@ impl ReqTable {
         }
     }
 
+    /// Dooms every request of a sibling list.
+    fn doom_list(&mut self, first: Key) {
+        let mut k = first;
+        while let Some(m) = self.slab.get(k) {
+            let next = m.next;
+            self.doom(k);
+            k = next;
+        }
+    }
+
     fn pop_doomed(&mut self) -> Option<Key> {
         let key = self.doomed_head;
         let m = self.slab.get_mut(key)?;
-        self.doomed_head = m.next_doomed;
+        self.doomed_head = m.next;
         Some(key)
     }
 
+    /// A recycled cell of type `id`, if one is pooled.
+    fn pool_take(&mut self, id: TypeId) -> Option<Box<dyn ErasedCell>> {
+        self.pool.iter_mut().find(|(t, _)| *t == id)?.1.pop()
+    }
+
+    /// Keeps a cleared cell for reuse (or lets it go if the pool is full).
+    fn pool_put(&mut self, cell: Box<dyn ErasedCell>) -> Option<Box<dyn ErasedCell>> {
+        let id = (*cell).type_id();
+        if let Some((_, v)) = self.pool.iter_mut().find(|(t, _)| *t == id) {
+            if v.len() < POOL_PER_TYPE && v.try_reserve(1).is_ok() {
+                v.push(cell);
+                return None;
+            }
+            return Some(cell);
+        }
+        if self.pool.len() < POOL_TYPES && self.pool.try_reserve(1).is_ok() {
+            let mut v = Vec::new();
+            if v.try_reserve(POOL_PER_TYPE).is_ok() {
+                v.push(cell);
+                self.pool.push((id, v));
+                return None;
+            }
+        }
+        Some(cell)
+    }
+
     /// Everything, for context teardown (the caller drops it outside the borrow).
-    pub(crate) fn take_all(&mut self) -> Vec<ReqMeta> {
+    pub(crate) fn take_all(&mut self) -> (Vec<ReqMeta>, Vec<Box<dyn ErasedCell>>) {
         self.completions.clear();
         self.outstanding = 0;
-        self.slab.drain()
+        let pooled = self.pool.drain(..).flat_map(|(_, v)| v).collect();
+        (self.slab.drain(), pooled)
     }
 }
 
+/// Moves the result out of a finished request's cell.
+fn take_result<T: Request>(
+    cell: &mut Box<dyn ErasedCell>,
+) -> Result<T::Output, ReqError<T::Error>> {
+    let any: &mut dyn Any = &mut **cell;
+    any.downcast_mut::<[ReqCell<T>; 1]>()
+        .expect("a request key always names a request of its type")[0]
+        .result
+        .take()
+        .expect("a finished request has a result")
+}
+
 impl Context {
-    /// Registers `child` as a subrequest of `parent`, resumed through `resume`
-    /// when it finishes. On failure nothing is changed and `child` stays owned
-    /// by the caller.
+    /// Creates the entry of a request whose typed part is `cell` (of type
+    /// `T`), runs `first` as its first step, and stores the cell. Returns the
+    /// key, or `None` if the entry could not be allocated.
+    pub(crate) fn req_create<T: Request>(
+        &self,
+        state: T,
+        created: &'static Location<'static>,
+        first: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> Option<Key> {
+        let (mut cell, key) = {
+            let mut t = self.inner.reqs.borrow_mut();
+            let cell: Box<[ReqCell<T>; 1]> = match t.pool_take(TypeId::of::<[ReqCell<T>; 1]>()) {
+                Some(c) => {
+                    let any: Box<dyn Any> = c;
+                    let mut b = any.downcast::<[ReqCell<T>; 1]>().expect("pooled by type");
+                    b[0] = ReqCell::new(state);
+                    b
+                }
+                None => match crate::alloc::try_box(ReqCell::new(state)) {
+                    Ok(b) => b,
+                    Err(_) => return None,
+                },
+            };
+            let meta = ReqMeta {
+                cell: None, // taken: the first step runs now
+                waiter: None,
+                created,
+                name: T::name,
+                parent: Key::NONE,
+                first_child: Key::NONE,
+                next: Key::NONE,
+                prev: Key::NONE,
+                endtime: Key::NONE,
+                extra: None,
+                state: ReqState::InProgress,
+                owner: Owner::Handle,
+                notify: Notify::Idle,
+                zombie: false,
+                doomed: false,
+            };
+            match t.slab.try_insert(meta) {
+                Ok(key) => (cell, key),
+                Err(_) => return None,
+            }
+        };
+        let finished = cell[0].step(self, key, first);
+        self.req_put_back(key, cell, finished);
+        Some(key)
+    }
+
+    /// Registers `child` as waited for by `parent` (`Key::NONE`: a top-level
+    /// callback), resumed through `resume` when it finishes. Returns whether
+    /// the parent is profiled. On failure nothing changed and the caller still
+    /// owns `child`.
     pub(crate) fn req_wait(
         &self,
         parent: Key,
         child: Key,
         resume: Box<dyn Resume>,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let mut t = self.inner.reqs.borrow_mut();
-        if !t.slab.get(child).is_some_and(|m| m.owner == Owner::Handle) {
-            // A handle always names a live request it owns; anything else is a
-            // runtime invariant violation, reported as no memory would hang.
-            debug_assert!(false, "waiting for a request the handle does not own");
-            return Err(Failure::NoMemory);
-        }
         t.reserve_waiter()?;
-        if parent != Key::NONE {
-            let pushed = t.slab.get_mut(parent).map(|p| p.children.try_push(child));
-            if !matches!(pushed, Some(Ok(()))) {
+        let finished = match t.slab.get_mut(child) {
+            // A live handle always owns its request; anything else would hang.
+            Some(m) if m.owner == Owner::Handle => {
+                m.owner = if parent == Key::NONE {
+                    Owner::Context
+                } else {
+                    Owner::Parent
+                };
+                m.waiter = Some(resume);
+                let finished = m.state != ReqState::InProgress;
+                m.notify = if finished {
+                    Notify::Queued
+                } else {
+                    Notify::Waiting
+                };
+                finished
+            }
+            _ => {
                 t.outstanding -= 1;
                 return Err(Failure::NoMemory);
-            }
-        }
-        let finished = {
-            let m = t.slab.get_mut(child).expect("checked above");
-            m.owner = if parent == Key::NONE {
-                Owner::Context
-            } else {
-                Owner::Parent(parent)
-            };
-            m.waiter = Some(resume);
-            if m.state == ReqState::InProgress {
-                m.notify = Notify::Waiting;
-                false
-            } else {
-                m.notify = Notify::Queued;
-                true
             }
         };
         if finished {
             t.queue_notification(child);
             self.inner.req_pending.set(true);
         }
-        Ok(())
-    }
-
-    /// Takes a child out of its parent's care and gives it to a handle.
-    pub(crate) fn req_adopt(&self, child: Key) {
-        let mut t = self.inner.reqs.borrow_mut();
-        let Some(m) = t.slab.get_mut(child) else {
-            return;
-        };
-        let owner = std::mem::replace(&mut m.owner, Owner::Handle);
-        if let Owner::Parent(p) = owner
-            && let Some(pm) = t.slab.get_mut(p)
-        {
-            pm.children.remove(child);
-        }
+        Ok(parent != Key::NONE && t.link_child(parent, child))
     }
 
     /// Delivers queued notifications until the queue is empty. Returns whether
-    /// any waiter ran.
+    /// any waiter ran. Each finished child is handed to a handle (taken out of
+    /// its parent's care) before its waiter runs.
     pub(crate) fn run_completions(&self) -> bool {
         let mut ran = false;
         loop {
@@ -376,46 +488,17 @@ impl Context {
                 };
                 m.notify = Notify::Idle;
                 let parent = match m.owner {
-                    Owner::Parent(p) => p,
+                    Owner::Parent => m.parent,
                     _ => Key::NONE,
                 };
+                m.owner = Owner::Handle;
+                if parent != Key::NONE {
+                    t.unlink_child(key);
+                }
                 (key, parent, resume)
             };
             resume.resume(self, parent, key);
             ran = true;
-        }
-    }
-
-    /// Bookkeeping after a request reached a final state (its typed part has
-    /// stored the result and dropped the state): disarm the end time, drop the
-    /// runtime-owned subrequests, leave any queue, close the profile, and
-    /// queue the notification of whoever waits.
-    pub(crate) fn req_finished(&self, key: Key, reached: ReqState) {
-        let (endtime, children, queue) = {
-            let mut t = self.inner.reqs.borrow_mut();
-            let Some(m) = t.slab.get_mut(key) else {
-                return;
-            };
-            m.state = reached;
-            let endtime = m.endtime.take();
-            let children = m.children.take();
-            let queue = m.queue.take();
-            let notify = m.notify == Notify::Waiting;
-            if notify {
-                m.notify = Notify::Queued;
-                t.queue_notification(key);
-                self.inner.req_pending.set(true);
-            }
-            (endtime, children, queue)
-        };
-        self.profile_stop(key, reached);
-        if let Some(timer) = endtime {
-            self.timer_remove(timer);
-        }
-        // The subtree of a finished request has nothing left to do for it.
-        children.for_each(|c| self.req_drop(c));
-        if let Some(q) = queue {
-            q.release(self);
         }
     }
 
@@ -445,44 +528,86 @@ impl Context {
         self.req_fail(key, Failure::TimedOut);
     }
 
-    /// Returns a request's typed part to the table after a step, and finishes
-    /// the bookkeeping if the step finished it. A request dropped during its
-    /// own step (a zombie) is dropped now, with its subtree.
+    /// Returns a request's typed part to the table after a step. If the step
+    /// finished the request, this also disarms its end time, drops the
+    /// subrequests it still owned, leaves its queue, closes its profile and
+    /// queues the notification of whoever waits, all in one table access. A
+    /// request dropped during its own step (a zombie) is dropped now.
     pub(crate) fn req_put_back(
         &self,
         key: Key,
-        mut cell: Box<dyn ErasedCell>,
+        cell: Box<dyn ErasedCell>,
         finished: Option<ReqState>,
     ) {
-        let zombie = {
+        let (endtime, children, extra) = {
             let mut t = self.inner.reqs.borrow_mut();
-            match t.slab.get_mut(key) {
-                Some(m) => {
-                    m.cell = Some(cell);
-                    std::mem::take(&mut m.zombie)
-                }
-                None => {
+            let Some(m) = t.slab.get_mut(key) else {
+                drop(t);
+                let mut cell = cell;
+                cell.discard();
+                return;
+            };
+            m.cell = Some(cell);
+            let zombie = m.zombie;
+            let Some(reached) = finished.filter(|_| !zombie) else {
+                if zombie {
+                    m.zombie = false;
                     drop(t);
-                    cell.discard();
-                    return;
+                    self.req_drop(key);
                 }
+                return;
+            };
+            m.state = reached;
+            let endtime = std::mem::replace(&mut m.endtime, Key::NONE);
+            let children = std::mem::replace(&mut m.first_child, Key::NONE);
+            let extra = m.extra.is_some();
+            if m.notify == Notify::Waiting {
+                m.notify = Notify::Queued;
+                t.queue_notification(key);
+                self.inner.req_pending.set(true);
             }
+            if children != Key::NONE {
+                t.doom_list(children);
+            }
+            (endtime, children, extra)
         };
-        if zombie {
-            self.req_drop(key);
-        } else if let Some(reached) = finished {
-            self.req_finished(key, reached);
+        if extra {
+            self.profile_stop(key, finished.expect("finished"));
+            let link = self
+                .inner
+                .reqs
+                .borrow_mut()
+                .slab
+                .get_mut(key)
+                .and_then(|m| m.extra.as_mut())
+                .and_then(|e| e.queue.take());
+            if let Some(q) = link {
+                q.release(self);
+            }
+        }
+        if endtime != Key::NONE {
+            self.timer_remove(endtime);
+        }
+        // The subtree of a finished request has nothing left to do for it.
+        if children != Key::NONE {
+            self.req_drain_doomed();
         }
     }
 
-    /// Drops a request and its whole subtree, iteratively: requests dropped
-    /// while a drop is in progress (subrequests held in a dropped state, the
-    /// runtime-owned children) join a list threaded through the table, so a
-    /// 10 000-deep tree uses no extra stack and the drop allocates nothing.
+    /// Drops a request and its whole subtree (see [`Context::req_drain_doomed`]).
     pub(crate) fn req_drop(&self, key: Key) {
+        self.inner.reqs.borrow_mut().doom(key);
+        self.req_drain_doomed();
+    }
+
+    /// Removes every doomed request, iteratively: requests dropped while this
+    /// runs (subrequests held in a dropped state, the runtime-owned children)
+    /// join the doomed list threaded through the table, so a 10 000-deep tree
+    /// uses no extra stack and dropping allocates nothing.
+    fn req_drain_doomed(&self) {
         {
             let mut t = self.inner.reqs.borrow_mut();
-            if !t.doom(key) || t.dropping {
+            if t.dropping || t.doomed_head == Key::NONE {
                 return;
             }
             t.dropping = true;
@@ -496,7 +621,7 @@ impl Context {
                 };
                 let busy = t.slab.get(k).is_some_and(|m| m.cell.is_none());
                 if busy {
-                    // One of its steps is running: it is discarded when the step
+                    // One of its steps is running: it is dropped when the step
                     // returns (see `req_put_back`).
                     let m = t.slab.get_mut(k).expect("live");
                     m.zombie = true;
@@ -504,9 +629,9 @@ impl Context {
                     continue;
                 }
                 let m = t.slab.remove(k).expect("doomed entries are live");
-                m.children.for_each(|c| {
-                    t.doom(c);
-                });
+                if m.first_child != Key::NONE {
+                    t.doom_list(m.first_child);
+                }
                 if m.waiter.is_some() && m.notify == Notify::Waiting {
                     t.outstanding -= 1;
                 }
@@ -516,19 +641,19 @@ impl Context {
         }
     }
 
-    /// Releases what a removed request held, outside any table borrow.
+    /// Releases what a removed request held, outside any table borrow, and
+    /// recycles its cell.
     fn req_release(&self, mut meta: ReqMeta) {
-        if let Some(timer) = meta.endtime.take() {
-            self.timer_remove(timer);
+        if meta.endtime != Key::NONE {
+            self.timer_remove(meta.endtime);
         }
-        if let Some(q) = meta.queue.take() {
+        if let Some(q) = meta.extra.as_mut().and_then(|e| e.queue.take()) {
             q.release(self);
         }
         if let Some(mut c) = meta.cell.take() {
-            if meta.state == ReqState::InProgress {
-                c.discard();
-            }
-            drop(c);
+            c.clear(); // cleanup hook (if unfinished), state and result dropped here
+            let rejected = self.inner.reqs.borrow_mut().pool_put(c);
+            drop(rejected);
         }
         drop(meta);
     }
@@ -556,22 +681,51 @@ impl Context {
         };
         let finished = {
             let any: &mut dyn Any = &mut *cell;
-            let typed = &mut any
+            let typed = any
                 .downcast_mut::<[ReqCell<T>; 1]>()
-                .expect("a request key always names a request of its type")[0];
-            let ReqCell { state, hooks, .. } = typed;
-            let state = state
-                .as_mut()
-                .expect("an in-progress request has its state");
-            let mut ctl = Ctl::new(self, key, hooks);
-            match f(state, &mut ctl) {
-                Ok(Progress::Pending) => None,
-                Ok(Progress::Done(out)) => Some(typed.finish(Ok(out))),
-                Err(e) => Some(typed.finish(Err(e))),
-            }
+                .expect("a request key always names a request of its type");
+            typed[0].step(self, key, f)
         };
         self.req_put_back(key, cell, finished);
         true
+    }
+
+    /// Takes a finished request's result; the entry is freed and the cell
+    /// recycled. An unfinished request is dropped and gives `InProgress`.
+    pub(crate) fn req_recv<T: Request>(&self, key: Key) -> Result<T::Output, ReqError<T::Error>> {
+        let mut t = self.inner.reqs.borrow_mut();
+        let plain = match t.slab.get_mut(key) {
+            Some(m) if m.state != ReqState::InProgress && m.cell.is_some() => {
+                m.endtime == Key::NONE && m.extra.is_none()
+            }
+            _ => {
+                drop(t);
+                self.req_drop(key);
+                return Err(ReqError::InProgress);
+            }
+        };
+        if !plain {
+            // An end time or queue link to release: the general path.
+            let mut meta = t.slab.remove(key).expect("checked");
+            drop(t);
+            let result = take_result::<T>(meta.cell.as_mut().expect("checked"));
+            self.req_release(meta);
+            return result;
+        }
+        let mut cell = t
+            .slab
+            .get_mut(key)
+            .and_then(|m| m.cell.take())
+            .expect("checked");
+        t.slab.vacate(key);
+        // Finished: the state is already gone, so clearing runs no user code
+        // and the cell can be recycled under this same borrow.
+        let result = take_result::<T>(&mut cell);
+        cell.clear();
+        let rejected = t.pool_put(cell);
+        drop(t);
+        drop(rejected);
+        result
     }
 
     /// Name, state and creation place of a request (for `Debug`).
@@ -580,7 +734,7 @@ impl Context {
         key: Key,
     ) -> Option<(&'static str, ReqState, &'static Location<'static>)> {
         let t = self.inner.reqs.borrow();
-        t.slab.get(key).map(|m| (m.name, m.state, m.created))
+        t.slab.get(key).map(|m| ((m.name)(), m.state, m.created))
     }
 
     /// The state of a request, or `None` if it is gone.
