@@ -41,6 +41,7 @@ pub mod context;
 mod error;
 mod fd;
 mod immediate;
+pub mod io;
 pub mod queue;
 mod remote;
 mod req;

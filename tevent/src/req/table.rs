@@ -190,6 +190,9 @@ pub(crate) struct ReqMeta {
     /// Dropped while one of its own steps ran.
     zombie: bool,
     doomed: bool,
+    /// The request's span; entered while its steps run.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 /// Cells kept for reuse per type.
@@ -415,12 +418,20 @@ impl Context {
                 notify: Notify::Idle,
                 zombie: false,
                 doomed: false,
+                #[cfg(feature = "tracing")]
+                span: tracing::trace_span!(
+                    "request",
+                    name = T::name(),
+                    created = %created
+                ),
             };
             match t.slab.try_insert(meta) {
                 Ok(key) => (cell, key),
                 Err(_) => return None,
             }
         };
+        #[cfg(feature = "tracing")]
+        let _entered = self.req_span(key).entered();
         let finished = cell[0].step(self, key, first);
         self.req_put_back(key, cell, finished);
         Some(key)
@@ -679,6 +690,8 @@ impl Context {
             };
             c
         };
+        #[cfg(feature = "tracing")]
+        let _entered = self.req_span(key).entered();
         let finished = {
             let any: &mut dyn Any = &mut *cell;
             let typed = any
@@ -735,6 +748,17 @@ impl Context {
     ) -> Option<(&'static str, ReqState, &'static Location<'static>)> {
         let t = self.inner.reqs.borrow();
         t.slab.get(key).map(|m| ((m.name)(), m.state, m.created))
+    }
+
+    /// A clone of the request's span (to enter while a step runs).
+    #[cfg(feature = "tracing")]
+    fn req_span(&self, key: Key) -> tracing::Span {
+        self.inner
+            .reqs
+            .borrow()
+            .slab
+            .get(key)
+            .map_or_else(tracing::Span::none, |m| m.span.clone())
     }
 
     /// The state of a request, or `None` if it is gone.
