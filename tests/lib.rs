@@ -83,4 +83,8 @@ pub mod tutorial {
     pub mod context {}
     #[doc = include_str!("../docs/02-events.md")]
     pub mod events {}
+    #[doc = include_str!("../docs/03-requests.md")]
+    pub mod requests {}
+    #[doc = include_str!("../docs/04-queues.md")]
+    pub mod queues {}
 }
