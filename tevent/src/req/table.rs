@@ -155,8 +155,11 @@ pub(crate) enum Notify {
     Idle,
     /// A waiter is registered and the request has not finished.
     Waiting,
-    /// It finished and its key is in the completion queue.
+    /// It finished and its key is in the completion queue (it was finished
+    /// when the wait began, so it is not in its parent's list).
     Queued,
+    /// It finished while linked into its parent's list and is queued.
+    Linked,
 }
 
 /// Rarely used parts of a request, boxed so the common entry stays small.
@@ -472,8 +475,19 @@ impl Context {
             }
         };
         if finished {
+            // Already finished: it sits in the completion queue until its
+            // parent's step takes it, and is never linked into the parent's
+            // list (if the parent is gone by then, the drain drops it).
             t.queue_notification(child);
             self.inner.req_pending.set(true);
+            if parent != Key::NONE {
+                t.slab.get_mut(child).expect("checked").parent = parent;
+                return Ok(t
+                    .slab
+                    .get(parent)
+                    .is_some_and(|p| p.extra.as_ref().is_some_and(|e| e.profile.is_some())));
+            }
+            return Ok(false);
         }
         Ok(parent != Key::NONE && t.link_child(parent, child))
     }
@@ -497,14 +511,29 @@ impl Context {
                 let Some(resume) = m.waiter.take() else {
                     continue;
                 };
+                // Linked into its parent's list only if it was waited for
+                // while in progress.
+                let linked = m.notify == Notify::Linked;
                 m.notify = Notify::Idle;
                 let parent = match m.owner {
                     Owner::Parent => m.parent,
                     _ => Key::NONE,
                 };
                 m.owner = Owner::Handle;
-                if parent != Key::NONE {
+                if linked {
                     t.unlink_child(key);
+                } else if parent != Key::NONE
+                    && !t
+                        .slab
+                        .get(parent)
+                        .is_some_and(|p| p.state == ReqState::InProgress)
+                {
+                    // Its parent went away (or finished) before it could be
+                    // told: the subrequest goes with it.
+                    drop(t);
+                    drop(resume);
+                    self.req_drop(key);
+                    continue;
                 }
                 (key, parent, resume)
             };
@@ -573,7 +602,11 @@ impl Context {
             let children = std::mem::replace(&mut m.first_child, Key::NONE);
             let extra = m.extra.is_some();
             if m.notify == Notify::Waiting {
-                m.notify = Notify::Queued;
+                m.notify = if m.owner == Owner::Parent {
+                    Notify::Linked
+                } else {
+                    Notify::Queued
+                };
                 t.queue_notification(key);
                 self.inner.req_pending.set(true);
             }
