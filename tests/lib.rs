@@ -87,4 +87,6 @@ pub mod tutorial {
     pub mod requests {}
     #[doc = include_str!("../docs/04-queues.md")]
     pub mod queues {}
+    #[doc = include_str!("../README.md")]
+    pub mod readme {}
 }

@@ -249,5 +249,5 @@ fn dropping_the_context_drops_its_requests_and_their_callbacks() {
     drop(ev);
     assert!(!called.get());
     assert_eq!(held.state(), ReqState::Dropped);
-    assert!(matches!(held.recv(), Err(ReqError::InProgress)));
+    assert!(matches!(held.recv(), Err(ReqError::ContextGone)));
 }

@@ -161,8 +161,9 @@ impl Queue {
     /// Appends `req` to the queue: when it reaches the head, `trigger` runs as
     /// a step of `req`. The entry goes when `req` finishes or is dropped.
     ///
-    /// Fails with `NoMemory` if the entry cannot be allocated, or with
-    /// `InProgress` if `req` is finished (or is already in a queue).
+    /// Fails with `NoMemory` if the entry cannot be allocated (or `req` is a
+    /// request that could not be allocated), and with `Cancelled` if `req`
+    /// has already finished or is already in a queue.
     pub fn add<T, F>(&self, req: &Req<T>, trigger: F) -> Result<(), ReqError<T::Error>>
     where
         T: Request,

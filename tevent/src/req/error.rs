@@ -28,6 +28,9 @@ pub enum ReqError<E> {
     /// `recv` was called on a request that has not finished.
     #[error("request received before it finished")]
     InProgress,
+    /// The request's context was dropped, and the request with it.
+    #[error("the event context of this request was dropped")]
+    ContextGone,
 }
 
 impl<E> From<E> for ReqError<E> {
@@ -51,6 +54,7 @@ impl<E> ReqError<E> {
             ReqError::Cancelled => ReqError::Cancelled,
             ReqError::QueueDropped => ReqError::QueueDropped,
             ReqError::InProgress => ReqError::InProgress,
+            ReqError::ContextGone => ReqError::ContextGone,
         }
     }
 
@@ -69,7 +73,9 @@ impl<E> ReqError<E> {
             ReqError::TimedOut => crate::ReqState::TimedOut,
             ReqError::NoMemory => crate::ReqState::NoMemory,
             ReqError::Cancelled => crate::ReqState::Cancelled,
-            ReqError::QueueDropped | ReqError::InProgress => crate::ReqState::Error,
+            ReqError::QueueDropped | ReqError::InProgress | ReqError::ContextGone => {
+                crate::ReqState::Error
+            }
         }
     }
 }

@@ -211,8 +211,7 @@ impl<T: Request> Req<T> {
             Slot::Moved => unreachable!("a handle in use is never moved"),
         };
         let Some(ctx) = ctx.upgrade().map(|inner| Context { inner }) else {
-            // The context (and the request with it) is gone.
-            return Err(ReqError::InProgress);
+            return Err(ReqError::ContextGone);
         };
         ctx.req_recv::<T>(key)
     }
@@ -305,9 +304,10 @@ impl<T: Request> Req<T> {
     /// Sets (or moves) the request's end time: if it has not finished by
     /// `at`, it finishes [`ReqError::TimedOut`] and its subtree is dropped.
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
-        match self.live() {
-            Some((ev, key)) => ev.req_set_endtime(key, at).map_err(Failure::to_req),
-            None => Err(ReqError::InProgress),
+        match (&self.slot, self.live()) {
+            (_, Some((ev, key))) => ev.req_set_endtime(key, at).map_err(Failure::to_req),
+            (Slot::NoMemory, _) => Err(ReqError::NoMemory),
+            _ => Err(ReqError::ContextGone),
         }
     }
 
