@@ -95,16 +95,12 @@ impl Request for Sum {
     type Output = usize;
     type Error = Infallible;
 }
-fn add_leaf(st: &mut Sum, _: &mut Ctl<'_, Sum>, sub: Req<Leaf>) -> StepResult<Sum> {
-    st.total += sub.recv()?;
-    st.left -= 1;
-    Ok(if st.left == 0 {
-        Progress::Done(st.total)
-    } else {
-        Progress::Pending
-    })
-}
-fn add_mid(st: &mut Sum, _: &mut Ctl<'_, Sum>, sub: Req<Sum>) -> StepResult<Sum> {
+/// Adds a finished subrequest's output to the sum; done after the last one.
+fn add<C: Request<Output = usize, Error = Infallible>>(
+    st: &mut Sum,
+    _: &mut Ctl<'_, Sum>,
+    sub: Req<C>,
+) -> StepResult<Sum> {
     st.total += sub.recv()?;
     st.left -= 1;
     Ok(if st.left == 0 {
@@ -115,15 +111,15 @@ fn add_mid(st: &mut Sum, _: &mut Ctl<'_, Sum>, sub: Req<Sum>) -> StepResult<Sum>
 }
 fn mid_send(ev: &Context, base: usize) -> Req<Sum> {
     Req::start(ev, Sum { total: 0, left: 2 }, move |_, ctl| {
-        ctl.wait(leaf_send(ctl.ev(), base, 1), add_leaf)?;
-        ctl.wait(leaf_send(ctl.ev(), base + 1, 2), add_leaf)?;
+        ctl.wait(leaf_send(ctl.ev(), base, 1), add::<Leaf>)?;
+        ctl.wait(leaf_send(ctl.ev(), base + 1, 2), add::<Leaf>)?;
         Ok(Progress::Pending)
     })
 }
 fn top_send(ev: &Context) -> Req<Sum> {
     Req::start(ev, Sum { total: 0, left: 2 }, |_, ctl| {
-        ctl.wait(mid_send(ctl.ev(), 10), add_mid)?;
-        ctl.wait(mid_send(ctl.ev(), 20), add_mid)?;
+        ctl.wait(mid_send(ctl.ev(), 10), add::<Sum>)?;
+        ctl.wait(mid_send(ctl.ev(), 20), add::<Sum>)?;
         Ok(Progress::Pending)
     })
 }

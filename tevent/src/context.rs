@@ -15,6 +15,14 @@
 //!
 //! The poller is only entered when nothing of 1–4 is pending and the batch from
 //! the previous wait is used up, so a burst of ready fds costs one wait.
+//!
+//! Requests add one rule. When a handler finishes a request that someone waits
+//! for, the waiter (a parent's step or a callback) runs right after that
+//! handler, in the same step, before the next event; finishing waiters may
+//! finish their own waiters, and the whole chain runs there, iteratively. A
+//! step that starts with such notifications pending (a request finished
+//! outside the loop, for instance inside its own `send`) delivers them and
+//! ends.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::num::NonZeroUsize;

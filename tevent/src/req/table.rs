@@ -542,21 +542,23 @@ impl Context {
         }
     }
 
+    /// Takes the typed part of an in-progress request out of the table, to run
+    /// a step or finish it; `None` if it is gone, finished, or a step of it
+    /// runs already.
+    fn req_take_cell(&self, key: Key) -> Option<Box<dyn ErasedCell>> {
+        let mut t = self.inner.reqs.borrow_mut();
+        let m = t.slab.get_mut(key)?;
+        if m.state != ReqState::InProgress {
+            return None;
+        }
+        m.cell.take()
+    }
+
     /// Finishes an in-progress request with a runtime failure (timeout, queue
     /// teardown). Returns false if it is not in progress or a step of it runs.
     pub(crate) fn req_fail(&self, key: Key, why: Failure) -> bool {
-        let mut cell = {
-            let mut t = self.inner.reqs.borrow_mut();
-            let Some(m) = t.slab.get_mut(key) else {
-                return false;
-            };
-            if m.state != ReqState::InProgress {
-                return false;
-            }
-            let Some(c) = m.cell.take() else {
-                return false;
-            };
-            c
+        let Some(mut cell) = self.req_take_cell(key) else {
+            return false;
         };
         let reached = cell.fail(why);
         self.req_put_back(key, cell, Some(reached));
@@ -710,18 +712,8 @@ impl Context {
         key: Key,
         f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> bool {
-        let mut cell = {
-            let mut t = self.inner.reqs.borrow_mut();
-            let Some(m) = t.slab.get_mut(key) else {
-                return false;
-            };
-            if m.state != ReqState::InProgress {
-                return false;
-            }
-            let Some(c) = m.cell.take() else {
-                return false;
-            };
-            c
+        let Some(mut cell) = self.req_take_cell(key) else {
+            return false;
         };
         #[cfg(feature = "tracing")]
         let _entered = self.req_span(key).entered();
