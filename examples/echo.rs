@@ -1,0 +1,272 @@
+//! The echo server of the tevent tutorial, as requests.
+//!
+//! Shared by the `echo_server` example and the tests. The structure is the
+//! tutorial's nested-request example:
+//!
+//! ```text
+//! EchoServer ─┬─ Accept                      (the accept loop)
+//!             ├─ Echo (client 1) ── Read      (read up to bufsize bytes ...)
+//!             └─ Echo (client 2) ── WriteAll  (... write them all back, repeat)
+//! ```
+//!
+//! Output lines and their order are tevent's: `new client fd N` after each
+//! accept; `Closing client fd N` when a client's echo state goes (its socket
+//! is released there); then `Client done` (end of file, or `EPIPE` on write) or
+//! `Client failed: <strerror>`. Deliberate differences, documented in
+//! `docs/echo-server.md`: a client that resets while the server waits to write
+//! is reported and closed (C tevent hangs on it and leaks the fd), and a
+//! transient `accept()` failure (out of fds or buffers) is retried after
+//! 100 ms instead of ending the server.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use tevent::io::{Accept, Read, WriteAll, accept_send, read_send, write_all_send};
+use tevent::{
+    Context, Ctl, Progress, Req, ReqError, ReqState, Request, StepResult, Wakeup, wakeup_send,
+};
+
+/// Where the server's lines go (stdout in the example, a buffer in tests).
+pub type Out = Rc<RefCell<dyn Write>>;
+
+/// Writes one line and flushes it (a line is never held back in a buffer).
+fn say(out: &Out, line: std::fmt::Arguments<'_>) {
+    let mut o = out.borrow_mut();
+    let _ = writeln!(o, "{line}");
+    let _ = o.flush();
+}
+
+/// The text `strerror(3)` gives for an error: `io::Error`'s message without
+/// its ` (os error N)` suffix.
+pub fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if e.raw_os_error().is_some() => s[..i].to_string(),
+        _ => s,
+    }
+}
+
+/// The port as C's `atoi` reads it: leading blanks, an optional sign, digits;
+/// anything else gives 0 (so `abc` is port 0, an ephemeral port).
+pub fn atoi(s: &str) -> i32 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut v: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        v = (v * 10 + i64::from(b - b'0')).min(i64::from(i32::MAX) + 1);
+    }
+    let v = if neg { -v } else { v };
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// Creates the listening socket as `echo_server.c` does: IPv4 TCP, bound to
+/// `ip:port`, backlog 5. Errors carry the name of the failed call
+/// (`socket()`, `bind()`, `listen()`), for the `perror`-style message.
+pub fn listen_on(ip: Ipv4Addr, port: u16) -> Result<TcpListener, (&'static str, io::Error)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let sock = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| ("socket()", e.into()))?;
+    rustix::net::bind(&sock, &SocketAddrV4::new(ip, port)).map_err(|e| ("bind()", e.into()))?;
+    rustix::net::listen(&sock, 5).map_err(|e| ("listen()", e.into()))?;
+    let listener = TcpListener::from(sock);
+    listener.set_nonblocking(true).map_err(|e| ("fcntl()", e))?;
+    Ok(listener)
+}
+
+// ---------------------------------------------------------------------------
+
+/// One client: read up to `bufsize` bytes, write them all back, until end of
+/// file.
+pub struct Echo {
+    sock: Rc<TcpStream>,
+    fd: RawFd,
+    bufsize: usize,
+    out: Out,
+}
+
+impl Request for Echo {
+    type Output = ();
+    type Error = io::Error;
+}
+
+impl Echo {
+    fn read_done(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        sub: Req<Read<TcpStream>>,
+    ) -> StepResult<Self> {
+        let data = sub.recv()?;
+        if data.is_empty() {
+            return Ok(Progress::Done(())); // end of file
+        }
+        ctl.wait(write_all_send(ctl.ev(), &self.sock, data), Echo::write_done)?;
+        Ok(Progress::Pending)
+    }
+
+    fn write_done(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        sub: Req<WriteAll<TcpStream>>,
+    ) -> StepResult<Self> {
+        let mut buf = match sub.recv() {
+            Ok(buf) => buf,
+            // The client went away while we wrote: that is how it says goodbye.
+            Err(ReqError::User(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(Progress::Done(()));
+            }
+            Err(e) => return Err(e),
+        };
+        buf.resize(self.bufsize, 0);
+        ctl.wait(read_send(ctl.ev(), &self.sock, buf), Echo::read_done)?;
+        Ok(Progress::Pending)
+    }
+}
+
+/// Announces the end of a client and releases its socket (tevent's state
+/// destructor, which prints before the server reports the outcome).
+fn echo_cleanup(st: &mut Echo, _: ReqState) {
+    say(&st.out, format_args!("Closing client fd {}", st.fd));
+}
+
+/// Echoes on `sock` (nonblocking) with a `bufsize`-byte buffer.
+pub fn echo_send(ev: &Context, sock: TcpStream, bufsize: usize, out: &Out) -> Req<Echo> {
+    let fd = sock.as_raw_fd();
+    let state = Echo {
+        sock: Rc::new(sock),
+        fd,
+        bufsize,
+        out: out.clone(),
+    };
+    Req::start(ev, state, |st, ctl| {
+        ctl.set_cleanup(echo_cleanup);
+        let buf = tevent::alloc::try_vec_filled(st.bufsize, 0)?;
+        ctl.wait(read_send(ctl.ev(), &st.sock, buf), Echo::read_done)?;
+        Ok(Progress::Pending)
+    })
+}
+
+// ---------------------------------------------------------------------------
+
+/// Options of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Read size per client (tevent's example uses 100 bytes).
+    pub bufsize: usize,
+    /// Set `TCP_NODELAY` on accepted sockets (the benchmark harness does).
+    pub nodelay: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bufsize: 100,
+            nodelay: false,
+        }
+    }
+}
+
+/// The server: accepts clients and runs an [`Echo`] for each. It never
+/// finishes by itself; it fails if `accept()` fails for good.
+pub struct EchoServer {
+    listener: Rc<TcpListener>,
+    opts: Options,
+    out: Out,
+}
+
+impl Request for EchoServer {
+    type Output = Infallible;
+    type Error = io::Error;
+}
+
+/// `accept()` errors that say "not now" rather than "never".
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO | libc::EPERM
+        )
+    )
+}
+
+impl EchoServer {
+    fn accept(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), ReqError<io::Error>> {
+        ctl.wait(accept_send(ctl.ev(), &self.listener), EchoServer::accepted)
+    }
+
+    fn accepted(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        sub: Req<Accept<TcpListener>>,
+    ) -> StepResult<Self> {
+        let fd = match sub.recv() {
+            Ok(fd) => fd,
+            Err(ReqError::User(e)) if transient(&e) => {
+                eprintln!("accept() failed: {}; retrying in 100 ms", strerror(&e));
+                let at = ctl.ev().now() + Duration::from_millis(100);
+                ctl.wait(wakeup_send(ctl.ev(), at), EchoServer::retry)?;
+                return Ok(Progress::Pending);
+            }
+            Err(e) => return Err(e),
+        };
+        let sock = TcpStream::from(fd);
+        if self.opts.nodelay {
+            let _ = sock.set_nodelay(true);
+        }
+        say(
+            &self.out,
+            format_args!("new client fd {}", sock.as_raw_fd()),
+        );
+        let echo = echo_send(ctl.ev(), sock, self.opts.bufsize, &self.out);
+        ctl.wait(echo, EchoServer::client_done)?;
+        self.accept(ctl)?;
+        Ok(Progress::Pending)
+    }
+
+    fn retry(&mut self, ctl: &mut Ctl<'_, Self>, _: Req<Wakeup>) -> StepResult<Self> {
+        self.accept(ctl)?;
+        Ok(Progress::Pending)
+    }
+
+    fn client_done(&mut self, _: &mut Ctl<'_, Self>, sub: Req<Echo>) -> StepResult<Self> {
+        match sub.recv() {
+            Ok(()) => say(&self.out, format_args!("Client done")),
+            Err(e) => say(
+                &self.out,
+                format_args!("Client failed: {}", strerror(&e.into_io())),
+            ),
+        }
+        Ok(Progress::Pending)
+    }
+}
+
+/// Starts the server on a listening, nonblocking socket.
+pub fn echo_server_send(
+    ev: &Context,
+    listener: TcpListener,
+    opts: Options,
+    out: &Out,
+) -> Req<EchoServer> {
+    let state = EchoServer {
+        listener: Rc::new(listener),
+        opts,
+        out: out.clone(),
+    };
+    Req::start(ev, state, |st, ctl| {
+        st.accept(ctl)?;
+        Ok(Progress::Pending)
+    })
+}

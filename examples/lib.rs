@@ -1,0 +1,4 @@
+//! Shared code of the example programs (kept in a library so the tests can
+//! drive it in-process).
+
+pub mod echo;
