@@ -2,7 +2,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -140,11 +139,11 @@ fn accept_and_connect_on_loopback() {
     let con = connect_send(&ev, addr);
     acc.poll(&ev).unwrap();
     con.poll(&ev).unwrap();
-    let server = UnixOrTcp::from(acc.recv().unwrap());
+    let server = std::net::TcpStream::from(acc.recv().unwrap());
     let mut client = con.recv().unwrap();
     client.set_nonblocking(false).unwrap();
     client.write_all(b"ping").unwrap();
-    let server = Rc::new(server.0);
+    let server = Rc::new(server);
     let r = read_send(&ev, &server, vec![0; 4]);
     r.poll(&ev).unwrap();
     assert_eq!(r.recv().unwrap(), b"ping");
@@ -175,18 +174,4 @@ fn dropping_an_io_request_in_flight_removes_its_watcher() {
     assert_eq!(ev.event_counts().fd_watchers, 1);
     drop(r);
     assert_eq!(ev.event_counts().total(), 0);
-}
-
-/// An accepted fd as a TCP stream.
-struct UnixOrTcp(std::net::TcpStream);
-
-impl From<std::os::fd::OwnedFd> for UnixOrTcp {
-    fn from(fd: std::os::fd::OwnedFd) -> Self {
-        UnixOrTcp(std::net::TcpStream::from(fd))
-    }
-}
-
-#[allow(dead_code)]
-fn _unix_streams_work_too(ev: &Context, s: Rc<UnixStream>) {
-    let _ = read_send(ev, &s, vec![0; 1]);
 }

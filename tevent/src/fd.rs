@@ -120,12 +120,14 @@ impl std::fmt::Debug for FdFlags {
 /// The handler of an fd watcher.
 pub(crate) type FdFn = Box<dyn FnMut(&Context, &FdRef<'_>, FdFlags)>;
 
-/// What keeps a watched fd open while it is registered.
+/// What keeps a watched fd open while it is registered. The payloads are
+/// never read: holding them is the point, and dropping them closes the fd
+/// (owned) or releases our share of it.
 pub(crate) enum Keep {
     /// The context owns the fd and closes it after deregistration.
-    Owned(#[allow(dead_code)] OwnedFd),
+    Owned(#[expect(dead_code, reason = "held only to close it on drop")] OwnedFd),
     /// Shared ownership: the fd closes when the last `Rc` goes.
-    Shared(#[allow(dead_code)] Rc<dyn AsFd>),
+    Shared(#[expect(dead_code, reason = "held only to keep the fd open")] Rc<dyn AsFd>),
 }
 
 /// One fd and its poller registration.
