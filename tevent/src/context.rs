@@ -93,6 +93,7 @@ pub struct Context {
 }
 
 /// Resolves a handle's weak reference.
+#[inline]
 pub(crate) fn upgrade(w: &Weak<Inner>) -> Result<Context, Error> {
     w.upgrade()
         .map(|inner| Context { inner })
@@ -200,6 +201,7 @@ impl Context {
         })
     }
 
+    #[inline]
     pub(crate) fn weak(&self) -> Weak<Inner> {
         Rc::downgrade(&self.inner)
     }

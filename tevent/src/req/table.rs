@@ -235,6 +235,7 @@ impl ReqTable {
     }
 
     /// Reserves room in the completion queue for one more waiter.
+    #[inline]
     fn reserve_waiter(&mut self) -> Result<(), Failure> {
         let need = self.outstanding + 1;
         if self.completions.capacity() < need {
@@ -248,6 +249,7 @@ impl ReqTable {
     }
 
     /// Queues the notification of a finished, waited-for request.
+    #[inline]
     fn queue_notification(&mut self, key: Key) {
         // Capacity was reserved by `reserve_waiter`: this never allocates.
         self.completions.push_back(key);
@@ -264,6 +266,7 @@ impl ReqTable {
 
     /// Puts `child` at the head of `parent`'s subrequest list; returns
     /// whether the parent is profiled (the caller needs both).
+    #[inline]
     fn link_child(&mut self, parent: Key, child: Key) -> bool {
         let Some(p) = self.slab.get_mut(parent) else {
             return false;
@@ -282,6 +285,7 @@ impl ReqTable {
         profiled
     }
 
+    #[inline]
     fn unlink_child(&mut self, child: Key) {
         let Some(c) = self.slab.get_mut(child) else {
             return;
@@ -335,11 +339,13 @@ impl ReqTable {
     }
 
     /// A recycled cell of type `id`, if one is pooled.
+    #[inline]
     fn pool_take(&mut self, id: TypeId) -> Option<Box<dyn ErasedCell>> {
         self.pool.iter_mut().find(|(t, _)| *t == id)?.1.pop()
     }
 
     /// Keeps a cleared cell for reuse (or lets it go if the pool is full).
+    #[inline]
     fn pool_put(&mut self, cell: Box<dyn ErasedCell>) -> Option<Box<dyn ErasedCell>> {
         let id = (*cell).type_id();
         if let Some((_, v)) = self.pool.iter_mut().find(|(t, _)| *t == id) {
@@ -444,6 +450,7 @@ impl Context {
     /// callback), resumed through `resume` when it finishes. Returns whether
     /// the parent is profiled. On failure nothing changed and the caller still
     /// owns `child`.
+    #[inline]
     pub(crate) fn req_wait(
         &self,
         parent: Key,
@@ -495,6 +502,7 @@ impl Context {
     /// Delivers queued notifications until the queue is empty. Returns whether
     /// any waiter ran. Each finished child is handed to a handle (taken out of
     /// its parent's care) before its waiter runs.
+    #[inline]
     pub(crate) fn run_completions(&self) -> bool {
         let mut ran = false;
         loop {
@@ -545,6 +553,7 @@ impl Context {
     /// Takes the typed part of an in-progress request out of the table, to run
     /// a step or finish it; `None` if it is gone, finished, or a step of it
     /// runs already.
+    #[inline]
     fn req_take_cell(&self, key: Key) -> Option<Box<dyn ErasedCell>> {
         let mut t = self.inner.reqs.borrow_mut();
         let m = t.slab.get_mut(key)?;
@@ -575,6 +584,7 @@ impl Context {
     /// subrequests it still owned, leaves its queue, closes its profile and
     /// queues the notification of whoever waits, all in one table access. A
     /// request dropped during its own step (a zombie) is dropped now.
+    #[inline]
     pub(crate) fn req_put_back(
         &self,
         key: Key,
@@ -641,6 +651,7 @@ impl Context {
     }
 
     /// Drops a request and its whole subtree (see [`Context::req_drain_doomed`]).
+    #[inline]
     pub(crate) fn req_drop(&self, key: Key) {
         self.inner.reqs.borrow_mut().doom(key);
         self.req_drain_doomed();
@@ -787,6 +798,7 @@ impl Context {
     }
 
     /// The state of a request, or `None` if it is gone.
+    #[inline]
     pub(crate) fn req_state(&self, key: Key) -> Option<ReqState> {
         self.inner.reqs.borrow().slab.get(key).map(|m| m.state)
     }
