@@ -277,20 +277,34 @@ impl Context {
         Ok(key)
     }
 
-    /// Moves (or re-arms) the timer to `deadline`.
+    /// Moves (or re-arms) the timer to `deadline`. Out of memory for the heap
+    /// entry aborts, as for any Rust collection (see `timer_try_restart`).
     pub(crate) fn timer_restart(&self, key: Key, deadline: Instant) -> Result<(), Error> {
+        match self.timer_try_restart(key, deadline) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::EventGone),
+            Err(e) => panic!("timer allocation failed: {e}"),
+        }
+    }
+
+    /// Moves (or re-arms) the timer to `deadline`; `Ok(false)` if it is gone,
+    /// and an allocation failure is returned (request end times need that).
+    pub(crate) fn timer_try_restart(
+        &self,
+        key: Key,
+        deadline: Instant,
+    ) -> Result<bool, std::collections::TryReserveError> {
         let mut q = self.inner.timers.borrow_mut();
         let Some(e) = q.slab.get(key) else {
-            return Err(Error::EventGone);
+            return Ok(false);
         };
         let tag = e.tag;
-        q.arm(key, deadline)
-            .unwrap_or_else(|e| panic!("timer allocation failed: {e}"));
+        q.arm(key, deadline)?;
         drop(q);
         self.inner
             .hooks
             .event(EventKind::Timer, EventPoint::Attach, key.to_u64(), tag);
-        Ok(())
+        Ok(true)
     }
 
     /// Disarms the timer, keeping its slot; returns whether it was armed.

@@ -548,8 +548,10 @@ impl Context {
             }
         };
         if existing != Key::NONE {
+            // The end-time timer lives as long as its request's entry.
             return self
-                .timer_restart(existing, at)
+                .timer_try_restart(existing, at)
+                .map(|_| ())
                 .map_err(|_| Failure::NoMemory);
         }
         let timer = self
