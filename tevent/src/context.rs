@@ -68,7 +68,12 @@ pub(crate) struct Inner {
     pub(crate) sig_handlers: Cell<usize>,
     pub(crate) remote: OnceCell<Arc<RemoteShared>>,
     /// Every request of this context.
-    pub(crate) reqs: RefCell<crate::req::ReqTable>,
+    pub(crate) reqs: crate::req::ReqTable,
+    /// Recycled memory of freed requests.
+    pub(crate) node_pool: crate::req::NodePool,
+    /// This context, as a pointer that came from `Rc::into_raw` (requests
+    /// keep it, uncounted, to reach their context while they are live).
+    pub(crate) this: Cell<*const Inner>,
     /// The completion queue is not empty (checked on every step without a borrow).
     pub(crate) req_pending: Cell<bool>,
     events: RefCell<Events>,
@@ -172,33 +177,39 @@ impl Context {
     }
 
     fn with_clock(clock: Clock) -> Result<Context, Error> {
-        let poller = Poller::new().map_err(Error::Poller)?;
+        let poller = Arc::new(Poller::new().map_err(Error::Poller)?);
         let now = clock.now();
         let timers = TimerQueue::new(now);
         let base = timers.base();
-        Ok(Context {
-            inner: Rc::new(Inner {
-                poller: Arc::new(poller),
-                clock,
-                base,
-                loop_now: Cell::new(now),
-                hooks: Hooks::default(),
-                imm: RefCell::default(),
-                timers: RefCell::new(timers),
-                fds: RefCell::default(),
-                sig: RefCell::default(),
-                sig_handlers: Cell::new(0),
-                remote: OnceCell::new(),
-                reqs: RefCell::default(),
-                req_pending: Cell::new(false),
-                events: RefCell::new(Events::with_capacity(
-                    NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
-                )),
-                in_loop: Cell::new(false),
-                wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
-                timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
-            }),
-        })
+        let inner = Rc::new(Inner {
+            poller,
+            clock,
+            base,
+            loop_now: Cell::new(now),
+            hooks: Hooks::default(),
+            imm: RefCell::default(),
+            timers: RefCell::new(timers),
+            fds: RefCell::default(),
+            sig: RefCell::default(),
+            sig_handlers: Cell::new(0),
+            remote: OnceCell::new(),
+            reqs: Default::default(),
+            node_pool: Default::default(),
+            this: Cell::new(std::ptr::null()),
+            req_pending: Cell::new(false),
+            events: RefCell::new(Events::with_capacity(
+                NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
+            )),
+            in_loop: Cell::new(false),
+            wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
+            timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
+        });
+        let raw = Rc::into_raw(inner);
+        // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its
+        // strong count back.
+        let inner = unsafe { Rc::from_raw(raw) };
+        inner.this.set(raw);
+        Ok(Context { inner })
     }
 
     #[inline]
@@ -297,7 +308,7 @@ impl Context {
             immediates: imm.entries(),
             scheduled_immediates: imm.scheduled(),
             signal_handlers: inner.sig.borrow().handlers(),
-            requests: inner.reqs.borrow().len(),
+            requests: inner.reqs.len(),
         }
     }
 
@@ -455,7 +466,8 @@ impl Context {
     /// is due, a signal or remote wake-up arrives, or the wait timeout ends.
     fn wait(&self, next_timer: Option<Instant>) -> Result<(), Error> {
         let inner = &*self.inner;
-        let released = inner.fds.borrow_mut().sync(&inner.poller)?;
+        let poller = &inner.poller;
+        let released = inner.fds.borrow_mut().sync(poller)?;
         drop(released);
 
         let mut timeout = inner.wait_timeout.get();
@@ -483,7 +495,7 @@ impl Context {
         let res = {
             let mut events = inner.events.borrow_mut();
             events.clear();
-            inner.poller.wait(&mut events, timeout)
+            poller.wait(&mut events, timeout)
         };
         inner.hooks.loop_point(LoopPoint::AfterWait);
         let n = res.map_err(Error::Poller)?;
@@ -533,15 +545,7 @@ impl Drop for Inner {
         // captured) is inert.
         let remote = self.remote.get().map(|r| r.close());
         // Requests first: their states hold event handles (inert now).
-        let (mut reqs, pooled) = self.reqs.get_mut().take_all();
-        for m in &mut reqs {
-            if m.state == crate::ReqState::InProgress
-                && let Some(c) = m.cell.as_mut()
-            {
-                c.discard();
-            }
-        }
-        drop((reqs, pooled));
+        self.reqs.teardown();
         let imm = self.imm.get_mut().take_all();
         let timers = self.timers.get_mut().take_all();
         let (fd_handlers, kept_fds) = self.fds.get_mut().take_all(&self.poller);

@@ -22,12 +22,11 @@ use std::marker::PhantomData;
 use std::rc::{Rc, Weak};
 
 use crate::context::{Context, Inner, upgrade};
-use crate::req::{Ctl, Failure, Progress, Req, ReqError, Request, StepResult};
-use crate::slab::Key;
+use crate::req::{Ctl, Failure, Progress, Req, ReqError, ReqRef, Request, StepResult};
 
 /// Runs the trigger of a head entry as a step of its request.
 trait Trigger {
-    fn run(self: Box<Self>, ev: &Context, req: Key);
+    fn run(self: Box<Self>, ev: &Context, req: &ReqRef);
 }
 
 struct TriggerFn<T, F> {
@@ -40,14 +39,14 @@ where
     T: Request,
     F: FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T> + 'static,
 {
-    fn run(self: Box<Self>, ev: &Context, req: Key) {
+    fn run(self: Box<Self>, ev: &Context, req: &ReqRef) {
         let f = self.f;
         ev.run_step::<T>(req, f);
     }
 }
 
 impl<X: Trigger> Trigger for [X; 1] {
-    fn run(self: Box<Self>, ev: &Context, req: Key) {
+    fn run(self: Box<Self>, ev: &Context, req: &ReqRef) {
         let [x] = *self;
         Box::new(x).run(ev, req)
     }
@@ -55,7 +54,7 @@ impl<X: Trigger> Trigger for [X; 1] {
 
 struct Entry {
     id: u64,
-    req: Key,
+    req: ReqRef,
     /// `None` for a blocker, or once triggered.
     trigger: Option<Box<dyn Trigger>>,
     triggered: bool,
@@ -94,9 +93,10 @@ impl QueueLink {
                 return;
             };
             let e = st.entries.remove(pos);
-            drop(e);
-            pos == 0
+            (pos == 0, e)
         };
+        drop(was_head.1);
+        let was_head = was_head.0;
         if was_head {
             QueueInner::schedule_head(&q, ev);
         }
@@ -178,33 +178,41 @@ impl Queue {
         } else {
             crate::alloc::try_box(t).map_err(|_| ReqError::NoMemory)?
         };
-        self.add_entry(req.key(), Some(boxed))
+        self.add_entry(req.node(), Some(boxed))
             .map_err(Failure::to_req)
     }
 
     /// Appends a *blocker*: an entry with no trigger that holds its place
     /// (and, at the head, holds the queue) until `req` finishes or is dropped.
     pub fn add_blocker<T: Request>(&self, req: &Req<T>) -> Result<(), ReqError<T::Error>> {
-        self.add_entry(req.key(), None).map_err(Failure::to_req)
+        self.add_entry(req.node(), None).map_err(Failure::to_req)
     }
 
     fn add_entry(
         &self,
-        req: Option<Key>,
+        req: Option<&ReqRef>,
         trigger: Option<Box<dyn Trigger>>,
     ) -> Result<(), Failure> {
         let (Some(req), Ok(ev)) = (req, upgrade(&self.inner.ctx)) else {
             return Err(Failure::NoMemory);
         };
-        {
-            let reqs = ev.inner.reqs.borrow();
-            match reqs.slab.get(req) {
-                Some(m)
-                    if m.state == crate::ReqState::InProgress
-                        && m.extra.as_ref().is_none_or(|e| e.queue.is_none()) => {}
-                _ => return Err(Failure::Cancelled),
-            }
+        let h = req.hdr();
+        if !h.belongs_to(&ev.inner) {
+            return Err(Failure::WrongContext);
         }
+        let queued = h
+            .extra
+            .borrow()
+            .as_ref()
+            .is_some_and(|e| e[0].queue.is_some());
+        if h.state.get() != crate::ReqState::InProgress
+            || h.has(crate::req::Flag::REMOVED)
+            || queued
+        {
+            return Err(Failure::Cancelled);
+        }
+        // Room for the link first, so a failure leaves nothing behind.
+        drop(crate::req::extra_mut(h).ok_or(Failure::NoMemory)?);
         let id = {
             let mut st = self.inner.state.borrow_mut();
             st.entries.try_reserve(1).map_err(|_| Failure::NoMemory)?;
@@ -212,7 +220,7 @@ impl Queue {
             st.next_id += 1;
             st.entries.push_back(Entry {
                 id,
-                req,
+                req: req.clone(),
                 triggered: trigger.is_none(),
                 trigger,
             });
@@ -222,8 +230,7 @@ impl Queue {
             queue: Rc::downgrade(&self.inner),
             id,
         };
-        if let Some(m) = ev.inner.reqs.borrow_mut().slab.get_mut(req) {
-            let extra = m.extra.get_or_insert_with(Default::default);
+        if let Some(mut extra) = crate::req::extra_mut(h) {
             extra.queue = Some(link);
         }
         QueueInner::schedule_head(&self.inner, &ev);
@@ -267,10 +274,10 @@ impl QueueInner {
                 return;
             }
             head.triggered = true;
-            (head.req, head.trigger.take())
+            (head.req.clone(), head.trigger.take())
         };
         if let Some(t) = trigger {
-            t.run(ev, req);
+            t.run(ev, &req);
         }
     }
 }
@@ -283,17 +290,15 @@ impl Drop for Queue {
             return;
         };
         for e in entries {
-            if let Some(e) = ev
-                .inner
-                .reqs
+            let link = e
+                .req
+                .hdr()
+                .extra
                 .borrow_mut()
-                .slab
-                .get_mut(e.req)
-                .and_then(|m| m.extra.as_mut())
-            {
-                e.queue = None;
-            }
-            ev.req_fail(e.req, Failure::QueueDropped);
+                .as_mut()
+                .and_then(|x| x[0].queue.take());
+            drop(link);
+            ev.req_fail(&e.req, Failure::QueueDropped);
         }
     }
 }
@@ -357,8 +362,8 @@ pub fn queue_wait_send(ev: &Context, queue: &Queue) -> Req<QueueWait> {
             ReqError::NoMemory => Failure::NoMemory,
             _ => Failure::QueueDropped,
         };
-        if let Some(k) = req.key() {
-            ev.req_fail(k, why);
+        if let Some(node) = req.node() {
+            ev.req_fail(node, why);
         }
     }
     req

@@ -180,25 +180,6 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Removes the entry, dropping it in place (no move out of the slab).
-    pub(crate) fn vacate(&mut self, key: Key) -> bool {
-        let free_head = self.free_head;
-        let Some(slot) = self.slot_mut(key.idx) else {
-            return false;
-        };
-        match slot {
-            Slot::Occupied { generation, .. } if *generation == key.generation => {}
-            _ => return false,
-        }
-        *slot = Slot::Vacant {
-            generation: key.generation.wrapping_add(1) % u32::MAX,
-            next_free: free_head,
-        };
-        self.free_head = key.idx;
-        self.len -= 1;
-        true
-    }
-
     /// Keys of all live entries, in slot order.
     pub(crate) fn keys(&self) -> Vec<Key> {
         self.slots

@@ -30,7 +30,7 @@ pub(crate) enum TimerHandler {
     /// A user timer owned by a [`Timer`] handle.
     User(TimerFn),
     /// The end time of a request: expiry finishes the request as timed out.
-    ReqEndtime(Key),
+    ReqEndtime(crate::req::NodePtr),
 }
 
 pub(crate) struct TimerEntry {

@@ -31,6 +31,10 @@ pub enum ReqError<E> {
     /// The request's context was dropped, and the request with it.
     #[error("the event context of this request was dropped")]
     ContextGone,
+    /// A request waited for a subrequest (or joined a queue) of another
+    /// context: a request tree lives on one context.
+    #[error("the subrequest belongs to another event context")]
+    WrongContext,
 }
 
 impl<E> From<E> for ReqError<E> {
@@ -55,6 +59,7 @@ impl<E> ReqError<E> {
             ReqError::QueueDropped => ReqError::QueueDropped,
             ReqError::InProgress => ReqError::InProgress,
             ReqError::ContextGone => ReqError::ContextGone,
+            ReqError::WrongContext => ReqError::WrongContext,
         }
     }
 
@@ -73,9 +78,10 @@ impl<E> ReqError<E> {
             ReqError::TimedOut => crate::ReqState::TimedOut,
             ReqError::NoMemory => crate::ReqState::NoMemory,
             ReqError::Cancelled => crate::ReqState::Cancelled,
-            ReqError::QueueDropped | ReqError::InProgress | ReqError::ContextGone => {
-                crate::ReqState::Error
-            }
+            ReqError::QueueDropped
+            | ReqError::InProgress
+            | ReqError::ContextGone
+            | ReqError::WrongContext => crate::ReqState::Error,
         }
     }
 }
@@ -103,6 +109,7 @@ pub(crate) enum Failure {
     NoMemory,
     Cancelled,
     QueueDropped,
+    WrongContext,
 }
 
 impl Failure {
@@ -113,6 +120,7 @@ impl Failure {
             Failure::NoMemory => ReqError::NoMemory,
             Failure::Cancelled => ReqError::Cancelled,
             Failure::QueueDropped => ReqError::QueueDropped,
+            Failure::WrongContext => ReqError::WrongContext,
         }
     }
 }

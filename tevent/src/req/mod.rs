@@ -25,24 +25,27 @@
 //! finishing parents is walked iteratively, so nesting depth costs no stack.
 
 mod error;
+mod node;
 pub(crate) mod profile;
 mod table;
 mod wakeup;
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) use error::Failure;
 pub use error::ReqError;
+pub(crate) use node::{Flag, NodePool, NodePtr, ReqRef};
 pub use profile::Profile;
 pub use table::{CancelFn, CleanupFn};
-pub(crate) use table::{Extra, ReqTable};
+pub(crate) use table::{ReqTable, extra_mut};
 pub use wakeup::{Wakeup, wakeup_recv, wakeup_send};
 
 use crate::Error;
-use crate::context::{Context, Inner, upgrade};
+use crate::context::{Context, Inner};
 use crate::fd::{FdEvent, FdFlags};
 use crate::slab::Key;
 use crate::timer::TimerHandler;
@@ -118,20 +121,19 @@ pub enum ReqState {
 }
 
 enum Slot {
-    /// A request in the context's table.
-    Live(Key),
-    /// The request could not even be allocated: it is finished, `NoMemory`.
-    NoMemory,
-    /// Ownership went elsewhere (a parent, a callback); dropping does nothing.
-    Moved,
+    /// A request, with its owner's reference.
+    Live(ReqRef),
+    /// The request could not even be allocated: it is finished, `NoMemory`
+    /// (the context is kept to deliver a callback).
+    NoMemory(Weak<Inner>),
 }
 
 /// An owned request of type `T`. Dropping it cancels the request and its
 /// whole subtree (no callback runs).
 #[must_use = "dropping a Req cancels the request"]
 pub struct Req<T: Request> {
-    ctx: Weak<Inner>,
-    slot: Slot,
+    /// Dropped by hand, in `Drop` or `into_slot`.
+    slot: ManuallyDrop<Slot>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -151,46 +153,48 @@ impl<T: Request> Req<T> {
         first: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> Req<T> {
         let slot = match ev.req_create(state, Location::caller(), first) {
-            Some(key) => Slot::Live(key),
-            None => Slot::NoMemory,
+            Some(node) => Slot::Live(node),
+            None => Slot::NoMemory(ev.weak()),
         };
         Req {
-            ctx: ev.weak(),
-            slot,
+            slot: ManuallyDrop::new(slot),
             _t: PhantomData,
         }
     }
 
     /// A handle for a request the runtime held until now (the completion
-    /// queue already handed it over).
-    pub(crate) fn adopt(ev: &Context, key: Key) -> Req<T> {
+    /// queue hands it over with its owner's reference).
+    pub(crate) fn adopt(node: ReqRef) -> Req<T> {
         Req {
-            ctx: ev.weak(),
-            slot: Slot::Live(key),
+            slot: ManuallyDrop::new(Slot::Live(node)),
             _t: PhantomData,
         }
     }
 
-    /// Gives up ownership: the runtime now holds the request.
-    fn into_key(mut self) -> Slot {
-        std::mem::replace(&mut self.slot, Slot::Moved)
+    /// Takes the slot out, consuming the handle without running its `Drop`.
+    #[inline]
+    fn into_slot(self) -> Slot {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is neither used nor dropped after this, so the slot is
+        // moved out exactly once.
+        unsafe { ManuallyDrop::take(&mut me.slot) }
     }
 
-    fn live(&self) -> Option<(Context, Key)> {
-        match self.slot {
-            Slot::Live(k) => upgrade(&self.ctx).ok().map(|c| (c, k)),
+    /// The request and its context, if both are still there.
+    fn live(&self) -> Option<(Context, &ReqRef)> {
+        match &*self.slot {
+            Slot::Live(node) => node.hdr().context().map(|ev| (ev, node)),
             _ => None,
         }
     }
 
     /// Where the request is in its life.
     pub fn state(&self) -> ReqState {
-        match self.slot {
-            Slot::NoMemory => ReqState::NoMemory,
-            _ => self
-                .live()
-                .and_then(|(c, k)| c.req_state(k))
-                .unwrap_or(ReqState::Dropped),
+        match &*self.slot {
+            Slot::NoMemory(_) => ReqState::NoMemory,
+            // Removed: by its context's teardown.
+            Slot::Live(node) if !node.hdr().has(Flag::REMOVED) => node.hdr().state.get(),
+            _ => ReqState::Dropped,
         }
     }
 
@@ -203,17 +207,13 @@ impl<T: Request> Req<T> {
     ///
     /// A request received before it finished is dropped (cancelled) and the
     /// result is `Err(ReqError::InProgress)`.
+    #[inline]
     pub fn recv(self) -> Result<T::Output, ReqError<T::Error>> {
-        let ctx = self.ctx.clone();
-        let key = match self.into_key() {
-            Slot::Live(k) => k,
-            Slot::NoMemory => return Err(ReqError::NoMemory),
-            Slot::Moved => unreachable!("a handle in use is never moved"),
+        let node = match self.into_slot() {
+            Slot::Live(node) => node,
+            Slot::NoMemory(_) => return Err(ReqError::NoMemory),
         };
-        let Some(ctx) = ctx.upgrade().map(|inner| Context { inner }) else {
-            return Err(ReqError::ContextGone);
-        };
-        ctx.req_recv::<T>(key)
+        table::req_recv::<T>(node)
     }
 
     /// [`Req::recv`], converting the error into the caller's error type: the
@@ -243,38 +243,43 @@ impl<T: Request> Req<T> {
     /// loop, once it finished (at once if it already has). Dropping the
     /// context first drops the request and the callback unrun.
     pub fn set_callback(self, callback: impl FnOnce(&Context, Req<T>) + 'static) {
-        let ctx = self.ctx.clone();
-        let slot = self.into_key();
-        let Some(ev) = ctx.upgrade().map(|inner| Context { inner }) else {
-            return;
-        };
-        match slot {
-            Slot::Live(key) => {
+        match self.into_slot() {
+            Slot::Live(node) => {
+                let Some(ev) = node.hdr().context() else {
+                    return;
+                };
                 let registered = make_resume(Callback::<T, _> {
                     f: callback,
                     _t: PhantomData,
                 })
-                .and_then(|r| ev.req_wait(Key::NONE, key, r).map(|_| ()));
-                if registered.is_err() {
-                    // Out of memory even for the waiter's bookkeeping: the
-                    // request could never be delivered, so it is dropped
-                    // (cleanup hooks run) together with the callback.
-                    ev.req_drop(key);
+                .and_then(|r| ev.req_wait(None, &node, r));
+                match registered {
+                    Ok(_) => {
+                        let _ = node.into_raw();
+                    }
+                    Err(_) => {
+                        // Out of memory even for the waiter's bookkeeping: the
+                        // request could never be delivered, so it is dropped
+                        // (cleanup hooks run) together with the callback.
+                        node.hdr().owner.set(table::Owner::Context);
+                        ev.req_drop(node.into_raw());
+                    }
                 }
             }
-            Slot::NoMemory => {
-                ev.post(move |ev| {
+            Slot::NoMemory(ctx) => {
+                let Some(inner) = ctx.upgrade() else {
+                    return;
+                };
+                Context { inner }.post(move |ev| {
                     callback(
                         ev,
                         Req {
-                            ctx: ev.weak(),
-                            slot: Slot::NoMemory,
+                            slot: ManuallyDrop::new(Slot::NoMemory(ev.weak())),
                             _t: PhantomData,
                         },
                     )
                 });
             }
-            Slot::Moved => {}
         }
     }
 
@@ -284,11 +289,11 @@ impl<T: Request> Req<T> {
     /// whether it really was cancelled. Without a hook, or once finished, this
     /// returns false (tevent's `tevent_req_cancel`).
     pub fn cancel(&self) -> bool {
-        let Some((ev, key)) = self.live() else {
+        let Some((ev, node)) = self.live() else {
             return false;
         };
         let mut started = false;
-        ev.run_step::<T>(key, |st, ctl| match ctl.hooks.cancel {
+        ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
             Some(hook) => match hook(st, ctl) {
                 Some(r) => {
                     started = true;
@@ -304,17 +309,17 @@ impl<T: Request> Req<T> {
     /// Sets (or moves) the request's end time: if it has not finished by
     /// `at`, it finishes [`ReqError::TimedOut`] and its subtree is dropped.
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
-        match (&self.slot, self.live()) {
-            (_, Some((ev, key))) => ev.req_set_endtime(key, at).map_err(Failure::to_req),
-            (Slot::NoMemory, _) => Err(ReqError::NoMemory),
+        match (&*self.slot, self.live()) {
+            (_, Some((ev, node))) => ev.req_set_endtime(node, at).map_err(Failure::to_req),
+            (Slot::NoMemory(_), _) => Err(ReqError::NoMemory),
             _ => Err(ReqError::ContextGone),
         }
     }
 
     /// Removes the end time.
     pub fn reset_endtime(&self) {
-        if let Some((ev, key)) = self.live() {
-            ev.req_reset_endtime(key);
+        if let Some((ev, node)) = self.live() {
+            ev.req_reset_endtime(node);
         }
     }
 
@@ -322,24 +327,25 @@ impl<T: Request> Req<T> {
     /// already waits for (their start is now) and of every subrequest it waits
     /// for from now on. Returns false if it could not be allocated.
     pub fn enable_profile(&self) -> bool {
-        self.live().is_some_and(|(ev, key)| ev.profile_start(key))
+        self.live().is_some_and(|(ev, node)| ev.profile_start(node))
     }
 
     /// Takes the profile out (after the request finished, it holds the
     /// subrequests' profiles too). The profile outlives the request.
     pub fn take_profile(&self) -> Option<Profile> {
-        self.live().and_then(|(ev, key)| ev.profile_take(key))
+        self.live()
+            .and_then(|(_, node)| crate::req::profile::take(node.hdr()))
     }
 
     /// Where the request was created (the caller of `Req::start`).
     pub fn location(&self) -> Option<&'static Location<'static>> {
-        self.live()
-            .and_then(|(ev, key)| ev.req_describe(key).map(|(_, _, l)| l))
+        self.live().map(|(_, node)| node.hdr().created)
     }
 
-    pub(crate) fn key(&self) -> Option<Key> {
-        match self.slot {
-            Slot::Live(k) => Some(k),
+    /// The request's node, unless it could not be allocated (or was moved).
+    pub(crate) fn node(&self) -> Option<&ReqRef> {
+        match &*self.slot {
+            Slot::Live(node) => Some(node),
             _ => None,
         }
     }
@@ -347,10 +353,17 @@ impl<T: Request> Req<T> {
 
 impl<T: Request> Drop for Req<T> {
     fn drop(&mut self) {
-        if let Slot::Live(key) = self.slot
-            && let Ok(ev) = upgrade(&self.ctx)
-        {
-            ev.req_drop(key);
+        // SAFETY: `drop` runs once and the slot is not used afterwards.
+        let slot = unsafe { ManuallyDrop::take(&mut self.slot) };
+        if let Slot::Live(node) = slot {
+            // Once the context is gone, its teardown has dropped the request:
+            // only the memory is left, freed with this last reference.
+            if let Some(ev) = node.hdr().context() {
+                // The runtime takes the owner's reference over and drops the
+                // request with its subtree.
+                node.hdr().owner.set(table::Owner::Context);
+                ev.req_drop(node.into_raw());
+            }
         }
     }
 }
@@ -373,13 +386,13 @@ impl<T: Request> std::fmt::Debug for Req<T> {
 /// events, set its end time and hooks. A step gets `&mut Ctl<Self>`.
 pub struct Ctl<'a, T: Request> {
     ev: &'a Context,
-    key: Key,
+    node: &'a ReqRef,
     hooks: &'a mut Hooks<T>,
 }
 
 impl<'a, T: Request> Ctl<'a, T> {
-    pub(crate) fn new(ev: &'a Context, key: Key, hooks: &'a mut Hooks<T>) -> Self {
-        Ctl { ev, key, hooks }
+    pub(crate) fn new(ev: &'a Context, node: &'a ReqRef, hooks: &'a mut Hooks<T>) -> Self {
+        Ctl { ev, node, hooks }
     }
 
     /// The context the request runs on.
@@ -403,9 +416,8 @@ impl<'a, T: Request> Ctl<'a, T> {
         sub: Req<C>,
         then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
     ) -> Result<(), ReqError<T::Error>> {
-        let child = match sub.slot {
-            Slot::Live(k) => k,
-            _ => return Err(ReqError::NoMemory),
+        let Slot::Live(child) = &*sub.slot else {
+            return Err(ReqError::NoMemory);
         };
         let resume = make_resume(WaitFor::<T, C, _> {
             f: then,
@@ -414,11 +426,14 @@ impl<'a, T: Request> Ctl<'a, T> {
         .map_err(Failure::to_req)?;
         let profiled = self
             .ev
-            .req_wait(self.key, child, resume)
+            .req_wait(Some(self.node), child, resume)
             .map_err(Failure::to_req)?;
-        let _ = sub.into_key();
         if profiled {
             self.ev.profile_start(child);
+        }
+        if let Slot::Live(child) = sub.into_slot() {
+            // The parent holds the owner's reference now.
+            let _ = child.into_raw();
         }
         Ok(())
     }
@@ -426,7 +441,7 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// Sets (or moves) this request's end time (see [`Req::set_endtime`]).
     pub fn set_endtime(&mut self, at: Instant) -> Result<(), ReqError<T::Error>> {
         self.ev
-            .req_set_endtime(self.key, at)
+            .req_set_endtime(self.node, at)
             .map_err(Failure::to_req)
     }
 
@@ -438,7 +453,7 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// Removes this request's end time.
     pub fn reset_endtime(&mut self) {
-        self.ev.req_reset_endtime(self.key);
+        self.ev.req_reset_endtime(self.node);
     }
 
     /// Sets the cleanup hook: it runs exactly once, when the state is dropped,
@@ -462,27 +477,25 @@ impl<'a, T: Request> Ctl<'a, T> {
         flags: FdFlags,
         step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
     ) -> Result<FdEvent<'static>, Error> {
-        let key = self.key;
+        let node = self.node.clone();
         self.ev.add_fd_shared(fd, flags, move |ev, _, ready| {
-            ev.run_step::<T>(key, |st, ctl| step(st, ctl, ready));
+            ev.run_step::<T>(&node, |st, ctl| step(st, ctl, ready));
         })
     }
 
     /// Starts profiling this request (see [`Req::enable_profile`]).
     pub fn enable_profile(&mut self) -> bool {
-        self.ev.profile_start(self.key)
+        self.ev.profile_start(self.node)
     }
 
     /// Moves this request's queue entry out (queue waits hand it to a guard).
     pub(crate) fn take_queue_link(&mut self) -> Option<crate::queue::QueueLink> {
-        self.ev
-            .inner
-            .reqs
+        self.node
+            .hdr()
+            .extra
             .borrow_mut()
-            .slab
-            .get_mut(self.key)
-            .and_then(|m| m.extra.as_mut())
-            .and_then(|e| e.queue.take())
+            .as_mut()
+            .and_then(|e| e[0].queue.take())
     }
 }
 
@@ -498,7 +511,7 @@ fn make_resume<R: Resume + 'static>(r: R) -> Result<Box<dyn Resume>, Failure> {
 }
 
 impl<R: Resume> Resume for [R; 1] {
-    fn resume(self: Box<Self>, ev: &Context, parent: Key, child: Key) {
+    fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
         let [r] = *self;
         Box::new(r).resume(ev, parent, child)
     }
@@ -516,11 +529,17 @@ where
     C: Request,
     F: FnOnce(&mut P, &mut Ctl<'_, P>, Req<C>) -> StepResult<P> + 'static,
 {
-    fn resume(self: Box<Self>, ev: &Context, parent: Key, child: Key) {
-        let sub = Req::<C>::adopt(ev, child);
+    fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+        let sub = Req::<C>::adopt(child);
+        let Some(parent) = parent else {
+            return;
+        };
+        // SAFETY: the child was on the parent's list until now, so the parent
+        // is live; the count keeps it so while its step runs.
+        let parent = unsafe { ReqRef::from_ptr(parent) };
         let f = self.f;
-        // If the parent is gone or finished, the closure (and `sub`) is dropped.
-        ev.run_step::<P>(parent, move |st, ctl| f(st, ctl, sub));
+        // If the parent cannot run a step, the closure (and `sub`) is dropped.
+        ev.run_step::<P>(&parent, move |st, ctl| f(st, ctl, sub));
     }
 }
 
@@ -531,22 +550,20 @@ struct Callback<T, F> {
 }
 
 impl<T: Request, F: FnOnce(&Context, Req<T>) + 'static> Resume for Callback<T, F> {
-    fn resume(self: Box<Self>, ev: &Context, _parent: Key, child: Key) {
-        let req = Req::<T>::adopt(ev, child);
+    fn resume(self: Box<Self>, ev: &Context, _parent: Option<NodePtr>, child: ReqRef) {
+        let req = Req::<T>::adopt(child);
         (self.f)(ev, req)
     }
 }
 
 impl Context {
     /// Arms (or moves) a request's end-time timer.
-    fn req_set_endtime(&self, key: Key, at: Instant) -> Result<(), Failure> {
-        let existing = {
-            let t = self.inner.reqs.borrow();
-            match t.slab.get(key) {
-                Some(m) if m.state == ReqState::InProgress => m.endtime,
-                _ => return Ok(()),
-            }
-        };
+    fn req_set_endtime(&self, node: &ReqRef, at: Instant) -> Result<(), Failure> {
+        let h = node.hdr();
+        if h.state.get() != ReqState::InProgress || h.has(Flag::REMOVED) {
+            return Ok(());
+        }
+        let existing = h.endtime.get();
         if existing != Key::NONE {
             // The end-time timer lives as long as its request's entry.
             return self
@@ -555,22 +572,14 @@ impl Context {
                 .map_err(|_| Failure::NoMemory);
         }
         let timer = self
-            .timer_try_insert(at, TimerHandler::ReqEndtime(key))
+            .timer_try_insert(at, TimerHandler::ReqEndtime(node.ptr()))
             .map_err(|_| Failure::NoMemory)?;
-        if let Some(m) = self.inner.reqs.borrow_mut().slab.get_mut(key) {
-            m.endtime = timer;
-        }
+        h.endtime.set(timer);
         Ok(())
     }
 
-    fn req_reset_endtime(&self, key: Key) {
-        let timer = self
-            .inner
-            .reqs
-            .borrow_mut()
-            .slab
-            .get_mut(key)
-            .map_or(Key::NONE, |m| std::mem::replace(&mut m.endtime, Key::NONE));
+    fn req_reset_endtime(&self, node: &ReqRef) {
+        let timer = node.hdr().endtime.replace(Key::NONE);
         if timer != Key::NONE {
             self.timer_remove(timer);
         }

@@ -11,8 +11,9 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::req::{Extra, ReqState};
-use crate::slab::Key;
+use crate::req::node::{Flag, Header, hdr};
+use crate::req::table::{Owner, extra_mut, is_profiled};
+use crate::req::{ReqRef, ReqState};
 
 /// The profile of one request and its subrequests.
 #[derive(Clone, Debug)]
@@ -79,83 +80,88 @@ impl Profile {
     }
 }
 
-/// Gives one request a profile (if it has none); false if it is gone or the
-/// profile cannot be allocated.
-fn start_one(t: &mut crate::req::ReqTable, key: Key, now: Instant) -> bool {
-    let Some(m) = t.slab.get_mut(key) else {
-        return false;
-    };
-    if m.extra.as_ref().is_some_and(|e| e.profile.is_some()) {
+/// Gives one request a profile (if it has none); false if the profile cannot
+/// be allocated.
+fn start_one(h: &Header, now: Instant) -> bool {
+    if is_profiled(h) {
         return true;
     }
     let p = Profile {
-        name: (m.name)(),
-        created: m.created,
+        name: h.name(),
+        created: h.created,
         start: now,
         stop: None,
-        state: m.state,
+        state: h.state.get(),
         subprofiles: Vec::new(),
         truncated: false,
     };
-    if m.extra.is_none() {
-        match crate::alloc::try_box(Extra::default()) {
-            Ok(b) => m.extra = Some(Box::new(b.into_iter().next().expect("one"))),
-            Err(_) => return false,
+    match extra_mut(h) {
+        Some(mut e) => {
+            e.profile = Some(p);
+            h.raise(Flag::PROFILED);
+            true
         }
+        None => false,
     }
-    m.extra.as_mut().expect("set above").profile = Some(p);
-    true
+}
+
+/// Takes a request's profile out.
+pub(crate) fn take(h: &Header) -> Option<Profile> {
+    h.extra.borrow_mut().as_mut()?[0].profile.take()
 }
 
 impl Context {
-    /// Starts profiling request `key` and the subrequests it is already
-    /// waiting for (their start is now); false if it is gone or allocation
-    /// failed.
-    pub(crate) fn profile_start(&self, key: Key) -> bool {
+    /// Starts profiling request `node` and the subrequests it is already
+    /// waiting for (their start is now); false if allocation failed.
+    pub(crate) fn profile_start(&self, node: &ReqRef) -> bool {
         let now = self.now();
-        let mut t = self.inner.reqs.borrow_mut();
-        if !start_one(&mut t, key, now) {
+        if !start_one(node.hdr(), now) {
             return false;
         }
-        let mut todo = Vec::new();
-        t.children_of(key, &mut todo);
-        while let Some(k) = todo.pop() {
-            if start_one(&mut t, k, now) {
-                t.children_of(k, &mut todo);
+        let mut todo = vec![node.hdr().first_child.get()];
+        while let Some(c) = todo.pop() {
+            let Some(p) = c else {
+                continue;
+            };
+            // SAFETY: subrequests on the list of a live request are live, and
+            // nothing here removes one.
+            let h = unsafe { hdr(p) };
+            todo.push(h.next.get());
+            if start_one(h, now) {
+                todo.push(h.first_child.get());
             }
         }
         true
     }
 
     /// Closes a finished request's profile and moves it into its parent's.
-    pub(crate) fn profile_stop(&self, key: Key, reached: ReqState) {
+    pub(crate) fn profile_stop(&self, h: &Header, reached: ReqState) {
         let now = self.now();
-        let mut t = self.inner.reqs.borrow_mut();
-        let Some(m) = t.slab.get_mut(key) else {
-            return;
-        };
-        let parent = match m.owner {
-            crate::req::table::Owner::Parent => m.parent,
-            _ => Key::NONE,
-        };
-        let Some(p) = m.extra.as_mut().and_then(|e| e.profile.as_mut()) else {
+        let mut extra = h.extra.borrow_mut();
+        let Some(p) = extra.as_mut().and_then(|e| e[0].profile.as_mut()) else {
             return;
         };
         p.stop = Some(now);
         p.state = reached;
-        if parent == Key::NONE {
+        let parent = match h.owner.get() {
+            Owner::Parent => h.parent.get(),
+            _ => None,
+        };
+        let Some(parent) = parent else {
             return;
-        }
-        let mine = m
-            .extra
+        };
+        let mine = extra
             .as_mut()
-            .and_then(|e| e.profile.take())
+            .and_then(|e| e[0].profile.take())
             .expect("checked");
-        if let Some(pp) = t
-            .slab
-            .get_mut(parent)
-            .and_then(|pm| pm.extra.as_mut())
-            .and_then(|e| e.profile.as_mut())
+        drop(extra);
+        // SAFETY: the parent of a subrequest on its list is live.
+        let ph = unsafe { hdr(parent) };
+        if let Some(pp) = ph
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .and_then(|e| e[0].profile.as_mut())
         {
             if pp.subprofiles.try_reserve(1).is_ok() {
                 pp.subprofiles.push(mine);
@@ -163,11 +169,5 @@ impl Context {
                 pp.truncated = true;
             }
         }
-    }
-
-    /// Takes a request's profile out.
-    pub(crate) fn profile_take(&self, key: Key) -> Option<Profile> {
-        let mut t = self.inner.reqs.borrow_mut();
-        t.slab.get_mut(key)?.extra.as_mut()?.profile.take()
     }
 }

@@ -1,32 +1,32 @@
-//! Storage and bookkeeping of requests: the per-context table, the completion
-//! queue, finishing, recycling of request cells, and iterative dropping of
-//! request trees.
+//! Bookkeeping of requests: creating them, the completion queue, finishing,
+//! the ownership tree and iterative dropping of request trees.
 //!
-//! Every request is one slab entry (`ReqMeta`, untyped bookkeeping, about 100
-//! bytes) plus one heap cell holding its typed part (`ReqCell<T>`: the user's
-//! state, the result, the hooks). The typed part is taken out of the table
-//! while one of the request's steps runs, so no table borrow is ever held
-//! across user code. Cells of received or dropped requests are kept in a small
-//! per-type pool and reused, so a steady stream of requests of a few types
-//! does not go through the allocator at all.
+//! Every request is one heap node (see [`super::node`]): the untyped header
+//! followed by its typed part (`ReqCell<T>`: the user's state, the result,
+//! the hooks). The hot operations reach the node directly through the
+//! pointers kept by its handle, its parent and the completion queue; the
+//! context keeps only the queue, a few counters and the list of live requests
+//! (for teardown).
 //!
 //! The subrequests a parent waits for form an intrusive doubly linked list
-//! through their entries: adding and removing one is O(1) and never
-//! allocates, however many a parent waits for.
+//! through their headers: adding and removing one is O(1) and never
+//! allocates, however many a parent waits for. A subrequest that had already
+//! finished when the wait began is linked too, so that whatever happens to
+//! the parent also happens to it.
 //!
 //! Notification is queued, never re-entrant: when a request finishes and
-//! someone waits for it, its key goes into the completion queue, which the
-//! loop drains after every handler (and before anything else in a step). The
-//! queue's capacity is reserved when a wait is registered, so pushing to it
-//! never allocates; chains of any depth are walked iteratively.
+//! someone waits for it, it goes into the completion queue, which the loop
+//! drains after every handler (and before anything else in a step). The
+//! queue is threaded through the headers, so queueing never allocates (and
+//! never fails); chains of any depth are walked iteratively.
 
-use std::any::{Any, TypeId};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::panic::Location;
 
 use crate::context::Context;
+use crate::req::node::{Flag, Header, NodePtr, ReqRef, hdr};
 use crate::req::{Ctl, Failure, ReqState, Request, StepResult};
-use crate::slab::{Key, Slab};
+use crate::slab::Key;
 use crate::{Progress, ReqError};
 
 /// The typed part of a request.
@@ -84,17 +84,18 @@ impl<T: Request> ReqCell<T> {
     }
 
     /// Runs `f` as a step; returns the state reached if it finished.
-    pub(crate) fn step(
+    #[inline]
+    fn step(
         &mut self,
         ev: &Context,
-        key: Key,
+        node: &ReqRef,
         f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> Option<ReqState> {
         let ReqCell { state, hooks, .. } = self;
         let state = state
             .as_mut()
             .expect("an in-progress request has its state");
-        let mut ctl = Ctl::new(ev, key, hooks);
+        let mut ctl = Ctl::new(ev, node, hooks);
         match f(state, &mut ctl) {
             Ok(Progress::Pending) => None,
             Ok(Progress::Done(out)) => Some(self.finish(Ok(out))),
@@ -103,48 +104,22 @@ impl<T: Request> ReqCell<T> {
     }
 }
 
-/// The untyped view of a request's typed part.
-pub(crate) trait ErasedCell: Any {
-    /// Finishes the request with a runtime failure.
-    fn fail(&mut self, why: Failure) -> ReqState;
-    /// The request is being dropped unfinished: cleanup hook, then the state.
-    fn discard(&mut self);
-    /// Drops whatever the cell still holds (result, hooks) before reuse.
-    fn clear(&mut self);
-}
-
-impl<T: Request> ErasedCell for [ReqCell<T>; 1] {
-    fn fail(&mut self, why: Failure) -> ReqState {
-        self[0].finish(Err(why.to_req()))
-    }
-
-    fn discard(&mut self) {
-        self[0].drop_state(ReqState::Dropped);
-    }
-
-    fn clear(&mut self) {
-        self[0].drop_state(ReqState::Dropped);
-        self[0].result = None;
-        self[0].hooks.cleanup = None;
-        self[0].hooks.cancel = None;
-    }
-}
-
 /// Resumes a waiter when the request it waits for has finished.
 pub(crate) trait Resume {
-    /// `parent` is the waiting request (`Key::NONE` for a top-level callback),
-    /// `child` the finished one, already handed to a handle.
-    fn resume(self: Box<Self>, ev: &Context, parent: Key, child: Key);
+    /// `parent` is the waiting request (`None` for a top-level callback),
+    /// `child` the finished one, whose ownership passes to the waiter.
+    fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef);
 }
 
-/// Who owns a request.
+/// Who owns a request (and holds its owner's reference).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Owner {
     /// A `Req<T>` handle.
     Handle,
-    /// The parent in `ReqMeta::parent`, which waits for it.
+    /// The parent in `Header::parent`, which waits for it.
     Parent,
-    /// The context: a top-level request whose callback is pending.
+    /// The runtime: a top-level request whose callback is pending, or a
+    /// request being dropped.
     Context,
 }
 
@@ -155,348 +130,266 @@ pub(crate) enum Notify {
     Idle,
     /// A waiter is registered and the request has not finished.
     Waiting,
-    /// It finished and its key is in the completion queue (it was finished
-    /// when the wait began, so it is not in its parent's list).
+    /// It finished and is in the completion queue, waited for by a callback.
     Queued,
-    /// It finished while linked into its parent's list and is queued.
+    /// It finished and is in the completion queue, linked into its parent's
+    /// list.
     Linked,
 }
 
-/// Rarely used parts of a request, boxed so the common entry stays small.
+/// Rarely used parts of a request, boxed so the common header stays small.
 #[derive(Default)]
 pub(crate) struct Extra {
     pub(crate) profile: Option<crate::req::profile::Profile>,
     pub(crate) queue: Option<crate::queue::QueueLink>,
 }
 
-/// The untyped bookkeeping of one request (a slab entry).
-pub(crate) struct ReqMeta {
-    /// The typed part; `None` while one of its steps runs.
-    pub(crate) cell: Option<Box<dyn ErasedCell>>,
-    pub(crate) waiter: Option<Box<dyn Resume>>,
-    pub(crate) created: &'static Location<'static>,
-    /// The request type's name, computed only when asked for (Debug, profiles).
-    pub(crate) name: fn() -> &'static str,
-    /// The waiting parent when `owner` is `Parent`.
-    pub(crate) parent: Key,
-    /// First of the runtime-owned subrequests (linked through `next`/`prev`).
-    first_child: Key,
-    /// Next sibling; for a doomed request, the next doomed one.
-    next: Key,
-    prev: Key,
-    /// The end-time timer, or `Key::NONE`.
-    pub(crate) endtime: Key,
-    pub(crate) extra: Option<Box<Extra>>,
-    pub(crate) state: ReqState,
-    pub(crate) owner: Owner,
-    notify: Notify,
-    /// Dropped while one of its own steps ran.
-    zombie: bool,
-    doomed: bool,
-    /// The request's span; entered while its steps run.
-    #[cfg(feature = "tracing")]
-    pub(crate) span: tracing::Span,
-}
-
-/// Cells kept for reuse per type.
-const POOL_PER_TYPE: usize = 64;
-/// Types whose cells are pooled.
-const POOL_TYPES: usize = 16;
-
-/// All requests of a context.
+/// The requests of a context.
+#[derive(Default)]
 pub(crate) struct ReqTable {
-    pub(crate) slab: Slab<ReqMeta>,
-    completions: VecDeque<Key>,
-    /// Waiters registered and not yet consumed: the capacity the completion
-    /// queue keeps reserved so that pushing never allocates.
-    outstanding: usize,
+    /// Finished requests whose waiters have not run, linked through
+    /// `Header::qnext`; each entry holds a counted reference (see
+    /// `ReqRef::into_raw`).
+    q_head: Cell<Option<NodePtr>>,
+    q_tail: Cell<Option<NodePtr>>,
     /// A drop is being processed; nested drops join the doomed list.
-    dropping: bool,
-    doomed_head: Key,
-    pool: Vec<(TypeId, Vec<Box<dyn ErasedCell>>)>,
-}
-
-impl Default for ReqTable {
-    fn default() -> Self {
-        ReqTable {
-            slab: Slab::default(),
-            completions: VecDeque::new(),
-            outstanding: 0,
-            dropping: false,
-            doomed_head: Key::NONE,
-            pool: Vec::new(),
-        }
-    }
+    dropping: Cell<bool>,
+    doomed_head: Cell<Option<NodePtr>>,
+    /// The list of live (not removed) requests, through `live_next`.
+    live_head: Cell<Option<NodePtr>>,
+    live: Cell<usize>,
 }
 
 impl ReqTable {
+    /// Live requests.
     pub(crate) fn len(&self) -> usize {
-        self.slab.len()
+        self.live.get()
     }
 
-    /// Reserves room in the completion queue for one more waiter.
-    #[inline]
-    fn reserve_waiter(&mut self) -> Result<(), Failure> {
-        let need = self.outstanding + 1;
-        if self.completions.capacity() < need {
-            let extra = need - self.completions.len();
-            self.completions
-                .try_reserve(extra)
-                .map_err(|_| Failure::NoMemory)?;
-        }
-        self.outstanding = need;
-        Ok(())
-    }
-
-    /// Queues the notification of a finished, waited-for request.
-    #[inline]
-    fn queue_notification(&mut self, key: Key) {
-        // Capacity was reserved by `reserve_waiter`: this never allocates.
-        self.completions.push_back(key);
-    }
-
-    /// Appends the runtime-owned subrequests of `key` to `out`.
-    pub(crate) fn children_of(&self, key: Key, out: &mut Vec<Key>) {
-        let mut c = self.slab.get(key).map_or(Key::NONE, |m| m.first_child);
-        while let Some(m) = self.slab.get(c) {
-            out.push(c);
-            c = m.next;
+    /// Queues the notification of a finished, waited-for request (a request
+    /// is queued at most once at a time: it is queued when it finishes or
+    /// when a wait for it begins, and a wait consumes it).
+    #[inline(always)]
+    fn queue_notification(&self, node: &ReqRef) {
+        let p = node.clone().into_raw();
+        match self.q_tail.replace(Some(p)) {
+            // SAFETY: the queue's entries are counted references.
+            Some(tail) => unsafe { hdr(tail) }.qnext.set(Some(p)),
+            None => self.q_head.set(Some(p)),
         }
     }
 
-    /// Puts `child` at the head of `parent`'s subrequest list; returns
-    /// whether the parent is profiled (the caller needs both).
+    /// Takes the oldest queued notification (with the queue's reference).
+    #[inline(always)]
+    fn pop_notification(&self) -> Option<ReqRef> {
+        let p = self.q_head.get()?;
+        // SAFETY: the entry's counted reference passes to the caller.
+        let node = unsafe { ReqRef::from_raw(p) };
+        let next = node.hdr().qnext.take();
+        self.q_head.set(next);
+        if next.is_none() {
+            self.q_tail.set(None);
+        }
+        Some(node)
+    }
+
     #[inline]
-    fn link_child(&mut self, parent: Key, child: Key) -> bool {
-        let Some(p) = self.slab.get_mut(parent) else {
+    fn live_link(&self, p: NodePtr) {
+        // SAFETY: `p` is a fresh node held by its creator; the old head is
+        // live (on the list, so not removed).
+        let h = unsafe { hdr(p) };
+        let head = self.live_head.replace(Some(p));
+        h.live_next.set(head);
+        if let Some(n) = head {
+            // SAFETY: see above.
+            unsafe { hdr(n) }.live_prev.set(Some(p));
+        }
+        self.live.set(self.live.get() + 1);
+    }
+
+    #[inline]
+    fn live_unlink(&self, h: &Header) {
+        let (prev, next) = (h.live_prev.take(), h.live_next.take());
+        match prev {
+            // SAFETY: neighbours on the live list are not removed.
+            Some(p) => unsafe { hdr(p) }.live_next.set(next),
+            None => self.live_head.set(next),
+        }
+        if let Some(n) = next {
+            // SAFETY: as above.
+            unsafe { hdr(n) }.live_prev.set(prev);
+        }
+        self.live.set(self.live.get() - 1);
+    }
+
+    /// Links `key` into the doomed list; false if it is already doomed or
+    /// removed.
+    fn doom(&self, p: NodePtr) -> bool {
+        // SAFETY: callers pass a node that is not removed (a child on a live
+        // parent's list, or one whose owner's reference the runtime holds).
+        let h = unsafe { hdr(p) };
+        if h.has(Flag::DOOMED | Flag::REMOVED) {
             return false;
-        };
-        let first = std::mem::replace(&mut p.first_child, child);
-        let profiled = p.extra.as_ref().is_some_and(|e| e.profile.is_some());
-        if first != Key::NONE
-            && let Some(f) = self.slab.get_mut(first)
-        {
-            f.prev = child;
         }
-        let c = self.slab.get_mut(child).expect("live child");
-        c.parent = parent;
-        c.prev = Key::NONE;
-        c.next = first;
-        profiled
-    }
-
-    #[inline]
-    fn unlink_child(&mut self, child: Key) {
-        let Some(c) = self.slab.get_mut(child) else {
-            return;
-        };
-        let (parent, prev, next) = (c.parent, c.prev, c.next);
-        c.parent = Key::NONE;
-        c.prev = Key::NONE;
-        c.next = Key::NONE;
-        match self.slab.get_mut(prev) {
-            Some(p) => p.next = next,
-            None => {
-                if let Some(p) = self.slab.get_mut(parent) {
-                    p.first_child = next;
-                }
-            }
-        }
-        if let Some(n) = self.slab.get_mut(next) {
-            n.prev = prev;
-        }
-    }
-
-    /// Links `key` into the doomed list; false if it is gone or already doomed.
-    fn doom(&mut self, key: Key) -> bool {
-        let head = self.doomed_head;
-        match self.slab.get_mut(key) {
-            Some(m) if !m.doomed => {
-                m.doomed = true;
-                m.next = head;
-                self.doomed_head = key;
-                true
-            }
-            _ => false,
-        }
+        h.raise(Flag::DOOMED);
+        h.next.set(self.doomed_head.replace(Some(p)));
+        true
     }
 
     /// Dooms every request of a sibling list.
-    fn doom_list(&mut self, first: Key) {
-        let mut k = first;
-        while let Some(m) = self.slab.get(k) {
-            let next = m.next;
-            self.doom(k);
-            k = next;
+    fn doom_list(&self, first: NodePtr) {
+        let mut c = Some(first);
+        while let Some(p) = c {
+            // SAFETY: the siblings of a list being doomed are not removed.
+            c = unsafe { hdr(p) }.next.get();
+            self.doom(p);
         }
     }
 
-    fn pop_doomed(&mut self) -> Option<Key> {
-        let key = self.doomed_head;
-        let m = self.slab.get_mut(key)?;
-        self.doomed_head = m.next;
-        Some(key)
-    }
-
-    /// A recycled cell of type `id`, if one is pooled.
-    #[inline]
-    fn pool_take(&mut self, id: TypeId) -> Option<Box<dyn ErasedCell>> {
-        self.pool.iter_mut().find(|(t, _)| *t == id)?.1.pop()
-    }
-
-    /// Keeps a cleared cell for reuse (or lets it go if the pool is full).
-    #[inline]
-    fn pool_put(&mut self, cell: Box<dyn ErasedCell>) -> Option<Box<dyn ErasedCell>> {
-        let id = (*cell).type_id();
-        if let Some((_, v)) = self.pool.iter_mut().find(|(t, _)| *t == id) {
-            if v.len() < POOL_PER_TYPE && v.try_reserve(1).is_ok() {
-                v.push(cell);
-                return None;
-            }
-            return Some(cell);
-        }
-        if self.pool.len() < POOL_TYPES && self.pool.try_reserve(1).is_ok() {
-            let mut v = Vec::new();
-            if v.try_reserve(POOL_PER_TYPE).is_ok() {
-                v.push(cell);
-                self.pool.push((id, v));
-                return None;
-            }
-        }
-        Some(cell)
-    }
-
-    /// Everything, for context teardown (the caller drops it outside the borrow).
-    pub(crate) fn take_all(&mut self) -> (Vec<ReqMeta>, Vec<Box<dyn ErasedCell>>) {
-        self.completions.clear();
-        self.outstanding = 0;
-        let pooled = self.pool.drain(..).flat_map(|(_, v)| v).collect();
-        (self.slab.drain(), pooled)
+    fn pop_doomed(&self) -> Option<NodePtr> {
+        let p = self.doomed_head.get()?;
+        // SAFETY: doomed nodes are live (the runtime holds their owner's
+        // reference until it removes them).
+        self.doomed_head.set(unsafe { hdr(p) }.next.take());
+        Some(p)
     }
 }
 
-/// Moves the result out of a finished request's cell.
-fn take_result<T: Request>(
-    cell: &mut Box<dyn ErasedCell>,
-) -> Result<T::Output, ReqError<T::Error>> {
-    let any: &mut dyn Any = &mut **cell;
-    any.downcast_mut::<[ReqCell<T>; 1]>()
-        .expect("a request key always names a request of its type")[0]
-        .result
-        .take()
-        .expect("a finished request has a result")
+/// Puts `child` at the head of `parent`'s subrequest list.
+#[inline(always)]
+fn link_child(parent: &Header, parent_ptr: NodePtr, child: &Header, child_ptr: NodePtr) {
+    let first = parent.first_child.replace(Some(child_ptr));
+    if let Some(f) = first {
+        // SAFETY: the parent is live, so are the subrequests on its list.
+        unsafe { hdr(f) }.prev.set(Some(child_ptr));
+    }
+    child.parent.set(Some(parent_ptr));
+    child.prev.set(None);
+    child.next.set(first);
+}
+
+/// Takes `child` out of its parent's subrequest list.
+#[inline(always)]
+fn unlink_child(child: &Header) {
+    let (parent, prev, next) = (child.parent.take(), child.prev.take(), child.next.take());
+    match prev {
+        // SAFETY: siblings of a linked child are live.
+        Some(p) => unsafe { hdr(p) }.next.set(next),
+        None => {
+            if let Some(p) = parent {
+                // SAFETY: the parent of a linked child is live.
+                unsafe { hdr(p) }.first_child.set(next);
+            }
+        }
+    }
+    if let Some(n) = next {
+        // SAFETY: as above.
+        unsafe { hdr(n) }.prev.set(prev);
+    }
+}
+
+/// Whether a request records a profile.
+#[inline]
+pub(crate) fn is_profiled(h: &Header) -> bool {
+    h.has(Flag::PROFILED) && has_profile(h)
+}
+
+#[cold]
+fn has_profile(h: &Header) -> bool {
+    h.extra
+        .borrow()
+        .as_ref()
+        .is_some_and(|e| e[0].profile.is_some())
+}
+
+/// The request's rarely used parts, allocated (fallibly) on first use.
+pub(crate) fn extra_mut(h: &Header) -> Option<std::cell::RefMut<'_, Extra>> {
+    let mut e = h.extra.borrow_mut();
+    if e.is_none() {
+        *e = Some(crate::alloc::try_box(Extra::default()).ok()?);
+        h.raise(Flag::EXTRA);
+    }
+    Some(std::cell::RefMut::map(e, |e| match e {
+        Some(b) => &mut b[0],
+        None => unreachable!("allocated above"),
+    }))
 }
 
 impl Context {
-    /// Creates the entry of a request whose typed part is `cell` (of type
-    /// `T`), runs `first` as its first step, and stores the cell. Returns the
-    /// key, or `None` if the entry could not be allocated.
+    /// Creates a request with `state`, runs `first` as its first step, and
+    /// returns the owner's reference, or `None` if the node could not be
+    /// allocated.
+    #[inline]
     pub(crate) fn req_create<T: Request>(
         &self,
         state: T,
         created: &'static Location<'static>,
         first: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
-    ) -> Option<Key> {
-        let (mut cell, key) = {
-            let mut t = self.inner.reqs.borrow_mut();
-            let cell: Box<[ReqCell<T>; 1]> = match t.pool_take(TypeId::of::<[ReqCell<T>; 1]>()) {
-                Some(c) => {
-                    let any: Box<dyn Any> = c;
-                    let mut b = any.downcast::<[ReqCell<T>; 1]>().expect("pooled by type");
-                    b[0] = ReqCell::new(state);
-                    b
-                }
-                None => match crate::alloc::try_box(ReqCell::new(state)) {
-                    Ok(b) => b,
-                    Err(_) => return None,
-                },
-            };
-            let meta = ReqMeta {
-                cell: None, // taken: the first step runs now
-                waiter: None,
-                created,
-                name: T::name,
-                parent: Key::NONE,
-                first_child: Key::NONE,
-                next: Key::NONE,
-                prev: Key::NONE,
-                endtime: Key::NONE,
-                extra: None,
-                state: ReqState::InProgress,
-                owner: Owner::Handle,
-                notify: Notify::Idle,
-                zombie: false,
-                doomed: false,
-                #[cfg(feature = "tracing")]
-                span: tracing::trace_span!(
-                    "request",
-                    name = T::name(),
-                    created = %created
-                ),
-            };
-            match t.slab.try_insert(meta) {
-                Ok(key) => (cell, key),
-                Err(_) => return None,
-            }
-        };
+    ) -> Option<ReqRef> {
+        let node =
+            ReqRef::alloc(&self.inner.node_pool, self.inner.this.get(), created, state).ok()?;
+        self.inner.reqs.live_link(node.ptr());
+        let h = node.hdr();
+        h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
-        let _entered = self.req_span(key).entered();
-        let finished = cell[0].step(self, key, first);
-        self.req_put_back(key, cell, finished);
-        Some(key)
+        let _entered = h.span.clone().entered();
+        // SAFETY: the node is a `Node<T>` just created, and `running` is set.
+        let finished = unsafe { node.cell::<T>() }.step(self, &node, first);
+        self.req_put_back(&node, finished);
+        Some(node)
     }
 
-    /// Registers `child` as waited for by `parent` (`Key::NONE`: a top-level
-    /// callback), resumed through `resume` when it finishes. Returns whether
-    /// the parent is profiled. On failure nothing changed and the caller still
-    /// owns `child`.
-    #[inline]
+    /// Registers `child` (owned by the caller's handle) as waited for by
+    /// `parent` (`None`: a top-level callback), resumed through `resume` when
+    /// it finishes. Returns whether the parent is profiled. On success the
+    /// owner's reference belongs to the runtime (the caller gives it up); on
+    /// failure nothing changed.
+    #[inline(always)]
     pub(crate) fn req_wait(
         &self,
-        parent: Key,
-        child: Key,
+        parent: Option<&ReqRef>,
+        child: &ReqRef,
         resume: Box<dyn Resume>,
     ) -> Result<bool, Failure> {
-        let mut t = self.inner.reqs.borrow_mut();
-        t.reserve_waiter()?;
-        let finished = match t.slab.get_mut(child) {
-            // A live handle always owns its request; anything else would hang.
-            Some(m) if m.owner == Owner::Handle => {
-                m.owner = if parent == Key::NONE {
-                    Owner::Context
+        let h = child.hdr();
+        if !h.belongs_to(&self.inner) {
+            return Err(Failure::WrongContext);
+        }
+        // A live handle always owns its request.
+        debug_assert!(h.owner.get() == Owner::Handle && !h.has(Flag::REMOVED));
+        let t = &self.inner.reqs;
+        let old = h.waiter.replace(Some(resume));
+        // A request owned by a handle has no waiter (delivering one takes it).
+        debug_assert!(old.is_none());
+        std::mem::forget(old);
+        let finished = h.state.get() != ReqState::InProgress;
+        let profiled = match parent {
+            Some(p) => {
+                h.owner.set(Owner::Parent);
+                h.notify.set(if finished {
+                    Notify::Linked
                 } else {
-                    Owner::Parent
-                };
-                m.waiter = Some(resume);
-                let finished = m.state != ReqState::InProgress;
-                m.notify = if finished {
+                    Notify::Waiting
+                });
+                let ph = p.hdr();
+                link_child(ph, p.ptr(), h, child.ptr());
+                is_profiled(ph)
+            }
+            None => {
+                h.owner.set(Owner::Context);
+                h.notify.set(if finished {
                     Notify::Queued
                 } else {
                     Notify::Waiting
-                };
-                finished
-            }
-            _ => {
-                t.outstanding -= 1;
-                return Err(Failure::NoMemory);
+                });
+                false
             }
         };
         if finished {
-            // Already finished: it sits in the completion queue until its
-            // parent's step takes it, and is never linked into the parent's
-            // list (if the parent is gone by then, the drain drops it).
             t.queue_notification(child);
             self.inner.req_pending.set(true);
-            if parent != Key::NONE {
-                t.slab.get_mut(child).expect("checked").parent = parent;
-                return Ok(t
-                    .slab
-                    .get(parent)
-                    .is_some_and(|p| p.extra.as_ref().is_some_and(|e| e.profile.is_some())));
-            }
-            return Ok(false);
         }
-        Ok(parent != Key::NONE && t.link_child(parent, child))
+        Ok(profiled)
     }
 
     /// Delivers queued notifications until the queue is empty. Returns whether
@@ -504,302 +397,292 @@ impl Context {
     /// its parent's care) before its waiter runs.
     #[inline]
     pub(crate) fn run_completions(&self) -> bool {
+        let t = &self.inner.reqs;
         let mut ran = false;
         loop {
-            let (key, parent, resume) = {
-                let mut t = self.inner.reqs.borrow_mut();
-                let Some(key) = t.completions.pop_front() else {
-                    self.inner.req_pending.set(false);
-                    return ran;
-                };
-                t.outstanding -= 1;
-                let Some(m) = t.slab.get_mut(key) else {
-                    continue; // dropped after it was queued
-                };
-                let Some(resume) = m.waiter.take() else {
-                    continue;
-                };
-                // Linked into its parent's list only if it was waited for
-                // while in progress.
-                let linked = m.notify == Notify::Linked;
-                m.notify = Notify::Idle;
-                let parent = match m.owner {
-                    Owner::Parent => m.parent,
-                    _ => Key::NONE,
-                };
-                m.owner = Owner::Handle;
-                if linked {
-                    t.unlink_child(key);
-                } else if parent != Key::NONE
-                    && !t
-                        .slab
-                        .get(parent)
-                        .is_some_and(|p| p.state == ReqState::InProgress)
-                {
-                    // Its parent went away (or finished) before it could be
-                    // told: the subrequest goes with it.
-                    drop(t);
-                    drop(resume);
-                    self.req_drop(key);
-                    continue;
-                }
-                (key, parent, resume)
+            let Some(queued) = t.pop_notification() else {
+                self.inner.req_pending.set(false);
+                return ran;
             };
-            resume.resume(self, parent, key);
+            let p = queued.ptr();
+            let h = queued.hdr();
+            // Dropped (with its parent, or its parent finished) after it was
+            // queued: nobody is told.
+            if h.has(Flag::REMOVED | Flag::DOOMED) {
+                queued.release_into(&self.inner.node_pool);
+                continue;
+            }
+            let Some(resume) = h.waiter.take() else {
+                queued.release_into(&self.inner.node_pool);
+                continue;
+            };
+            let parent = match h.owner.get() {
+                Owner::Parent => h.parent.get(),
+                _ => None,
+            };
+            if h.notify.get() == Notify::Linked {
+                unlink_child(h);
+            }
+            h.notify.set(Notify::Idle);
+            h.owner.set(Owner::Handle);
+            // The owner's reference passes to the waiter's handle; the queue's
+            // goes (the owner's keeps the node).
+            // SAFETY: the runtime held the owner's reference (owner was
+            // `Parent` or `Context`).
+            let child = unsafe { ReqRef::from_raw(p) };
+            drop(queued);
+            resume.resume(self, parent, child);
             ran = true;
         }
     }
 
-    /// Takes the typed part of an in-progress request out of the table, to run
-    /// a step or finish it; `None` if it is gone, finished, or a step of it
-    /// runs already.
-    #[inline]
-    fn req_take_cell(&self, key: Key) -> Option<Box<dyn ErasedCell>> {
-        let mut t = self.inner.reqs.borrow_mut();
-        let m = t.slab.get_mut(key)?;
-        if m.state != ReqState::InProgress {
-            return None;
-        }
-        m.cell.take()
-    }
-
     /// Finishes an in-progress request with a runtime failure (timeout, queue
     /// teardown). Returns false if it is not in progress or a step of it runs.
-    pub(crate) fn req_fail(&self, key: Key, why: Failure) -> bool {
-        let Some(mut cell) = self.req_take_cell(key) else {
+    pub(crate) fn req_fail(&self, node: &ReqRef, why: Failure) -> bool {
+        let h = node.hdr();
+        if !runnable(h) {
             return false;
-        };
-        let reached = cell.fail(why);
-        self.req_put_back(key, cell, Some(reached));
+        }
+        h.raise(Flag::RUNNING);
+        // SAFETY: in progress and not borrowed (checked); `running` is set.
+        let reached = unsafe { node.fail(why) };
+        self.req_put_back(node, Some(reached));
         true
     }
 
     /// The end time of a request passed.
-    pub(crate) fn req_timed_out(&self, key: Key) {
-        self.req_fail(key, Failure::TimedOut);
+    pub(crate) fn req_timed_out(&self, p: NodePtr) {
+        // SAFETY: a request removes its end-time timer before it can be
+        // freed, and the timer is what calls this.
+        let node = unsafe { ReqRef::from_ptr(p) };
+        self.req_fail(&node, Failure::TimedOut);
     }
 
-    /// Returns a request's typed part to the table after a step. If the step
-    /// finished the request, this also disarms its end time, drops the
-    /// subrequests it still owned, leaves its queue, closes its profile and
-    /// queues the notification of whoever waits, all in one table access. A
-    /// request dropped during its own step (a zombie) is dropped now.
-    #[inline]
-    pub(crate) fn req_put_back(
-        &self,
-        key: Key,
-        cell: Box<dyn ErasedCell>,
-        finished: Option<ReqState>,
-    ) {
-        let (endtime, children, extra) = {
-            let mut t = self.inner.reqs.borrow_mut();
-            let Some(m) = t.slab.get_mut(key) else {
-                drop(t);
-                let mut cell = cell;
-                cell.discard();
-                return;
-            };
-            m.cell = Some(cell);
-            let zombie = m.zombie;
-            let Some(reached) = finished.filter(|_| !zombie) else {
-                if zombie {
-                    m.zombie = false;
-                    drop(t);
-                    self.req_drop(key);
-                }
-                return;
-            };
-            m.state = reached;
-            let endtime = std::mem::replace(&mut m.endtime, Key::NONE);
-            let children = std::mem::replace(&mut m.first_child, Key::NONE);
-            let extra = m.extra.is_some();
-            if m.notify == Notify::Waiting {
-                m.notify = if m.owner == Owner::Parent {
-                    Notify::Linked
-                } else {
-                    Notify::Queued
-                };
-                t.queue_notification(key);
-                self.inner.req_pending.set(true);
-            }
-            if children != Key::NONE {
-                t.doom_list(children);
-            }
-            (endtime, children, extra)
+    /// Ends a step (or failure) of `node`: clears `running` and, if the step
+    /// finished the request, disarms its end time, drops the subrequests it
+    /// still owned, leaves its queue, closes its profile and queues the
+    /// notification of whoever waits. A request dropped during its own step
+    /// (a zombie) is dropped now. The caller holds a counted reference.
+    #[inline(always)]
+    fn req_put_back(&self, node: &ReqRef, finished: Option<ReqState>) {
+        let h = node.hdr();
+        h.lower(Flag::RUNNING);
+        if h.has(Flag::ZOMBIE) {
+            h.lower(Flag::ZOMBIE);
+            self.req_drop(node.ptr());
+            return;
+        }
+        let Some(reached) = finished else {
+            return;
         };
-        if extra {
-            self.profile_stop(key, finished.expect("finished"));
-            let link = self
-                .inner
-                .reqs
+        h.state.set(reached);
+        let t = &self.inner.reqs;
+        if h.notify.get() == Notify::Waiting {
+            h.notify.set(if h.owner.get() == Owner::Parent {
+                Notify::Linked
+            } else {
+                Notify::Queued
+            });
+            t.queue_notification(node);
+            self.inner.req_pending.set(true);
+        }
+        let children = h.first_child.take();
+        if let Some(c) = children {
+            t.doom_list(c);
+        }
+        if h.has(Flag::EXTRA) {
+            self.profile_stop(h, reached);
+            let link = h
+                .extra
                 .borrow_mut()
-                .slab
-                .get_mut(key)
-                .and_then(|m| m.extra.as_mut())
-                .and_then(|e| e.queue.take());
+                .as_mut()
+                .and_then(|e| e[0].queue.take());
             if let Some(q) = link {
                 q.release(self);
             }
         }
+        let endtime = h.endtime.replace(Key::NONE);
         if endtime != Key::NONE {
             self.timer_remove(endtime);
         }
         // The subtree of a finished request has nothing left to do for it.
-        if children != Key::NONE {
+        if children.is_some() {
             self.req_drain_doomed();
         }
     }
 
     /// Drops a request and its whole subtree (see [`Context::req_drain_doomed`]).
+    /// The runtime must hold the request's owner's reference (owner is not
+    /// `Handle`).
     #[inline]
-    pub(crate) fn req_drop(&self, key: Key) {
-        self.inner.reqs.borrow_mut().doom(key);
+    pub(crate) fn req_drop(&self, p: NodePtr) {
+        self.inner.reqs.doom(p);
         self.req_drain_doomed();
     }
 
     /// Removes every doomed request, iteratively: requests dropped while this
     /// runs (subrequests held in a dropped state, the runtime-owned children)
-    /// join the doomed list threaded through the table, so a 10 000-deep tree
-    /// uses no extra stack and dropping allocates nothing.
+    /// join the doomed list threaded through the headers, so a 10 000-deep
+    /// tree uses no extra stack and dropping allocates nothing.
     fn req_drain_doomed(&self) {
-        {
-            let mut t = self.inner.reqs.borrow_mut();
-            if t.dropping || t.doomed_head == Key::NONE {
-                return;
+        let t = &self.inner.reqs;
+        if t.dropping.get() || t.doomed_head.get().is_none() {
+            return;
+        }
+        t.dropping.set(true);
+        while let Some(p) = t.pop_doomed() {
+            // SAFETY: doomed nodes are live (see `pop_doomed`).
+            let h = unsafe { hdr(p) };
+            h.lower(Flag::DOOMED);
+            if h.has(Flag::RUNNING) {
+                // One of its steps is running: it is dropped when the step
+                // returns (see `req_put_back`).
+                h.raise(Flag::ZOMBIE);
+                continue;
             }
-            t.dropping = true;
+            debug_assert!(h.owner.get() != Owner::Handle);
+            h.raise(Flag::REMOVED);
+            t.live_unlink(h);
+            if let Some(c) = h.first_child.take() {
+                t.doom_list(c);
+            }
+            // SAFETY: the runtime held the owner's reference of a doomed node.
+            self.req_release(unsafe { ReqRef::from_raw(p) });
         }
-        loop {
-            let taken = {
-                let mut t = self.inner.reqs.borrow_mut();
-                let Some(k) = t.pop_doomed() else {
-                    t.dropping = false;
-                    return;
-                };
-                let busy = t.slab.get(k).is_some_and(|m| m.cell.is_none());
-                if busy {
-                    // One of its steps is running: it is dropped when the step
-                    // returns (see `req_put_back`).
-                    let m = t.slab.get_mut(k).expect("live");
-                    m.zombie = true;
-                    m.doomed = false;
-                    continue;
-                }
-                let m = t.slab.remove(k).expect("doomed entries are live");
-                if m.first_child != Key::NONE {
-                    t.doom_list(m.first_child);
-                }
-                if m.waiter.is_some() && m.notify == Notify::Waiting {
-                    t.outstanding -= 1;
-                }
-                m
-            };
-            self.req_release(taken);
-        }
+        t.dropping.set(false);
     }
 
-    /// Releases what a removed request held, outside any table borrow, and
-    /// recycles its cell.
-    fn req_release(&self, mut meta: ReqMeta) {
-        if meta.endtime != Key::NONE {
-            self.timer_remove(meta.endtime);
+    /// Releases what a removed request held (its end time, its queue entry,
+    /// its state, result and waiter) and drops the owner's reference.
+    fn req_release(&self, node: ReqRef) {
+        let h = node.hdr();
+        let endtime = h.endtime.replace(Key::NONE);
+        if endtime != Key::NONE {
+            self.timer_remove(endtime);
         }
-        if let Some(q) = meta.extra.as_mut().and_then(|e| e.queue.take()) {
+        let extra = h.extra.borrow_mut().take();
+        if let Some(q) = extra.and_then(|mut e| e[0].queue.take()) {
             q.release(self);
         }
-        if let Some(mut c) = meta.cell.take() {
-            c.clear(); // cleanup hook (if unfinished), state and result dropped here
-            let rejected = self.inner.reqs.borrow_mut().pool_put(c);
-            drop(rejected);
-        }
-        drop(meta);
+        drop(h.waiter.take());
+        // SAFETY: removed nodes never run a step again, and this one was not
+        // running (checked by the caller).
+        unsafe { node.clear() };
+        node.release_into(&self.inner.node_pool);
     }
 
-    /// Runs one step of request `key` (of type `T`): `f` gets the state and a
-    /// [`Ctl`]. Returns false if the request is gone, finished, or already
-    /// running a step.
+    /// Runs one step of request `node` (of type `T`): `f` gets the state and
+    /// a [`Ctl`]. Returns false if the request is gone, finished, or already
+    /// running a step (then `f` is dropped unrun).
+    ///
+    /// `T` must be the request's type: callers get it from a `Req<T>` or
+    /// from a closure created with the request's own `Ctl<T>`.
+    #[inline]
     pub(crate) fn run_step<T: Request>(
         &self,
-        key: Key,
+        node: &ReqRef,
         f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> bool {
-        let Some(mut cell) = self.req_take_cell(key) else {
+        let h = node.hdr();
+        if !runnable(h) {
             return false;
-        };
+        }
+        h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
-        let _entered = self.req_span(key).entered();
-        let finished = {
-            let any: &mut dyn Any = &mut *cell;
-            let typed = any
-                .downcast_mut::<[ReqCell<T>; 1]>()
-                .expect("a request key always names a request of its type");
-            typed[0].step(self, key, f)
-        };
-        self.req_put_back(key, cell, finished);
+        let _entered = h.span.clone().entered();
+        // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
+        // not borrowed (checked) and `running` is set for the step.
+        let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        self.req_put_back(node, finished);
         true
     }
+}
 
-    /// Takes a finished request's result; the entry is freed and the cell
-    /// recycled. An unfinished request is dropped and gives `InProgress`.
-    pub(crate) fn req_recv<T: Request>(&self, key: Key) -> Result<T::Output, ReqError<T::Error>> {
-        let mut t = self.inner.reqs.borrow_mut();
-        let plain = match t.slab.get_mut(key) {
-            Some(m) if m.state != ReqState::InProgress && m.cell.is_some() => {
-                m.endtime == Key::NONE && m.extra.is_none()
-            }
-            _ => {
-                drop(t);
-                self.req_drop(key);
-                return Err(ReqError::InProgress);
-            }
-        };
-        if !plain {
-            // An end time or queue link to release: the general path.
-            let mut meta = t.slab.remove(key).expect("checked");
-            drop(t);
-            let result = take_result::<T>(meta.cell.as_mut().expect("checked"));
-            self.req_release(meta);
-            return result;
+/// Takes the result of a request owned by a handle and frees it. An
+/// unfinished request is dropped and gives `InProgress`; one whose context
+/// is gone gives `ContextGone`.
+#[inline]
+pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T::Error>> {
+    let h = node.hdr();
+    // A request owned by a handle is removed only by its context's teardown.
+    let Some(ev) = h.context() else {
+        return Err(ReqError::ContextGone);
+    };
+    if h.state.get() == ReqState::InProgress {
+        h.owner.set(Owner::Context);
+        ev.req_drop(node.into_raw());
+        return Err(ReqError::InProgress);
+    }
+    // SAFETY: a `Req<T>` names a `Node<T>`; a finished request runs no
+    // step, and no user code runs while the reference is used.
+    let result = unsafe { node.cell::<T>() }
+        .result
+        .take()
+        .expect("a finished request has a result");
+    // A finished request already let go of its end time, subrequests and
+    // queue entry: removing it is unlinking it. Nothing left in the node runs
+    // user code when it is freed.
+    ev.inner.reqs.live_unlink(h);
+    h.raise(Flag::REMOVED);
+    h.owner.set(Owner::Context);
+    // SAFETY: a `Req<T>` names a `Node<T>`.
+    unsafe { node.release::<T>(&ev.inner.node_pool) };
+    result
+}
+
+/// Whether a step (or a failure) may run now.
+#[inline(always)]
+fn runnable(h: &Header) -> bool {
+    h.state.get() == ReqState::InProgress && !h.has(Flag::BUSY)
+}
+
+impl ReqTable {
+    /// Tears every request down, for the context's drop (the context can no
+    /// longer be reached: handles see it gone). States are dropped (cleanup
+    /// hooks run with `Dropped`); nodes still held by handles stay allocated
+    /// until their handles go.
+    pub(crate) fn teardown(&self) {
+        self.dropping.set(true);
+        let mut all = Vec::with_capacity(self.live.get());
+        let mut c = self.live_head.take();
+        while let Some(p) = c {
+            // SAFETY: nodes on the live list are live.
+            let node = unsafe { ReqRef::from_ptr(p) };
+            c = node.hdr().live_next.take();
+            node.hdr().live_prev.set(None);
+            all.push(node);
         }
-        let mut cell = t
-            .slab
-            .get_mut(key)
-            .and_then(|m| m.cell.take())
-            .expect("checked");
-        t.slab.vacate(key);
-        // Finished: the state is already gone, so clearing runs no user code
-        // and the cell can be recycled under this same borrow.
-        let result = take_result::<T>(&mut cell);
-        cell.clear();
-        let rejected = t.pool_put(cell);
-        drop(t);
-        drop(rejected);
-        result
-    }
-
-    /// Name, state and creation place of a request (for `Debug`).
-    pub(crate) fn req_describe(
-        &self,
-        key: Key,
-    ) -> Option<(&'static str, ReqState, &'static Location<'static>)> {
-        let t = self.inner.reqs.borrow();
-        t.slab.get(key).map(|m| ((m.name)(), m.state, m.created))
-    }
-
-    /// A clone of the request's span (to enter while a step runs).
-    #[cfg(feature = "tracing")]
-    fn req_span(&self, key: Key) -> tracing::Span {
-        self.inner
-            .reqs
-            .borrow()
-            .slab
-            .get(key)
-            .map_or_else(tracing::Span::none, |m| m.span.clone())
-    }
-
-    /// The state of a request, or `None` if it is gone.
-    #[inline]
-    pub(crate) fn req_state(&self, key: Key) -> Option<ReqState> {
-        self.inner.reqs.borrow().slab.get(key).map(|m| m.state)
+        self.live.set(0);
+        self.doomed_head.set(None);
+        let mut queued = Vec::new();
+        while let Some(node) = self.pop_notification() {
+            queued.push(node);
+        }
+        for node in &all {
+            let h = node.hdr();
+            h.raise(Flag::REMOVED);
+            h.lower(Flag::DOOMED);
+            h.first_child.set(None);
+            h.next.set(None);
+            h.prev.set(None);
+            h.parent.set(None);
+            // Timers go with the context; nothing is told.
+            h.endtime.set(Key::NONE);
+        }
+        for node in &all {
+            let h = node.hdr();
+            let extra = h.extra.borrow_mut().take();
+            drop(extra);
+            drop(h.waiter.take());
+            // SAFETY: no step runs while the context is dropped.
+            unsafe { node.clear() };
+            if h.owner.get() != Owner::Handle {
+                h.owner.set(Owner::Handle);
+                // SAFETY: the runtime held the owner's reference.
+                drop(unsafe { ReqRef::from_raw(node.ptr()) });
+            }
+        }
+        drop(queued);
+        drop(all);
     }
 }
