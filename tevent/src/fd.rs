@@ -281,7 +281,7 @@ impl FdTable {
         }
     }
 
-    pub(crate) fn take_all(&mut self, poller: &Poller) -> (Vec<FdFn>, Vec<Keep>) {
+    pub(crate) fn take_all(&mut self, poller: Option<&Poller>) -> (Vec<FdFn>, Vec<Keep>) {
         self.batch.clear();
         self.dirty.clear();
         self.active = 0;
@@ -293,8 +293,10 @@ impl FdTable {
             .collect();
         let mut keep = Vec::new();
         for f in self.files.drain() {
-            if f.registered.is_some() {
-                deregister(poller, f.fd);
+            if f.registered.is_some()
+                && let Some(p) = poller
+            {
+                deregister(p, f.fd);
             }
             keep.extend(f.keep);
         }
@@ -400,7 +402,10 @@ impl Context {
                     let fd = unsafe { BorrowedFd::borrow_raw(raw) };
                     rustix::io::fcntl_getfd(fd).map(|_| ()).map_err(Into::into)
                 } else {
-                    register(&self.inner.poller, raw, fkey, bits)
+                    match &self.inner.poller {
+                        Some(p) => register(p, raw, fkey, bits),
+                        None => Err(std::io::ErrorKind::Unsupported.into()),
+                    }
                 };
                 if let Err(source) = res {
                     t.files.remove(fkey);
@@ -468,8 +473,10 @@ impl Context {
                 // poller now because their borrow may end right after this call.
                 let file = t.files.remove(w.file).expect("live");
                 t.by_fd.remove(&file.fd);
-                if file.registered.is_some() {
-                    deregister(&self.inner.poller, file.fd);
+                if file.registered.is_some()
+                    && let Some(p) = &self.inner.poller
+                {
+                    deregister(p, file.fd);
                 }
                 released = file.keep;
             } else {

@@ -37,11 +37,12 @@ struct Queue {
 pub(crate) struct RemoteShared {
     queue: Mutex<Queue>,
     pending: AtomicBool,
-    poller: Arc<Poller>,
+    /// `None` only under Miri (see `Inner::poller`).
+    poller: Option<Arc<Poller>>,
 }
 
 impl RemoteShared {
-    pub(crate) fn new(poller: Arc<Poller>) -> Self {
+    pub(crate) fn new(poller: Option<Arc<Poller>>) -> Self {
         RemoteShared {
             queue: Mutex::new(Queue {
                 items: Vec::new(),
@@ -104,7 +105,9 @@ impl Remote {
             self.shared.pending.store(true, Ordering::Release);
         }
         // The notifier coalesces: a burst of sends costs one wake-up write.
-        let _ = self.shared.poller.notify();
+        if let Some(p) = &self.shared.poller {
+            let _ = p.notify();
+        }
         Ok(())
     }
 

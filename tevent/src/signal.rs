@@ -336,12 +336,13 @@ impl Context {
             let (slot, rd) = sys::take_slot()
                 .map_err(|source| Error::Signal { signum, source })?
                 .ok_or(Error::TooManySignalContexts(sys::SLOTS))?;
-            // SAFETY: the pool pipe is never closed, so it outlives the poller's
-            // registration (which is deleted when the context drops).
-            let res = unsafe {
-                self.inner
-                    .poller
-                    .add_with_mode(rd, Event::readable(SIGNAL_KEY), PollMode::Level)
+            let res = match &self.inner.poller {
+                // SAFETY: the pool pipe is never closed, so it outlives the
+                // poller's registration (deleted when the context drops).
+                Some(p) => unsafe {
+                    p.add_with_mode(rd, Event::readable(SIGNAL_KEY), PollMode::Level)
+                },
+                None => Err(std::io::ErrorKind::Unsupported.into()),
             };
             if let Err(source) = res {
                 sys::release_slot(slot);

@@ -28,6 +28,8 @@ mod error;
 mod node;
 pub(crate) mod profile;
 mod table;
+#[cfg(test)]
+mod tests;
 mod wakeup;
 
 use std::marker::PhantomData;

@@ -1,0 +1,428 @@
+//! Unit tests of the request core's memory handling: every path that creates,
+//! links, queues, removes or frees a request node. They need no poller (a
+//! manual clock stands in for waiting), so they run under Miri, which checks
+//! the node code's `unsafe` for leaks, use-after-free and aliasing.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::{
+    Context, Ctl, Progress, Queue, Req, ReqError, ReqState, Request, StepResult, Wakeup,
+    queue_wait_recv, queue_wait_send, wakeup_recv, wakeup_send,
+};
+
+type Log = Rc<RefCell<Vec<(u32, ReqState)>>>;
+
+fn ctx() -> Context {
+    Context::with_manual_clock(true).expect("context")
+}
+
+/// Finishes in its first step with `v`.
+struct Now(u32);
+
+impl Request for Now {
+    type Output = u32;
+    type Error = u8;
+}
+
+fn now_send(ev: &Context, v: u32) -> Req<Now> {
+    Req::start(ev, Now(v), |st, _| Ok(Progress::Done(st.0)))
+}
+
+/// Waits for a wake-up `ms` from now, then finishes with `v`; counts its
+/// cleanups in `log`.
+struct Sleep {
+    v: u32,
+    log: Log,
+}
+
+impl Request for Sleep {
+    type Output = u32;
+    type Error = u8;
+}
+
+fn sleep_send(ev: &Context, ms: u64, v: u32, log: &Log) -> Req<Sleep> {
+    let at = ev.now() + Duration::from_millis(ms);
+    Req::start(
+        ev,
+        Sleep {
+            v,
+            log: log.clone(),
+        },
+        move |_, ctl| {
+            ctl.set_cleanup(|st, reached| st.log.borrow_mut().push((st.v, reached)));
+            ctl.wait(wakeup_send(ctl.ev(), at), |st, _, w: Req<Wakeup>| {
+                if wakeup_recv(w) {
+                    Ok(Progress::Done(st.v))
+                } else {
+                    Err(ReqError::User(1))
+                }
+            })?;
+            Ok(Progress::Pending)
+        },
+    )
+}
+
+/// Sums what its subrequests return; `width` of them, each a `Sleep` or a
+/// nested `Sum` while `depth > 0`.
+struct Sum {
+    total: u32,
+    left: u32,
+}
+
+impl Request for Sum {
+    type Output = u32;
+    type Error = u8;
+}
+
+fn sum_send(ev: &Context, depth: u32, width: u32, log: &Log) -> Req<Sum> {
+    let log = log.clone();
+    Req::start(
+        ev,
+        Sum {
+            total: 0,
+            left: width,
+        },
+        move |_, ctl| {
+            for i in 0..width {
+                if depth == 0 {
+                    ctl.wait(sleep_send(ctl.ev(), 10, i + 1, &log), add::<Sleep>)?;
+                } else {
+                    ctl.wait(sum_send(ctl.ev(), depth - 1, width, &log), add::<Sum>)?;
+                }
+            }
+            Ok(Progress::Pending)
+        },
+    )
+}
+
+fn add<C: Request<Output = u32, Error = u8>>(
+    st: &mut Sum,
+    _: &mut Ctl<'_, Sum>,
+    sub: Req<C>,
+) -> StepResult<Sum> {
+    st.total += sub.recv()?;
+    st.left -= 1;
+    Ok(if st.left == 0 {
+        Progress::Done(st.total)
+    } else {
+        Progress::Pending
+    })
+}
+
+#[test]
+fn a_finished_request_is_received_and_freed() {
+    let ev = ctx();
+    let r = now_send(&ev, 7);
+    assert_eq!(ev.event_counts().requests, 1);
+    r.poll(&ev).unwrap();
+    assert_eq!(r.recv(), Ok(7));
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn receiving_too_early_drops_the_request() {
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let r = sleep_send(&ev, 10, 3, &log);
+    assert_eq!(r.recv(), Err(ReqError::InProgress));
+    assert_eq!(*log.borrow(), vec![(3, ReqState::Dropped)]);
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+#[test]
+fn a_tree_completes_and_frees_every_node() {
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let top = sum_send(&ev, 2, 3, &log);
+    top.poll(&ev).unwrap();
+    // 9 leaves, each 1 + 2 + 3.
+    assert_eq!(top.recv(), Ok(9 * 6));
+    assert_eq!(log.borrow().len(), 27);
+    assert!(log.borrow().iter().all(|(_, s)| *s == ReqState::Done));
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+#[test]
+fn dropping_a_tree_in_flight_drops_every_node_once() {
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let top = sum_send(&ev, 2, 3, &log);
+    assert_eq!(ev.event_counts().requests, 1 + 3 + 9 + 27 + 27);
+    drop(top);
+    assert_eq!(log.borrow().len(), 27);
+    assert!(log.borrow().iter().all(|(_, s)| *s == ReqState::Dropped));
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+/// A parent whose child finished but was not yet delivered, dropped: the
+/// queued child is skipped when the queue is drained, and freed then.
+#[test]
+fn a_queued_child_of_a_dropped_parent_is_never_delivered() {
+    let ev = ctx();
+    let delivered = Rc::new(Cell::new(false));
+    struct P(Rc<Cell<bool>>);
+    impl Request for P {
+        type Output = ();
+        type Error = u8;
+    }
+    let d = delivered.clone();
+    let parent = Req::start(&ev, P(d), |_, ctl| {
+        ctl.wait(now_send(ctl.ev(), 1), |st, _, _sub: Req<Now>| {
+            st.0.set(true);
+            Ok(Progress::Done(()))
+        })?;
+        Ok(Progress::Pending)
+    });
+    assert!(ev.has_events(), "the finished child is queued");
+    drop(parent);
+    assert_eq!(ev.event_counts().requests, 0);
+    // Run the loop (the queue is drained first) until something else happens.
+    let w = wakeup_send(&ev, ev.now());
+    w.poll(&ev).unwrap();
+    assert!(wakeup_recv(w));
+    assert!(!delivered.get());
+}
+
+/// A request whose own handle is dropped during its step (a zombie) goes
+/// when the step returns.
+#[test]
+fn a_request_dropped_during_its_own_step_goes_after_the_step() {
+    type Slot = Rc<RefCell<Option<Req<Z>>>>;
+    struct Z {
+        slot: Slot,
+        cleaned: Rc<Cell<u32>>,
+    }
+    impl Request for Z {
+        type Output = ();
+        type Error = u8;
+    }
+    let ev = ctx();
+    let slot: Slot = Rc::default();
+    let cleaned = Rc::new(Cell::new(0));
+    let log: Log = Rc::default();
+    let r = Req::start(
+        &ev,
+        Z {
+            slot: slot.clone(),
+            cleaned: cleaned.clone(),
+        },
+        |_, ctl| {
+            ctl.set_cleanup(|st, reached| {
+                assert_eq!(reached, ReqState::Dropped);
+                st.cleaned.set(st.cleaned.get() + 1);
+            });
+            // Two subrequests: the first to finish drops this request (and
+            // so the second) from inside the step it runs.
+            ctl.wait(sleep_send(ctl.ev(), 5, 1, &log), |st, _, _: Req<Sleep>| {
+                drop(st.slot.borrow_mut().take());
+                Ok(Progress::Pending)
+            })?;
+            ctl.wait(sleep_send(ctl.ev(), 50, 2, &log), |_, _, _: Req<Sleep>| {
+                Ok(Progress::Done(()))
+            })?;
+            Ok(Progress::Pending)
+        },
+    );
+    *slot.borrow_mut() = Some(r);
+    ev.loop_until(|| cleaned.get() > 0).unwrap();
+    assert_eq!(cleaned.get(), 1);
+    assert_eq!(
+        *log.borrow(),
+        vec![(1, ReqState::Done), (2, ReqState::Dropped)]
+    );
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+#[test]
+fn dropping_the_context_tears_down_what_it_owns_and_leaves_handles_inert() {
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    // Owned by the context (a callback), owned by a handle (with a subtree),
+    // finished and queued for a callback.
+    sleep_send(&ev, 10, 1, &log).set_callback(move |_, _| c.set(true));
+    let held = sum_send(&ev, 1, 2, &log);
+    let c2 = called.clone();
+    now_send(&ev, 5).set_callback(move |_, _| c2.set(true));
+    let finished = now_send(&ev, 6);
+    drop(ev);
+    assert!(!called.get());
+    // 1 + 4 sleeps, each dropped with its state.
+    assert_eq!(log.borrow().len(), 5);
+    assert_eq!(held.state(), ReqState::Dropped);
+    assert_eq!(held.recv(), Err(ReqError::ContextGone));
+    assert_eq!(finished.state(), ReqState::Dropped);
+    drop(finished);
+}
+
+#[test]
+fn a_request_dropped_with_its_context_while_its_handle_drops_inside_teardown() {
+    // The state of one request holds the handle of another: the context's
+    // teardown drops the first, which drops the second's handle while the
+    // second is still on the teardown's list.
+    struct Holder(#[allow(dead_code)] Option<Req<Sleep>>);
+    impl Request for Holder {
+        type Output = ();
+        type Error = u8;
+    }
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let inner = sleep_send(&ev, 10, 1, &log);
+    let outer = Req::start(&ev, Holder(Some(inner)), |_, _| Ok(Progress::Pending));
+    drop(ev);
+    assert_eq!(*log.borrow(), vec![(1, ReqState::Dropped)]);
+    drop(outer);
+}
+
+#[test]
+fn an_unreceived_result_holding_a_request_is_dropped_with_it() {
+    struct Outer;
+    impl Request for Outer {
+        type Output = Req<Sleep>;
+        type Error = u8;
+    }
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let r = Req::start(&ev, Outer, move |_, ctl| {
+        Ok(Progress::Done(sleep_send(ctl.ev(), 10, 4, &l)))
+    });
+    drop(r);
+    assert_eq!(*log.borrow(), vec![(4, ReqState::Dropped)]);
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+#[test]
+fn nodes_are_recycled_across_types_and_large_states_are_not() {
+    #[repr(align(64))]
+    struct Aligned(u8);
+    impl Request for Aligned {
+        type Output = u8;
+        type Error = u8;
+    }
+    struct Big([u8; 4096]);
+    impl Request for Big {
+        type Output = u8;
+        type Error = u8;
+    }
+    let ev = ctx();
+    for i in 0..100u32 {
+        let a = now_send(&ev, i);
+        let b = Req::start(&ev, Aligned(3), |st, _| Ok(Progress::Done(st.0)));
+        let c = Req::start(&ev, Big([i as u8; 4096]), |st, _| {
+            Ok(Progress::Done(st.0[4095]))
+        });
+        let d = Req::start(&ev, Sum { total: i, left: 0 }, |st, _| {
+            Ok(Progress::Done(st.total))
+        });
+        // All four finished in their first step.
+        assert_eq!(a.recv(), Ok(i));
+        assert_eq!(b.recv(), Ok(3));
+        assert_eq!(c.recv(), Ok(i as u8));
+        assert_eq!(d.recv(), Ok(i));
+    }
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn an_end_time_times_the_subtree_out() {
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let top = sum_send(&ev, 1, 2, &log);
+    top.set_endtime(ev.now() + Duration::from_millis(5))
+        .unwrap();
+    top.poll(&ev).unwrap();
+    assert_eq!(top.recv(), Err(ReqError::TimedOut));
+    assert_eq!(log.borrow().len(), 4);
+    assert!(log.borrow().iter().all(|(_, s)| *s == ReqState::Dropped));
+    assert_eq!(ev.event_counts().total(), 0);
+}
+
+#[test]
+fn a_deep_chain_completes_and_is_freed() {
+    struct Link;
+    impl Request for Link {
+        type Output = u32;
+        type Error = u8;
+    }
+    fn link_send(ev: &Context, depth: u32) -> Req<Link> {
+        Req::start(ev, Link, move |_, ctl| {
+            if depth == 0 {
+                return Ok(Progress::Done(0));
+            }
+            ctl.wait(link_send(ctl.ev(), depth - 1), |_, _, sub: Req<Link>| {
+                Ok(Progress::Done(sub.recv()? + 1))
+            })?;
+            Ok(Progress::Pending)
+        })
+    }
+    let ev = ctx();
+    let top = link_send(&ev, 300);
+    top.poll(&ev).unwrap();
+    assert_eq!(top.recv(), Ok(300));
+    let top = link_send(&ev, 300);
+    drop(top);
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn waiting_for_a_request_of_another_context_is_an_error() {
+    struct P;
+    impl Request for P {
+        type Output = ();
+        type Error = u8;
+    }
+    let ev = ctx();
+    let other = ctx();
+    let foreign = now_send(&other, 1);
+    let cell = Rc::new(RefCell::new(Some(foreign)));
+    let c = cell.clone();
+    let r = Req::start(&ev, P, move |_, ctl| {
+        let sub = c.borrow_mut().take().expect("once");
+        ctl.wait(sub, |_, _, _: Req<Now>| Ok(Progress::Done(())))?;
+        Ok(Progress::Pending)
+    });
+    r.poll(&ev).unwrap();
+    assert_eq!(r.recv(), Err(ReqError::WrongContext));
+    // The foreign request went back to its context's control and was dropped
+    // with the failed wait's closure.
+    assert_eq!(other.event_counts().requests, 0);
+}
+
+#[test]
+fn queue_entries_hold_their_requests() {
+    let ev = ctx();
+    let q = Queue::new(&ev, "q");
+    let first = queue_wait_send(&ev, &q);
+    let second = queue_wait_send(&ev, &q);
+    let third = queue_wait_send(&ev, &q);
+    first.poll(&ev).unwrap();
+    let guard = queue_wait_recv(first).unwrap();
+    drop(second); // leaves the queue while waiting
+    drop(guard);
+    third.poll(&ev).unwrap();
+    let g3 = queue_wait_recv(third).unwrap();
+    let fourth = queue_wait_send(&ev, &q);
+    drop(q);
+    fourth.poll(&ev).unwrap();
+    assert_eq!(fourth.recv().unwrap_err(), ReqError::QueueDropped);
+    drop(g3);
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn profiles_outlive_their_requests() {
+    let ev = ctx();
+    let log: Log = Rc::default();
+    let top = sum_send(&ev, 1, 2, &log);
+    assert!(top.enable_profile());
+    top.poll(&ev).unwrap();
+    let p = top.take_profile().expect("profiled");
+    assert_eq!(top.recv(), Ok(6));
+    assert_eq!(p.len(), 1 + 2 + 4 + 4);
+    drop(ev);
+    assert_eq!(p.state, ReqState::Done);
+}
