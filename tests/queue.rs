@@ -179,3 +179,24 @@ fn adding_a_finished_request_is_refused() {
     assert!(q.add_blocker(&done).is_err());
     assert!(q.is_empty());
 }
+
+#[test]
+fn a_request_of_another_context_cannot_join_a_queue() {
+    let ev = Context::new().unwrap();
+    let other = Context::new().unwrap();
+    let q = Queue::new(&ev, "one context");
+    let log = Log::default();
+    let foreign = Req::start(
+        &other,
+        Job {
+            id: 1,
+            ms: 1,
+            log: log.clone(),
+        },
+        |_, _| Ok(Progress::Pending),
+    );
+    assert_eq!(q.add(&foreign, job_trigger), Err(ReqError::WrongContext));
+    assert_eq!(q.add_blocker(&foreign), Err(ReqError::WrongContext));
+    assert!(q.is_empty());
+    assert!(foreign.is_in_progress(), "the request itself is untouched");
+}
