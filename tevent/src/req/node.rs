@@ -346,6 +346,21 @@ impl ReqRef {
 }
 
 impl ReqRef {
+    /// Gives up this counted reference; true if it was the last one, and the
+    /// caller must free the node.
+    #[inline(always)]
+    fn uncount(self) -> bool {
+        let h = self.hdr();
+        let left = h.refs.get() - 1;
+        h.refs.set(left);
+        debug_assert!(
+            left > 0 || h.has(Flag::REMOVED),
+            "a request is freed only once removed"
+        );
+        std::mem::forget(self);
+        left == 0
+    }
+
     /// Drops this reference, freeing the node into `pool` (the node's
     /// context's) without going through its vtable if it was the last.
     ///
@@ -353,34 +368,37 @@ impl ReqRef {
     /// The node must be a `Node<T>`.
     #[inline]
     pub(crate) unsafe fn release<T: Request>(self, pool: &NodePool) {
-        let p = self.into_raw();
-        // SAFETY: the count given up by `into_raw` is dropped here.
-        let h = unsafe { hdr(p) };
-        let left = h.refs.get() - 1;
-        h.refs.set(left);
-        if left == 0 {
-            debug_assert!(h.has(Flag::REMOVED), "a request is freed only once removed");
-            // SAFETY: as in `drop`; the caller guarantees the type.
+        let p = self.0;
+        if self.uncount() {
+            // SAFETY: the last counted reference is gone (see `free_last`);
+            // the caller guarantees the type.
             unsafe { free_node_inline::<T>(p, Some(pool)) }
         }
     }
 
     /// Drops this reference, freeing the node into `pool` (the node's
-    /// context's) if it was the last.
+    /// context's; without one, to the allocator) if it was the last.
     #[inline]
-    pub(crate) fn release_into(self, pool: &NodePool) {
-        let p = self.into_raw();
-        // SAFETY: the count given up by `into_raw` is dropped here.
-        let h = unsafe { hdr(p) };
-        let left = h.refs.get() - 1;
-        h.refs.set(left);
-        if left == 0 {
-            debug_assert!(h.has(Flag::REMOVED), "a request is freed only once removed");
-            let free = h.vt.free;
-            // SAFETY: as in `drop`.
-            unsafe { free(p, Some(pool)) }
+    pub(crate) fn release_into(self, pool: Option<&NodePool>) {
+        let p = self.0;
+        if self.uncount() {
+            // SAFETY: the last counted reference is gone (see `free_last`).
+            unsafe { free_last(p, pool) }
         }
     }
+}
+
+/// Frees a node whose last counted reference is gone, through its vtable.
+///
+/// # Safety
+/// No counted reference to the node may remain. Nothing else reaches it then:
+/// list pointers only lead to nodes that are not removed, and a node is
+/// removed before its owner's reference goes.
+unsafe fn free_last(p: NodePtr, pool: Option<&NodePool>) {
+    // SAFETY: the node is still allocated (freeing it is what this does).
+    let free = unsafe { hdr(p) }.vt.free;
+    // SAFETY: guaranteed by the caller; `free` is the node's own.
+    unsafe { free(p, pool) }
 }
 
 impl Clone for ReqRef {
@@ -395,18 +413,10 @@ impl Clone for ReqRef {
 impl Drop for ReqRef {
     #[inline]
     fn drop(&mut self) {
-        let h = self.hdr();
-        let left = h.refs.get() - 1;
-        h.refs.set(left);
-        if left == 0 {
-            debug_assert!(h.has(Flag::REMOVED), "a request is freed only once removed");
-            let free = h.vt.free;
-            // SAFETY: the last counted reference is gone, so nothing else
-            // reaches the node (list pointers only lead to nodes that are not
-            // removed); `free` is the node's own. Without the context at
-            // hand, the memory goes back to the allocator.
-            unsafe { free(self.0, None) }
-        }
+        // `self`'s count, given up once through a copy of the pointer (which
+        // `uncount` forgets). Without the context at hand, the memory goes
+        // back to the allocator.
+        ReqRef(self.0).release_into(None);
     }
 }
 

@@ -409,11 +409,11 @@ impl Context {
             // Dropped (with its parent, or its parent finished) after it was
             // queued: nobody is told.
             if h.has(Flag::REMOVED | Flag::DOOMED) {
-                queued.release_into(&self.inner.node_pool);
+                queued.release_into(Some(&self.inner.node_pool));
                 continue;
             }
             let Some(resume) = h.waiter.take() else {
-                queued.release_into(&self.inner.node_pool);
+                queued.release_into(Some(&self.inner.node_pool));
                 continue;
             };
             let parent = match h.owner.get() {
@@ -568,7 +568,7 @@ impl Context {
         // SAFETY: removed nodes never run a step again, and this one was not
         // running (checked by the caller).
         unsafe { node.clear() };
-        node.release_into(&self.inner.node_pool);
+        node.release_into(Some(&self.inner.node_pool));
     }
 
     /// Runs one step of request `node` (of type `T`): `f` gets the state and
