@@ -77,8 +77,6 @@ pub(crate) struct Inner {
     /// This context, as a pointer that came from `Rc::into_raw` (requests
     /// keep it, uncounted, to reach their context while they are live).
     pub(crate) this: Cell<*const Inner>,
-    /// The completion queue is not empty (checked on every step without a borrow).
-    pub(crate) req_pending: Cell<bool>,
     events: RefCell<Events>,
     in_loop: Cell<bool>,
     wait_timeout: Cell<Option<Duration>>,
@@ -202,7 +200,6 @@ impl Context {
             reqs: Default::default(),
             node_pool: Default::default(),
             this: Cell::new(std::ptr::null()),
-            req_pending: Cell::new(false),
             events: RefCell::new(Events::with_capacity(
                 NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
             )),
@@ -324,7 +321,7 @@ impl Context {
     /// whose waiter has not run yet.
     pub fn has_events(&self) -> bool {
         let inner = &*self.inner;
-        inner.req_pending.get()
+        inner.reqs.has_notifications()
             || inner.timers.borrow().armed() > 0
             || inner.imm.borrow().scheduled() > 0
             || inner.sig_handlers.get() > 0
@@ -416,7 +413,7 @@ impl Context {
         let ran = self.dispatch(stop_if_idle)?;
         // Waiters of requests finished by that handler run now, before the
         // next event: notification is never re-entrant, and never late.
-        if self.inner.req_pending.get() {
+        if self.inner.reqs.has_notifications() {
             self.run_completions();
         }
         Ok(ran)
@@ -424,7 +421,7 @@ impl Context {
 
     fn dispatch(&self, stop_if_idle: bool) -> Result<Step, Error> {
         let inner = &*self.inner;
-        if inner.req_pending.get() && self.run_completions() {
+        if inner.reqs.has_notifications() && self.run_completions() {
             return Ok(Step::Ran);
         }
         if self.signals_pending() && self.run_signals() {

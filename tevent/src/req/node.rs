@@ -63,8 +63,9 @@ pub(crate) struct Header {
     /// The context's list of live requests (for teardown).
     pub(crate) live_next: Cell<Option<NodePtr>>,
     pub(crate) live_prev: Cell<Option<NodePtr>>,
-    /// Next in the completion queue.
+    /// Neighbours in the completion queue.
     pub(crate) qnext: Cell<Option<NodePtr>>,
+    pub(crate) qprev: Cell<Option<NodePtr>>,
     pub(crate) waiter: Cell<Option<Box<dyn Resume>>>,
     pub(crate) created: &'static Location<'static>,
     /// The end-time timer, or `Key::NONE`.
@@ -99,6 +100,8 @@ impl Flag {
     pub(crate) const PROFILED: u8 = 16;
     /// Has `Header::extra` allocated.
     pub(crate) const EXTRA: u8 = 32;
+    /// In the completion queue.
+    pub(crate) const QUEUED: u8 = 64;
     /// Conditions under which no step may start.
     pub(crate) const BUSY: u8 = Self::RUNNING | Self::DOOMED | Self::REMOVED;
 }
@@ -149,6 +152,7 @@ impl Header {
             live_next: Cell::new(None),
             live_prev: Cell::new(None),
             qnext: Cell::new(None),
+            qprev: Cell::new(None),
             waiter: Cell::new(None),
             created,
             endtime: Cell::new(Key::NONE),

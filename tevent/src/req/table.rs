@@ -148,8 +148,8 @@ pub(crate) struct Extra {
 #[derive(Default)]
 pub(crate) struct ReqTable {
     /// Finished requests whose waiters have not run, linked through
-    /// `Header::qnext`; each entry holds a counted reference (see
-    /// `ReqRef::into_raw`).
+    /// `Header::qnext` / `qprev` (uncounted: a request leaves the queue
+    /// before it is removed).
     q_head: Cell<Option<NodePtr>>,
     q_tail: Cell<Option<NodePtr>>,
     /// A drop is being processed; nested drops join the doomed list.
@@ -166,31 +166,55 @@ impl ReqTable {
         self.live.get()
     }
 
+    /// Whether a finished request's waiter is due (the loop drains the
+    /// queue before anything else).
+    #[inline(always)]
+    pub(crate) fn has_notifications(&self) -> bool {
+        self.q_head.get().is_some()
+    }
+
     /// Queues the notification of a finished, waited-for request (a request
     /// is queued at most once at a time: it is queued when it finishes or
     /// when a wait for it begins, and a wait consumes it).
     #[inline(always)]
     fn queue_notification(&self, node: &ReqRef) {
-        let p = node.clone().into_raw();
+        let p = node.ptr();
+        let h = node.hdr();
+        h.raise(Flag::QUEUED);
+        h.qnext.set(None);
+        h.qprev.set(self.q_tail.get());
         match self.q_tail.replace(Some(p)) {
-            // SAFETY: the queue's entries are counted references.
+            // SAFETY: queued requests are live (they leave the queue before
+            // they are removed).
             Some(tail) => unsafe { hdr(tail) }.qnext.set(Some(p)),
             None => self.q_head.set(Some(p)),
         }
     }
 
-    /// Takes the oldest queued notification (with the queue's reference).
+    /// Takes the oldest queued notification out of the queue.
     #[inline(always)]
-    fn pop_notification(&self) -> Option<ReqRef> {
+    fn pop_notification(&self) -> Option<NodePtr> {
         let p = self.q_head.get()?;
-        // SAFETY: the entry's counted reference passes to the caller.
-        let node = unsafe { ReqRef::from_raw(p) };
-        let next = node.hdr().qnext.take();
-        self.q_head.set(next);
-        if next.is_none() {
-            self.q_tail.set(None);
+        // SAFETY: queued requests are live.
+        self.unqueue(unsafe { hdr(p) });
+        Some(p)
+    }
+
+    /// Takes a queued request out of the queue.
+    #[inline(always)]
+    fn unqueue(&self, h: &Header) {
+        h.lower(Flag::QUEUED);
+        let (prev, next) = (h.qprev.take(), h.qnext.take());
+        match prev {
+            // SAFETY: queued requests are live.
+            Some(p) => unsafe { hdr(p) }.qnext.set(next),
+            None => self.q_head.set(next),
         }
-        Some(node)
+        match next {
+            // SAFETY: as above.
+            Some(n) => unsafe { hdr(n) }.qprev.set(prev),
+            None => self.q_tail.set(prev),
+        }
     }
 
     #[inline]
@@ -387,7 +411,6 @@ impl Context {
         };
         if finished {
             t.queue_notification(child);
-            self.inner.req_pending.set(true);
         }
         Ok(profiled)
     }
@@ -400,20 +423,19 @@ impl Context {
         let t = &self.inner.reqs;
         let mut ran = false;
         loop {
-            let Some(queued) = t.pop_notification() else {
-                self.inner.req_pending.set(false);
+            let Some(p) = t.pop_notification() else {
                 return ran;
             };
-            let p = queued.ptr();
-            let h = queued.hdr();
-            // Dropped (with its parent, or its parent finished) after it was
-            // queued: nobody is told.
-            if h.has(Flag::REMOVED | Flag::DOOMED) {
-                queued.release_into(Some(&self.inner.node_pool));
+            // SAFETY: queued requests are live (they leave the queue before
+            // they are removed), and the runtime holds their owner's
+            // reference until the handover below.
+            let h = unsafe { hdr(p) };
+            // Being dropped (its parent went) while a drop runs user code
+            // that ran the loop: nobody is told.
+            if h.has(Flag::DOOMED) {
                 continue;
             }
             let Some(resume) = h.waiter.take() else {
-                queued.release_into(Some(&self.inner.node_pool));
                 continue;
             };
             let parent = match h.owner.get() {
@@ -425,12 +447,10 @@ impl Context {
             }
             h.notify.set(Notify::Idle);
             h.owner.set(Owner::Handle);
-            // The owner's reference passes to the waiter's handle; the queue's
-            // goes (the owner's keeps the node).
+            // The owner's reference passes to the waiter's handle.
             // SAFETY: the runtime held the owner's reference (owner was
             // `Parent` or `Context`).
             let child = unsafe { ReqRef::from_raw(p) };
-            drop(queued);
             resume.resume(self, parent, child);
             ran = true;
         }
@@ -484,7 +504,6 @@ impl Context {
                 Notify::Queued
             });
             t.queue_notification(node);
-            self.inner.req_pending.set(true);
         }
         let children = h.first_child.take();
         if let Some(c) = children {
@@ -543,6 +562,10 @@ impl Context {
             debug_assert!(h.owner.get() != Owner::Handle);
             h.raise(Flag::REMOVED);
             t.live_unlink(h);
+            // Finished and queued, never to be delivered.
+            if h.has(Flag::QUEUED) {
+                t.unqueue(h);
+            }
             if let Some(c) = h.first_child.take() {
                 t.doom_list(c);
             }
@@ -654,10 +677,7 @@ impl ReqTable {
         }
         self.live.set(0);
         self.doomed_head.set(None);
-        let mut queued = Vec::new();
-        while let Some(node) = self.pop_notification() {
-            queued.push(node);
-        }
+        while self.pop_notification().is_some() {}
         for node in &all {
             let h = node.hdr();
             h.raise(Flag::REMOVED);
@@ -682,7 +702,6 @@ impl ReqTable {
                 drop(unsafe { ReqRef::from_raw(node.ptr()) });
             }
         }
-        drop(queued);
         drop(all);
     }
 }
