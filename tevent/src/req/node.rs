@@ -9,16 +9,17 @@
 //! - **Counted lifetime.** A node's memory lives while its reference count is
 //!   above zero. Counted references are [`ReqRef`]s: the owner's (a `Req<T>`
 //!   handle, or the runtime when a parent or a callback owns the request),
-//!   one per completion-queue entry, one per queue entry and per fd watcher.
-//!   The last `ReqRef` to go frees the node. The pointers of the intrusive
-//!   lists (parent, siblings, the context's list of live requests) are not
-//!   counted: a node leaves every list (`removed`) before its owner's
-//!   reference goes, and a list is only walked through nodes that are not
-//!   removed.
+//!   one per `Queue` entry and one per fd watcher. The last `ReqRef` to go
+//!   frees the node. The pointers of the intrusive lists (parent, siblings,
+//!   the completion queue, the doomed list, the context's list of live
+//!   requests) are not counted: a node leaves every list and is marked
+//!   removed ([`Flag::REMOVED`]) before its owner's reference goes, and a
+//!   list is only walked through nodes that are not removed.
 //! - **One writer of the typed part.** The typed part sits in an
-//!   `UnsafeCell`; a `&mut` to it exists only while the `running` flag is set
-//!   (a step, a failure, a discard) or briefly to move a finished request's
-//!   result out, and `running` is checked before each of these.
+//!   `UnsafeCell`; a `&mut` to it exists only while [`Flag::RUNNING`] is set
+//!   (a step, a failure), while a removed node is cleared, or briefly to move
+//!   a finished request's result out; every path that borrows it checks
+//!   these flags first.
 //! - **Type.** The typed part is only ever viewed as the `T` the node was
 //!   created with: typed access goes through a `Req<T>` (whose `T` is the
 //!   node's), through functions of the node's own vtable, or through a step
@@ -317,7 +318,7 @@ impl ReqRef {
     /// # Safety
     /// `T` must be the type the node was created with, and no other reference
     /// to the typed part may exist while the returned one is used (the caller
-    /// checked `running` and either sets it for the duration or does not run
+    /// checked `RUNNING` and either sets it for the duration or does not run
     /// user code while holding the reference).
     #[inline]
     #[allow(clippy::mut_from_ref)]
@@ -333,7 +334,7 @@ impl ReqRef {
     ///
     /// # Safety
     /// The request must be in progress and its typed part not borrowed
-    /// (`running` false); the caller sets `running` around the call.
+    /// (`RUNNING` false); the caller sets `RUNNING` around the call.
     pub(crate) unsafe fn fail(&self, why: Failure) -> ReqState {
         // SAFETY: guaranteed by the caller; the vtable is the node's own.
         unsafe { (self.hdr().vt.fail)(self.0, why) }
@@ -342,7 +343,7 @@ impl ReqRef {
     /// Drops what the typed part holds (see `NodeVt::clear`).
     ///
     /// # Safety
-    /// The typed part must not be borrowed (`running` false).
+    /// The typed part must not be borrowed (`RUNNING` false).
     pub(crate) unsafe fn clear(&self) {
         // SAFETY: guaranteed by the caller; the vtable is the node's own.
         unsafe { (self.hdr().vt.clear)(self.0) }

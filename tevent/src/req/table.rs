@@ -246,7 +246,7 @@ impl ReqTable {
         self.live.set(self.live.get() - 1);
     }
 
-    /// Links `key` into the doomed list; false if it is already doomed or
+    /// Links `p` into the doomed list; false if it is already doomed or
     /// removed.
     fn doom(&self, p: NodePtr) -> bool {
         // SAFETY: callers pass a node that is not removed (a child on a live
@@ -357,7 +357,7 @@ impl Context {
         h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
-        // SAFETY: the node is a `Node<T>` just created, and `running` is set.
+        // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
         let finished = unsafe { node.cell::<T>() }.step(self, &node, first);
         self.req_put_back(&node, finished);
         Some(node)
@@ -464,7 +464,7 @@ impl Context {
             return false;
         }
         h.raise(Flag::RUNNING);
-        // SAFETY: in progress and not borrowed (checked); `running` is set.
+        // SAFETY: in progress and not borrowed (checked); `RUNNING` is set.
         let reached = unsafe { node.fail(why) };
         self.req_put_back(node, Some(reached));
         true
@@ -478,7 +478,7 @@ impl Context {
         self.req_fail(&node, Failure::TimedOut);
     }
 
-    /// Ends a step (or failure) of `node`: clears `running` and, if the step
+    /// Ends a step (or failure) of `node`: clears `RUNNING` and, if the step
     /// finished the request, disarms its end time, drops the subrequests it
     /// still owned, leaves its queue, closes its profile and queues the
     /// notification of whoever waits. A request dropped during its own step
@@ -614,7 +614,7 @@ impl Context {
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
         // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
-        // not borrowed (checked) and `running` is set for the step.
+        // not borrowed (checked) and `RUNNING` is set for the step.
         let finished = unsafe { node.cell::<T>() }.step(self, node, f);
         self.req_put_back(node, finished);
         true
