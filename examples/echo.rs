@@ -68,10 +68,21 @@ pub fn atoi(s: &str) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
+/// The listen backlog of `echo_server.c`.
+pub const TUTORIAL_BACKLOG: i32 = 5;
+/// The listen backlog of the benchmark harness's peer servers (C tevent's
+/// and tokio's): a burst of clients connecting at once must not overflow
+/// the accept queue (a connection dropped there hangs its client).
+pub const HARNESS_BACKLOG: i32 = 1024;
+
 /// Creates the listening socket as `echo_server.c` does: IPv4 TCP, bound to
-/// `ip:port`, backlog 5. Errors carry the name of the failed call
-/// (`socket()`, `bind()`, `listen()`), for the `perror`-style message.
-pub fn listen_on(ip: Ipv4Addr, port: u16) -> Result<TcpListener, (&'static str, io::Error)> {
+/// `ip:port`, with the given backlog. Errors carry the name of the failed
+/// call (`socket()`, `bind()`, `listen()`), for the `perror`-style message.
+pub fn listen_on(
+    ip: Ipv4Addr,
+    port: u16,
+    backlog: i32,
+) -> Result<TcpListener, (&'static str, io::Error)> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
     let sock = rustix::net::socket_with(
         AddressFamily::INET,
@@ -81,7 +92,7 @@ pub fn listen_on(ip: Ipv4Addr, port: u16) -> Result<TcpListener, (&'static str, 
     )
     .map_err(|e| ("socket()", e.into()))?;
     rustix::net::bind(&sock, &SocketAddrV4::new(ip, port)).map_err(|e| ("bind()", e.into()))?;
-    rustix::net::listen(&sock, 5).map_err(|e| ("listen()", e.into()))?;
+    rustix::net::listen(&sock, backlog).map_err(|e| ("listen()", e.into()))?;
     let listener = TcpListener::from(sock);
     listener.set_nonblocking(true).map_err(|e| ("fcntl()", e))?;
     Ok(listener)

@@ -13,17 +13,20 @@
 //! Extra options, not in the C program:
 //! - `--bind <ipv4> <port>` listens on that address instead (tests use
 //!   127.0.0.1);
-//! - `--peer-harness [--bufsize N]` listens on 127.0.0.1 on an ephemeral port,
-//!   prints `LISTEN 127.0.0.1:<port> PID=<pid>` and echoes with `TCP_NODELAY`
-//!   and an N-byte buffer (default 16384): the mode the benchmark harness in
-//!   `../shared/bench/peers` expects.
+//! - `--peer-harness [--bufsize N]` listens on 127.0.0.1 on an ephemeral port
+//!   with the peers' backlog (1024, so a burst of clients does not overflow
+//!   the accept queue), prints `LISTEN 127.0.0.1:<port> PID=<pid>` and echoes
+//!   with `TCP_NODELAY` and an N-byte buffer (default 16384): the mode the
+//!   benchmark harness in `../shared/bench/peers` expects.
 
 use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use examples::echo::{Options, Out, atoi, echo_server_send, listen_on, strerror};
+use examples::echo::{
+    HARNESS_BACKLOG, Options, Out, TUTORIAL_BACKLOG, atoi, echo_server_send, listen_on, strerror,
+};
 use tevent::Context;
 
 /// What the command line asks for.
@@ -78,7 +81,12 @@ fn main() -> ExitCode {
         println!("listening on port {}", plan.port);
     }
     // As htons() in the C program: the port wraps modulo 65536.
-    let listener = match listen_on(plan.ip, plan.port as u16) {
+    let backlog = if plan.harness {
+        HARNESS_BACKLOG
+    } else {
+        TUTORIAL_BACKLOG
+    };
+    let listener = match listen_on(plan.ip, plan.port as u16, backlog) {
         Ok(l) => l,
         Err((what, e)) => {
             eprintln!("{what} failed: {}", strerror(&e));

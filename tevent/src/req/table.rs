@@ -180,6 +180,7 @@ impl ReqTable {
     fn queue_notification(&self, node: &ReqRef) {
         let p = node.ptr();
         let h = node.hdr();
+        debug_assert!(!h.has(Flag::QUEUED), "a request is queued once at a time");
         h.raise(Flag::QUEUED);
         h.qnext.set(None);
         h.qprev.set(self.q_tail.get());
