@@ -259,13 +259,10 @@ impl<T: Request> Req<T> {
                     Ok(_) => {
                         let _ = node.into_raw();
                     }
-                    Err(_) => {
-                        // Out of memory even for the waiter's bookkeeping: the
-                        // request could never be delivered, so it is dropped
-                        // (cleanup hooks run) together with the callback.
-                        node.hdr().owner.set(table::Owner::Context);
-                        ev.req_drop(node.into_raw());
-                    }
+                    // Out of memory even for the waiter's bookkeeping: the
+                    // request could never be delivered, so it is dropped
+                    // (cleanup hooks run) together with the callback.
+                    Err(_) => ev.req_drop_owned(node),
                 }
             }
             Slot::NoMemory(ctx) => {
@@ -344,7 +341,7 @@ impl<T: Request> Req<T> {
         self.live().map(|(_, node)| node.hdr().created)
     }
 
-    /// The request's node, unless it could not be allocated (or was moved).
+    /// The request's node, unless it could not be allocated.
     pub(crate) fn node(&self) -> Option<&ReqRef> {
         match &*self.slot {
             Slot::Live(node) => Some(node),
@@ -361,10 +358,7 @@ impl<T: Request> Drop for Req<T> {
             // Once the context is gone, its teardown has dropped the request:
             // only the memory is left, freed with this last reference.
             if let Some(ev) = node.hdr().context() {
-                // The runtime takes the owner's reference over and drops the
-                // request with its subtree.
-                node.hdr().owner.set(table::Owner::Context);
-                ev.req_drop(node.into_raw());
+                ev.req_drop_owned(node);
             }
         }
     }

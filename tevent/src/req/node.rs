@@ -40,7 +40,7 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 use crate::context::{Context, Inner};
-use crate::req::table::{Extra, Notify, Owner, ReqCell, Resume};
+use crate::req::table::{Extra, Owner, ReqCell, Resume};
 use crate::req::{Failure, ReqState, Request};
 use crate::slab::Key;
 
@@ -75,7 +75,6 @@ pub(crate) struct Header {
     pub(crate) extra: ManuallyDrop<RefCell<Option<Box<[Extra; 1]>>>>,
     pub(crate) state: Cell<ReqState>,
     pub(crate) owner: Cell<Owner>,
-    pub(crate) notify: Cell<Notify>,
     /// A set of [`Flag`]s.
     flags: Cell<u8>,
     /// The request's span; entered while its steps run.
@@ -85,7 +84,6 @@ pub(crate) struct Header {
 
 /// Conditions of a request, kept together in `Header::flags` so that the
 /// common checks are one comparison.
-#[derive(Clone, Copy)]
 pub(crate) struct Flag;
 
 impl Flag {
@@ -103,6 +101,9 @@ impl Flag {
     pub(crate) const EXTRA: u8 = 32;
     /// In the completion queue.
     pub(crate) const QUEUED: u8 = 64;
+    /// A waiter is registered and the request has not finished (it is
+    /// queued when it finishes).
+    pub(crate) const WAITING: u8 = 128;
     /// Conditions under which no step may start.
     pub(crate) const BUSY: u8 = Self::RUNNING | Self::DOOMED | Self::REMOVED;
 }
@@ -160,7 +161,6 @@ impl Header {
             extra: ManuallyDrop::new(RefCell::new(None)),
             state: Cell::new(ReqState::InProgress),
             owner: Cell::new(Owner::Handle),
-            notify: Cell::new(Notify::Idle),
             flags: Cell::new(0),
             #[cfg(feature = "tracing")]
             span: tracing::trace_span!("request", name = T::name(), created = %created),

@@ -123,20 +123,6 @@ pub(crate) enum Owner {
     Context,
 }
 
-/// Where a request is in the notification protocol.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Notify {
-    /// Nobody waits for it yet.
-    Idle,
-    /// A waiter is registered and the request has not finished.
-    Waiting,
-    /// It finished and is in the completion queue, waited for by a callback.
-    Queued,
-    /// It finished and is in the completion queue, linked into its parent's
-    /// list.
-    Linked,
-}
-
 /// Rarely used parts of a request, boxed so the common header stays small.
 #[derive(Default)]
 pub(crate) struct Extra {
@@ -247,18 +233,16 @@ impl ReqTable {
         self.live.set(self.live.get() - 1);
     }
 
-    /// Links `p` into the doomed list; false if it is already doomed or
+    /// Links `p` into the doomed list, unless it is already doomed or
     /// removed.
-    fn doom(&self, p: NodePtr) -> bool {
+    fn doom(&self, p: NodePtr) {
         // SAFETY: callers pass a node that is not removed (a child on a live
         // parent's list, or one whose owner's reference the runtime holds).
         let h = unsafe { hdr(p) };
-        if h.has(Flag::DOOMED | Flag::REMOVED) {
-            return false;
+        if !h.has(Flag::DOOMED | Flag::REMOVED) {
+            h.raise(Flag::DOOMED);
+            h.next.set(self.doomed_head.replace(Some(p)));
         }
-        h.raise(Flag::DOOMED);
-        h.next.set(self.doomed_head.replace(Some(p)));
-        true
     }
 
     /// Dooms every request of a sibling list.
@@ -387,30 +371,21 @@ impl Context {
         // A request owned by a handle has no waiter (delivering one takes it).
         debug_assert!(old.is_none());
         std::mem::forget(old);
-        let finished = h.state.get() != ReqState::InProgress;
         let profiled = match parent {
             Some(p) => {
                 h.owner.set(Owner::Parent);
-                h.notify.set(if finished {
-                    Notify::Linked
-                } else {
-                    Notify::Waiting
-                });
                 let ph = p.hdr();
                 link_child(ph, p.ptr(), h, child.ptr());
                 is_profiled(ph)
             }
             None => {
                 h.owner.set(Owner::Context);
-                h.notify.set(if finished {
-                    Notify::Queued
-                } else {
-                    Notify::Waiting
-                });
                 false
             }
         };
-        if finished {
+        if h.state.get() == ReqState::InProgress {
+            h.raise(Flag::WAITING);
+        } else {
             t.queue_notification(child);
         }
         Ok(profiled)
@@ -439,14 +414,15 @@ impl Context {
             let Some(resume) = h.waiter.take() else {
                 continue;
             };
+            // A request its parent waits for is on the parent's list.
             let parent = match h.owner.get() {
-                Owner::Parent => h.parent.get(),
+                Owner::Parent => {
+                    let parent = h.parent.get();
+                    unlink_child(h);
+                    parent
+                }
                 _ => None,
             };
-            if h.notify.get() == Notify::Linked {
-                unlink_child(h);
-            }
-            h.notify.set(Notify::Idle);
             h.owner.set(Owner::Handle);
             // The owner's reference passes to the waiter's handle.
             // SAFETY: the runtime held the owner's reference (owner was
@@ -498,12 +474,8 @@ impl Context {
         };
         h.state.set(reached);
         let t = &self.inner.reqs;
-        if h.notify.get() == Notify::Waiting {
-            h.notify.set(if h.owner.get() == Owner::Parent {
-                Notify::Linked
-            } else {
-                Notify::Queued
-            });
+        if h.has(Flag::WAITING) {
+            h.lower(Flag::WAITING);
             t.queue_notification(node);
         }
         let children = h.first_child.take();
@@ -529,6 +501,14 @@ impl Context {
         if children.is_some() {
             self.req_drain_doomed();
         }
+    }
+
+    /// Drops a request owned by a handle, whose owner's reference is `node`
+    /// (`Req` dropped, received too early, or its callback not registered).
+    pub(crate) fn req_drop_owned(&self, node: ReqRef) {
+        // The runtime takes the owner's reference over.
+        node.hdr().owner.set(Owner::Context);
+        self.req_drop(node.into_raw());
     }
 
     /// Drops a request and its whole subtree (see [`Context::req_drain_doomed`]).
@@ -633,8 +613,7 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
         return Err(ReqError::ContextGone);
     };
     if h.state.get() == ReqState::InProgress {
-        h.owner.set(Owner::Context);
-        ev.req_drop(node.into_raw());
+        ev.req_drop_owned(node);
         return Err(ReqError::InProgress);
     }
     // SAFETY: a `Req<T>` names a `Node<T>`; a finished request runs no
@@ -648,7 +627,6 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
     // user code when it is freed.
     ev.inner.reqs.live_unlink(h);
     h.raise(Flag::REMOVED);
-    h.owner.set(Owner::Context);
     // SAFETY: a `Req<T>` names a `Node<T>`.
     unsafe { node.release::<T>(&ev.inner.node_pool) };
     result
@@ -697,8 +675,8 @@ impl ReqTable {
             drop(h.waiter.take());
             // SAFETY: no step runs while the context is dropped.
             unsafe { node.clear() };
+            // A handle's reference goes with the handle.
             if h.owner.get() != Owner::Handle {
-                h.owner.set(Owner::Handle);
                 // SAFETY: the runtime held the owner's reference.
                 drop(unsafe { ReqRef::from_raw(node.ptr()) });
             }
