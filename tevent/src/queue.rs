@@ -87,17 +87,16 @@ impl QueueLink {
         let Some(q) = self.queue.upgrade() else {
             return;
         };
-        let was_head = {
+        let (pos, entry) = {
             let mut st = q.state.borrow_mut();
             let Some(pos) = st.entries.iter().position(|e| e.id == self.id) else {
                 return;
             };
-            let e = st.entries.remove(pos);
-            (pos == 0, e)
+            (pos, st.entries.remove(pos))
         };
-        drop(was_head.1);
-        let was_head = was_head.0;
-        if was_head {
+        // Dropped outside the borrow: its request reference may be the last.
+        drop(entry);
+        if pos == 0 {
             QueueInner::schedule_head(&q, ev);
         }
     }
@@ -211,8 +210,8 @@ impl Queue {
         {
             return Err(Failure::Cancelled);
         }
-        // Room for the link first, so a failure leaves nothing behind.
-        drop(crate::req::extra_mut(h).ok_or(Failure::NoMemory)?);
+        // Room for the link first, so a failure leaves no entry behind.
+        let mut extra = crate::req::extra_mut(h).ok_or(Failure::NoMemory)?;
         let id = {
             let mut st = self.inner.state.borrow_mut();
             st.entries.try_reserve(1).map_err(|_| Failure::NoMemory)?;
@@ -226,13 +225,11 @@ impl Queue {
             });
             id
         };
-        let link = QueueLink {
+        extra.queue = Some(QueueLink {
             queue: Rc::downgrade(&self.inner),
             id,
-        };
-        if let Some(mut extra) = crate::req::extra_mut(h) {
-            extra.queue = Some(link);
-        }
+        });
+        drop(extra);
         QueueInner::schedule_head(&self.inner, &ev);
         Ok(())
     }
