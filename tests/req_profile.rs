@@ -115,3 +115,28 @@ fn a_request_can_profile_itself_from_its_first_step() {
     let p = top.take_profile().unwrap();
     assert_eq!(p.len(), 3);
 }
+
+#[test]
+fn a_profiled_subrequest_of_an_unprofiled_parent_keeps_its_profile() {
+    struct Parent {
+        got: Option<tevent::Profile>,
+    }
+    impl Request for Parent {
+        type Output = Option<tevent::Profile>;
+        type Error = &'static str;
+    }
+    let ev = Context::with_manual_clock(true).unwrap();
+    let parent = Req::start(&ev, Parent { got: None }, |_, ctl| {
+        let child = child_send(ctl.ev(), 5, false);
+        assert!(child.enable_profile());
+        ctl.wait(child, |st, _, sub: Req<Child>| {
+            st.got = sub.take_profile();
+            sub.recv()?;
+            Ok(Progress::Done(st.got.take()))
+        })?;
+        Ok(Progress::Pending)
+    });
+    parent.poll(&ev).unwrap();
+    let p = parent.recv().unwrap().expect("the child's own profile");
+    assert_eq!((p.name, p.state, p.len()), ("Child", ReqState::Done, 2));
+}

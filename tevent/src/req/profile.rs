@@ -118,17 +118,29 @@ impl Context {
         if !start_one(node.hdr(), now) {
             return false;
         }
-        let mut todo = vec![node.hdr().first_child.get()];
-        while let Some(c) = todo.pop() {
-            let Some(p) = c else {
-                continue;
-            };
+        // Depth first through the tree links, without a stack: down to the
+        // first subrequest, else on to the next sibling, else back up.
+        let root = node.ptr();
+        let mut cur = node.hdr().first_child.get();
+        while let Some(p) = cur {
             // SAFETY: subrequests on the list of a live request are live, and
             // nothing here removes one.
             let h = unsafe { hdr(p) };
-            todo.push(h.next.get());
-            if start_one(h, now) {
-                todo.push(h.first_child.get());
+            // A subrequest that got no profile is not descended into.
+            cur = if start_one(h, now) {
+                h.first_child.get()
+            } else {
+                None
+            };
+            let mut at = h;
+            while cur.is_none() {
+                cur = at.next.get();
+                match at.parent.get() {
+                    _ if cur.is_some() => {}
+                    // SAFETY: as above; parents up to `root` are live.
+                    Some(up) if up != root => at = unsafe { hdr(up) },
+                    _ => break,
+                }
             }
         }
         true
@@ -147,27 +159,25 @@ impl Context {
             Owner::Parent => h.parent.get(),
             _ => None,
         };
-        let Some(parent) = parent else {
+        // SAFETY: the parent of a subrequest on its list is live.
+        let Some(ph) = parent.map(|p| unsafe { hdr(p) }) else {
             return;
         };
-        let mine = extra
-            .as_mut()
-            .and_then(|e| e[0].profile.take())
-            .expect("checked");
-        drop(extra);
-        // SAFETY: the parent of a subrequest on its list is live.
-        let ph = unsafe { hdr(parent) };
-        if let Some(pp) = ph
-            .extra
-            .borrow_mut()
-            .as_mut()
-            .and_then(|e| e[0].profile.as_mut())
-        {
-            if pp.subprofiles.try_reserve(1).is_ok() {
-                pp.subprofiles.push(mine);
-            } else {
-                pp.truncated = true;
-            }
+        // A parent that records no profile leaves the subrequest its own
+        // (taken from its handle once delivered).
+        let mut parent_extra = ph.extra.borrow_mut();
+        let Some(pp) = parent_extra.as_mut().and_then(|e| e[0].profile.as_mut()) else {
+            return;
+        };
+        if pp.subprofiles.try_reserve(1).is_ok() {
+            pp.subprofiles.push(
+                extra
+                    .as_mut()
+                    .and_then(|e| e[0].profile.take())
+                    .expect("checked"),
+            );
+        } else {
+            pp.truncated = true;
         }
     }
 }
