@@ -481,8 +481,6 @@ impl Context {
                     inner.clock.advance_to(at);
                     Ok(())
                 }
-                // Poll mode: a wait that would not block.
-                _ if inner.wait_timeout.get() == Some(Duration::ZERO) => Ok(()),
                 _ => Err(Error::Poller(std::io::ErrorKind::Unsupported.into())),
             };
         };
