@@ -38,12 +38,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-use std::convert::Infallible;
 
 use tevent::{
     Context, Ctl, Immediate, Progress, Req, ReqError, Request, StepResult, Wakeup, wakeup_recv,
