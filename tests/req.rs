@@ -251,3 +251,27 @@ fn dropping_the_context_drops_its_requests_and_their_callbacks() {
     assert_eq!(held.state(), ReqState::Dropped);
     assert!(matches!(held.recv(), Err(ReqError::ContextGone)));
 }
+
+#[test]
+fn set_timeout_duration_max_is_an_end_time_that_never_comes() {
+    // Panicked with "overflow when adding duration to instant", and then
+    // corrupted memory (the step panicked mid-bookkeeping).
+    struct Forever;
+    impl Request for Forever {
+        type Output = ();
+        type Error = Infallible;
+    }
+    let ev = Context::with_manual_clock(false).unwrap();
+    let req = Req::start(&ev, Forever, |_, ctl| {
+        ctl.set_timeout(Duration::MAX)?;
+        Ok(Progress::Pending)
+    });
+    assert!(req.is_in_progress());
+    ev.advance(Duration::from_secs(3600 * 24 * 365 * 50));
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    assert!(!ev.loop_once().unwrap());
+    assert!(req.is_in_progress());
+    // Wake-ups at any instant far away work too.
+    let w = wakeup_send(&ev, ev.deadline_after(Duration::MAX));
+    assert!(w.is_in_progress());
+}

@@ -236,8 +236,42 @@ fn a_signal_handler_adds_and_removes_events_and_itself() {
     assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
 }
 
+fn a_panicking_handler_leaves_the_other_handlers_their_deliveries() {
+    let ev = Context::new().unwrap();
+    let got = Log::new();
+    let g = got.clone();
+    let _first = ev
+        .add_signal(libc::SIGUSR2, |_, _, _| panic!("signal handler"))
+        .unwrap();
+    let _second = ev
+        .add_signal(libc::SIGUSR2, move |_, _, n| g.push(n))
+        .unwrap();
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    raise(libc::SIGUSR2);
+    raise(libc::SIGUSR2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.loop_once()));
+    assert!(r.is_err(), "the panic reaches the loop call");
+    assert!(got.is_empty());
+    // The second handler's deliveries were kept: the next step runs it.
+    assert!(ev.loop_once().unwrap());
+    assert_eq!(got.get(), [2]);
+    // The handler that panicked is still registered.
+    assert_eq!(ev.event_counts().signal_handlers, 2);
+}
+
 fn main() {
+    // The expected panic of a check is not printed; any other is.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"signal handler") {
+            default_hook(info);
+        }
+    }));
     let checks: &[(&str, fn())] = &[
+        (
+            "a_panicking_handler_leaves_the_other_handlers_their_deliveries",
+            a_panicking_handler_leaves_the_other_handlers_their_deliveries,
+        ),
         (
             "counts_add_up_over_a_thousand_signals",
             counts_add_up_over_a_thousand_signals,

@@ -216,3 +216,73 @@ fn zero_slack_and_default_slack_both_fire_every_timer() {
         drop(timers);
     }
 }
+
+// Duration::MAX is how callers write "never": every entry point that adds a
+// duration to an instant clamps it to tevent::FAR_FUTURE instead of
+// overflowing (each of these panicked with "overflow when adding duration to
+// instant").
+
+#[test]
+fn add_timer_after_duration_max_is_a_timer_that_never_fires() {
+    let ev = Context::with_manual_clock(false).unwrap();
+    let t0 = ev.now();
+    let t = ev.add_timer_after(Duration::MAX, |_, _| panic!("never"));
+    assert!(t.is_armed());
+    assert_eq!(t.deadline(), Some(t0 + tevent::FAR_FUTURE));
+    ev.advance(Duration::from_secs(3600 * 24 * 365));
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    assert!(!ev.loop_once().unwrap());
+}
+
+#[test]
+fn restart_after_duration_max_from_the_handle_and_from_the_handler() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let t0 = ev.now();
+    let fired = Rc::new(Cell::new(0));
+    let f = fired.clone();
+    let t = ev.add_timer_after(Duration::from_millis(1), move |_, me| {
+        f.set(f.get() + 1);
+        me.restart_after(Duration::MAX);
+    });
+    ev.loop_once().unwrap();
+    assert_eq!(fired.get(), 1);
+    assert!(t.deadline().unwrap() >= t0 + tevent::FAR_FUTURE);
+    t.restart_after(Duration::MAX).unwrap();
+    assert!(t.is_armed());
+}
+
+#[test]
+fn advancing_a_manual_clock_by_duration_max_moves_it_far_ahead() {
+    let ev = Context::with_manual_clock(false).unwrap();
+    let t0 = ev.now();
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    let _t = ev.add_timer_after(Duration::from_secs(3600), move |_, _| f.set(true));
+    assert!(ev.advance(Duration::MAX));
+    assert_eq!(ev.now(), t0 + tevent::FAR_FUTURE);
+    ev.loop_once().unwrap();
+    assert!(fired.get());
+    // Once more: still no overflow.
+    assert!(ev.advance(Duration::MAX));
+}
+
+#[test]
+fn a_wait_timeout_of_duration_max_waits_without_end() {
+    let ev = Context::new().unwrap();
+    ev.set_wait_timeout(Some(Duration::MAX));
+    let far = ev.add_timer_after(Duration::MAX, |_, _| panic!("never"));
+    let remote = ev.remote();
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = ran.clone();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        remote
+            .send(move |_| r.store(true, std::sync::atomic::Ordering::SeqCst))
+            .unwrap();
+    });
+    // Blocks (no timer is near) until the remote closure wakes it.
+    ev.loop_until(|| ran.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap();
+    sender.join().unwrap();
+    drop(far);
+}

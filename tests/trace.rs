@@ -1,11 +1,23 @@
 //! Trace hooks: loop points and per-event attach / before-handler / detach,
 //! with tags.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 use tests::Log;
 use tevent::trace::{EventKind, EventPoint, LoopPoint};
-use tevent::{Context, FdFlags};
+use tevent::{Context, FdFlags, wakeup_recv, wakeup_send};
+
+/// Installs an event hook that logs (kind, point) pairs.
+fn points(ev: &Context) -> Log<(EventKind, EventPoint)> {
+    let log = Log::new();
+    let l = log.clone();
+    ev.set_event_trace_hook(Some(Box::new(move |t| l.push((t.kind, t.point)))));
+    log
+}
+
+use EventPoint::{Attach, BeforeHandler, Detach};
 
 #[test]
 fn loop_points_surround_steps_and_waits() {
@@ -69,10 +81,11 @@ fn event_points_carry_tags() {
         [
             (EventKind::Timer, EventPoint::Attach, 0),
             (EventKind::Timer, EventPoint::BeforeHandler, 9),
+            (EventKind::Timer, EventPoint::Detach, 9),
             (EventKind::Timer, EventPoint::Attach, 9),
             (EventKind::Timer, EventPoint::Detach, 9),
         ],
-        "re-armed inside its handler: no detach until dropped"
+        "re-armed inside its handler: detached and attached again (as C tevent), detached when dropped"
     );
 
     let (a, _b) = tests::socketpair_fds();
@@ -128,4 +141,215 @@ fn a_hook_may_replace_itself_while_running() {
     ev.post(|_| {});
     ev.loop_once().unwrap();
     assert_eq!(log.get(), ["first", "second", "second", "second"]);
+}
+
+// Every path that ends or re-arms an event reports it, exactly once (each of
+// the following lost its `Detach`).
+
+#[test]
+fn a_timer_dropped_inside_its_own_handler_is_detached() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = points(&ev);
+    let slot = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    *slot.borrow_mut() = Some(ev.add_timer_after(Duration::from_millis(1), move |_, _| {
+        s.borrow_mut().take();
+    }));
+    ev.loop_once().unwrap();
+    let t = EventKind::Timer;
+    assert_eq!(log.get(), [(t, Attach), (t, BeforeHandler), (t, Detach)]);
+}
+
+#[test]
+fn an_immediate_dropped_inside_its_own_handler_is_detached() {
+    let ev = Context::new().unwrap();
+    let log = points(&ev);
+    let slot = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    let im = ev.add_immediate(move |_, _| {
+        s.borrow_mut().take();
+    });
+    im.schedule().unwrap();
+    *slot.borrow_mut() = Some(im);
+    ev.loop_once().unwrap();
+    let i = EventKind::Immediate;
+    assert_eq!(log.get(), [(i, Attach), (i, BeforeHandler), (i, Detach)]);
+}
+
+#[test]
+fn a_request_end_time_that_fires_is_detached() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = points(&ev);
+    let w = wakeup_send(&ev, ev.now());
+    w.poll(&ev).unwrap();
+    assert!(wakeup_recv(w));
+    let t = EventKind::Timer;
+    assert_eq!(log.get(), [(t, Attach), (t, BeforeHandler), (t, Detach)]);
+}
+
+#[test]
+fn re_arming_a_pending_event_detaches_it_first() {
+    let ev = Context::with_manual_clock(false).unwrap();
+    let log = points(&ev);
+    let im = ev.add_immediate(|_, _| {});
+    im.schedule().unwrap();
+    im.schedule().unwrap();
+    let t = ev.add_timer_after(Duration::from_secs(1), |_, _| {});
+    t.restart_after(Duration::from_secs(2)).unwrap();
+    let (i, tm) = (EventKind::Immediate, EventKind::Timer);
+    assert_eq!(
+        log.take(),
+        [
+            (i, Attach),
+            (i, Detach),
+            (i, Attach),
+            (tm, Attach),
+            (tm, Detach),
+            (tm, Attach)
+        ]
+    );
+    // Rescheduled from inside its own handler: detached, attached again.
+    let im2 = ev.add_immediate(|_, me| {
+        if me.tag() == 0 {
+            me.set_tag(1);
+            me.schedule();
+        }
+    });
+    im2.schedule().unwrap();
+    im.cancel();
+    log.take();
+    ev.loop_once().unwrap();
+    assert_eq!(log.take(), [(i, BeforeHandler), (i, Detach), (i, Attach)]);
+    ev.loop_once().unwrap();
+    assert_eq!(log.take(), [(i, BeforeHandler), (i, Detach)]);
+}
+
+#[test]
+fn dropping_the_context_detaches_every_event_still_registered() {
+    let ev = Context::with_manual_clock(false).unwrap();
+    let log = points(&ev);
+    let _t = ev.add_timer_after(Duration::from_secs(1), |_, _| {});
+    let im = ev.add_immediate(|_, _| {});
+    im.schedule().unwrap();
+    let (a, _b) = tests::socketpair_fds();
+    let _w = ev.add_fd(a, FdFlags::READ, |_, _, _| {}).unwrap();
+    let _s = ev.add_signal(libc::SIGWINCH, |_, _, _| {}).unwrap();
+    let _r = wakeup_send(&ev, ev.now() + Duration::from_secs(5));
+    let attached = log.len();
+    assert_eq!(attached, 5);
+    drop(ev);
+    let got = log.get();
+    let detached: Vec<_> = got[attached..].iter().map(|(k, _)| *k).collect();
+    assert!(got[attached..].iter().all(|(_, p)| *p == Detach), "{got:?}");
+    for k in [
+        EventKind::Timer,
+        EventKind::Immediate,
+        EventKind::Fd,
+        EventKind::Signal,
+    ] {
+        assert!(detached.contains(&k), "{k:?} in {detached:?}");
+    }
+    assert_eq!(detached.len(), 5, "{got:?}");
+}
+
+/// splitmix64, for reproducible random sequences.
+fn next(s: &mut u64) -> u64 {
+    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn attaches_minus_detaches_is_the_live_count_over_random_sequences() {
+    let mut seed = 0x7e7e_2026_u64;
+    for case in 0..150 {
+        let ev = Context::with_manual_clock(true).unwrap();
+        ev.set_wait_timeout(Some(Duration::ZERO));
+        let balance = Rc::new(Cell::new(0i64));
+        let b = balance.clone();
+        ev.set_event_trace_hook(Some(Box::new(move |t| match t.point {
+            Attach => b.set(b.get() + 1),
+            Detach => b.set(b.get() - 1),
+            BeforeHandler => {}
+        })));
+        let mut timers = Vec::new();
+        let mut imms = Vec::new();
+        let mut fds = Vec::new();
+        let mut sigs = Vec::new();
+        let mut reqs = Vec::new();
+        let peers: Vec<_> = (0..3).map(|_| tests::socketpair()).collect();
+        for _ in 0..80 {
+            let r = next(&mut seed);
+            match r % 14 {
+                0 => timers.push(
+                    ev.add_timer_after(Duration::from_millis(r % 5), move |_, me| {
+                        if r & 64 != 0 {
+                            me.restart_after(Duration::from_millis(1));
+                        }
+                    }),
+                ),
+                1 if !timers.is_empty() => {
+                    let i = (r as usize >> 8) % timers.len();
+                    timers[i]
+                        .restart_after(Duration::from_millis(r % 3))
+                        .unwrap();
+                }
+                2 if !timers.is_empty() => {
+                    let i = (r as usize >> 8) % timers.len();
+                    timers[i].cancel();
+                }
+                3 if !timers.is_empty() => {
+                    drop(timers.swap_remove((r as usize >> 8) % timers.len()));
+                }
+                4 => {
+                    let im = ev.add_immediate(move |_, me| {
+                        if r & 128 != 0 {
+                            me.schedule();
+                        }
+                    });
+                    im.schedule().unwrap();
+                    imms.push(im);
+                }
+                5 if !imms.is_empty() => {
+                    let i = (r as usize >> 8) % imms.len();
+                    imms[i].schedule().unwrap();
+                }
+                6 if !imms.is_empty() => {
+                    let i = (r as usize >> 8) % imms.len();
+                    imms[i].cancel();
+                }
+                7 if !imms.is_empty() => {
+                    drop(imms.swap_remove((r as usize >> 8) % imms.len()));
+                }
+                8 => {
+                    let (a, _) = &peers[(r as usize >> 8) % peers.len()];
+                    let fd = Rc::new(a.try_clone().unwrap());
+                    fds.push(ev.add_fd_shared(fd, FdFlags::WRITE, |_, _, _| {}).unwrap());
+                }
+                9 if !fds.is_empty() => {
+                    drop(fds.swap_remove((r as usize >> 8) % fds.len()));
+                }
+                10 => sigs.push(ev.add_signal(libc::SIGWINCH, |_, _, _| {}).unwrap()),
+                11 if !sigs.is_empty() => {
+                    drop(sigs.swap_remove((r as usize >> 8) % sigs.len()));
+                }
+                12 => reqs.push(wakeup_send(&ev, ev.now() + Duration::from_millis(r % 4))),
+                13 if !reqs.is_empty() => {
+                    drop(reqs.swap_remove((r as usize >> 8) % reqs.len()));
+                }
+                _ => {
+                    for _ in 0..(r % 4) {
+                        ev.loop_once().unwrap();
+                    }
+                }
+            }
+            let c = ev.event_counts();
+            let live = c.armed_timers + c.scheduled_immediates + c.fd_watchers + c.signal_handlers;
+            assert_eq!(balance.get(), live as i64, "case {case}: {c:?}");
+        }
+        drop(ev);
+        assert_eq!(balance.get(), 0, "case {case}: after the context's drop");
+    }
 }

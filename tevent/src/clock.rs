@@ -8,6 +8,24 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+/// How far ahead the runtime reaches: a timeout, end time or clock advance
+/// longer than this (100 years) is clamped to it. `Duration::MAX` is how
+/// callers often write "never"; clamped, it is a deadline no loop reaches,
+/// where unclamped it would overflow [`Instant`] arithmetic.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `t + d`, with `d` clamped to [`FAR_FUTURE`] (and, on a platform whose
+/// `Instant` cannot reach that far, to the farthest instant it can).
+pub(crate) fn add(t: Instant, d: Duration) -> Instant {
+    let mut d = d.min(FAR_FUTURE);
+    loop {
+        if let Some(at) = t.checked_add(d) {
+            return at;
+        }
+        d /= 2;
+    }
+}
+
 /// Which clock a [`crate::Context`] reads.
 #[derive(Debug)]
 pub(crate) enum Clock {
@@ -42,7 +60,7 @@ impl Clock {
         match self {
             Clock::System => false,
             Clock::Manual { now, .. } => {
-                now.set(now.get() + by);
+                now.set(add(now.get(), by));
                 true
             }
         }

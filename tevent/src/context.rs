@@ -16,13 +16,27 @@
 //! The poller is only entered when nothing of 1–4 is pending and the batch from
 //! the previous wait is used up, so a burst of ready fds costs one wait.
 //!
+//! **Fairness bound.** The order holds step by step, but after
+//! [`FAIR_STEPS`] steps in a row that ran something above the fds, a
+//! fairness step serves the fd, timer and immediate classes in rotation,
+//! lowest first (refilling the fd batch with a poll that does not block), so
+//! no class can starve the ones below it: each class with work gets a step at
+//! least once in every `3 * (FAIR_STEPS + 1)` steps. (C tevent has no such
+//! bound: an immediate that keeps rescheduling itself starves its fds.)
+//!
+//! **Panics** in user code propagate out of the public call that ran it,
+//! with the context and its other events and requests left usable; see
+//! `docs/01-context.md`, "When user code panics". **After `fork()`**, a
+//! context used in the child gets a poller of its own first, so the child
+//! never disturbs the parent (see `docs/01-context.md`, "After fork()").
+//!
 //! Requests add one rule. When a handler finishes a request that someone waits
 //! for, the waiter (a parent's step or a callback) runs right after that
 //! handler, in the same step, before the next event; finishing waiters may
-//! finish their own waiters, and the whole chain runs there, iteratively. A
-//! step that starts with such notifications pending (a request finished
-//! outside the loop, for instance inside its own `send`) delivers them and
-//! ends.
+//! finish their own waiters, and the whole chain runs there, iteratively (up
+//! to [`MAX_NOTIFICATIONS_PER_STEP`]; the rest go to the next steps). A step
+//! that starts with such notifications pending (a request finished outside
+//! the loop, for instance inside its own `send`) delivers them and ends.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::num::NonZeroUsize;
@@ -33,9 +47,10 @@ use std::time::{Duration, Instant};
 use polling::{Events, Poller};
 
 use crate::Error;
-use crate::clock::Clock;
+use crate::clock::{Clock, FAR_FUTURE};
 use crate::fd::FdTable;
 use crate::immediate::ImmediateQueue;
+use crate::panic::{PanicScope, PanicSlot};
 use crate::remote::{Remote, RemoteShared};
 use crate::signal::{SIGNAL_KEY, SignalTable};
 use crate::timer::{TimerQueue, TimerStep};
@@ -51,18 +66,40 @@ pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Poller events taken per wait.
 const EVENTS_PER_WAIT: usize = 1024;
 
+/// Steps in a row that may run request notifications, signals, immediates or
+/// timers (tevent's priority order) before a fairness step gives the lower
+/// classes a turn (see [`Context::loop_once`]).
+pub const FAIR_STEPS: u32 = 32;
+
+/// Waiters of finished requests (parent steps, callbacks) one loop step
+/// delivers at most; the rest are delivered by the following steps.
+pub const MAX_NOTIFICATIONS_PER_STEP: usize = 1024;
+
 /// The state shared by every clone of a [`Context`] (and reachable, weakly,
 /// from every event handle).
 pub(crate) struct Inner {
-    /// The poller (epoll). Always there, except under Miri, which cannot
-    /// create one: there only what never waits for the OS can run (requests,
-    /// immediates, timers on a manual clock).
-    pub(crate) poller: Option<Arc<Poller>>,
+    /// The poller (epoll); reach it through `Inner::poller`, which replaces
+    /// it first in a forked child (see [`crate::fork`]). Always there, except
+    /// under Miri, which cannot create one: there only what never waits for
+    /// the OS can run (requests, immediates, timers on a manual clock).
+    pub(crate) poller: RefCell<Option<Arc<Poller>>>,
+    /// The fork generation the poller was made in.
+    pub(crate) fork_gen: Cell<u64>,
+    /// Steps in a row that ran a class above the fds (see `FAIR_STEPS`).
+    busy: Cell<u32>,
+    /// This step's handler was the delivery of request notifications.
+    notified: Cell<bool>,
+    /// The class the next fairness step tries first (0 fds, 1 timers, 2
+    /// immediates).
+    fair_next: Cell<u32>,
     pub(crate) clock: Clock,
     pub(crate) base: Instant,
     /// The loop's latest clock reading (timers due by then need no new read).
     pub(crate) loop_now: Cell<Instant>,
     pub(crate) hooks: Hooks,
+    /// A panic of user code caught mid-bookkeeping, raised when the public
+    /// call that ran the code returns (see [`crate::panic`]).
+    pub(crate) panic: PanicSlot,
     pub(crate) imm: RefCell<ImmediateQueue>,
     pub(crate) timers: RefCell<TimerQueue>,
     pub(crate) fds: RefCell<FdTable>,
@@ -150,12 +187,17 @@ enum Step {
     NoEvents,
 }
 
-/// Clears the nesting flag however the step ends (including a handler panic).
-struct LoopGuard<'a>(&'a Cell<bool>);
+/// Ends a loop step however it ends: clears the nesting flag, then raises a
+/// panic of user code that the runtime caught during the step (see
+/// [`crate::panic`]; if a handler's panic is already unwinding, that one
+/// wins).
+struct LoopGuard<'a>(&'a Inner);
 
 impl Drop for LoopGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.0.set(false);
+        self.0.in_loop.set(false);
+        crate::panic::raise_kept(&self.0.panic);
     }
 }
 
@@ -182,15 +224,21 @@ impl Context {
         let poller = Some(Arc::new(Poller::new().map_err(Error::Poller)?));
         #[cfg(miri)]
         let poller = None;
+        let fork_gen = crate::fork::watch();
         let now = clock.now();
         let timers = TimerQueue::new(now);
         let base = timers.base();
         let inner = Rc::new(Inner {
-            poller,
+            poller: RefCell::new(poller),
+            fork_gen: Cell::new(fork_gen),
+            busy: Cell::new(0),
+            notified: Cell::new(false),
+            fair_next: Cell::new(0),
             clock,
             base,
             loop_now: Cell::new(now),
             hooks: Hooks::default(),
+            panic: PanicSlot::default(),
             imm: RefCell::default(),
             timers: RefCell::new(timers),
             fds: RefCell::default(),
@@ -215,6 +263,13 @@ impl Context {
         Ok(Context { inner })
     }
 
+    /// Spans a public call that may run user code: a panic the runtime
+    /// caught meanwhile is raised when the guard drops (see [`crate::panic`]).
+    #[inline]
+    pub(crate) fn panic_scope(&self) -> PanicScope<'_> {
+        self.inner.panic.scope()
+    }
+
     #[inline]
     pub(crate) fn weak(&self) -> Weak<Inner> {
         Rc::downgrade(&self.inner)
@@ -236,10 +291,18 @@ impl Context {
         self.inner.loop_now.get()
     }
 
-    /// Moves a manual clock forward by `by`. Returns false (and does nothing)
-    /// on the system clock.
+    /// Moves a manual clock forward by `by` (at most [`FAR_FUTURE`]). Returns
+    /// false (and does nothing) on the system clock.
     pub fn advance(&self, by: Duration) -> bool {
         self.inner.clock.advance(by)
+    }
+
+    /// The instant `after` from now on this context's clock, with `after`
+    /// clamped to [`FAR_FUTURE`] so that `Duration::MAX` means "never"
+    /// instead of overflowing.
+    #[inline]
+    pub fn deadline_after(&self, after: Duration) -> Instant {
+        crate::clock::add(self.now(), after)
     }
 
     /// Whether this context runs on a manual clock.
@@ -248,8 +311,10 @@ impl Context {
     }
 
     /// Sets the longest time one step waits when no timer is pending; returns
-    /// the previous value. `None` waits forever; `Some(Duration::ZERO)` is poll
-    /// mode: a step that finds nothing ready returns `Ok(false)` at once.
+    /// the previous value. `None` (or anything from [`FAR_FUTURE`] on, such as
+    /// `Duration::MAX`) waits forever; `Some(Duration::ZERO)` is poll mode: a
+    /// step that finds nothing ready returns `Ok(false)` at once (tevent's
+    /// `tevent_context_set_wait_timeout`).
     pub fn set_wait_timeout(&self, timeout: Option<Duration>) -> Option<Duration> {
         self.inner.wait_timeout.replace(timeout)
     }
@@ -270,10 +335,11 @@ impl Context {
 
     /// A thread-safe handle that schedules closures onto this loop.
     pub fn remote(&self) -> Remote {
-        let shared = self
-            .inner
-            .remote
-            .get_or_init(|| Arc::new(RemoteShared::new(self.inner.poller.clone())));
+        let shared = self.inner.remote.get_or_init(|| {
+            Arc::new(RemoteShared::new(
+                self.inner.poller().map(|p| Arc::clone(&p)),
+            ))
+        });
         Remote::new(shared.clone())
     }
 
@@ -340,7 +406,9 @@ impl Context {
     /// means the wait ended (timeout, a wake-up) with nothing to run.
     ///
     /// Calling it from inside a handler of the same context returns
-    /// [`Error::Nested`].
+    /// [`Error::Nested`] (C tevent aborts). A panic in a handler (or in any
+    /// user code the step runs) propagates out of this call, with the
+    /// context left usable.
     pub fn loop_once(&self) -> Result<bool, Error> {
         self.guarded_step(false).map(|s| matches!(s, Step::Ran))
     }
@@ -392,10 +460,10 @@ impl Context {
         if inner.in_loop.replace(true) {
             return Err(Error::Nested);
         }
-        let _guard = LoopGuard(&inner.in_loop);
-        inner.hooks.loop_point(LoopPoint::BeforeLoopOnce);
+        let _guard = LoopGuard(inner);
+        inner.trace_loop(LoopPoint::BeforeLoopOnce);
         let r = self.step(stop_if_idle);
-        inner.hooks.loop_point(LoopPoint::AfterLoopOnce);
+        inner.trace_loop(LoopPoint::AfterLoopOnce);
         r
     }
 
@@ -410,10 +478,13 @@ impl Context {
     }
 
     fn step(&self, stop_if_idle: bool) -> Result<Step, Error> {
+        self.inner.notified.set(false);
         let ran = self.dispatch(stop_if_idle)?;
         // Waiters of requests finished by that handler run now, before the
-        // next event: notification is never re-entrant, and never late.
-        if self.inner.reqs.has_notifications() {
+        // next event: notification is never re-entrant, and never late. (A
+        // step that delivered notifications as its handler has used its
+        // budget of them.)
+        if !self.inner.notified.get() && self.inner.reqs.has_notifications() {
             self.run_completions();
         }
         Ok(ran)
@@ -421,11 +492,18 @@ impl Context {
 
     fn dispatch(&self, stop_if_idle: bool) -> Result<Step, Error> {
         let inner = &*self.inner;
+        if inner.busy.get() >= FAIR_STEPS {
+            inner.busy.set(0);
+            if self.fair_turn()? {
+                return Ok(Step::Ran);
+            }
+        }
         if inner.reqs.has_notifications() && self.run_completions() {
-            return Ok(Step::Ran);
+            inner.notified.set(true);
+            return Ok(self.ran_busy());
         }
         if self.signals_pending() && self.run_signals() {
-            return Ok(Step::Ran);
+            return Ok(self.ran_busy());
         }
         if let Some(r) = inner.remote.get()
             && r.is_pending()
@@ -435,23 +513,25 @@ impl Context {
             }
         }
         if self.run_one_immediate() {
-            return Ok(Step::Ran);
+            return Ok(self.ran_busy());
         }
         let mut next_timer = None;
         if inner.timers.borrow().armed() > 0 {
             match self.run_due_timer() {
-                TimerStep::Ran => return Ok(Step::Ran),
+                TimerStep::Ran => return Ok(self.ran_busy()),
                 TimerStep::Next(at) => next_timer = Some(at),
                 TimerStep::Idle => {}
             }
         }
+        // Nothing above the fds was pending: they are not being passed over.
+        inner.busy.set(0);
         if self.run_one_fd() {
             return Ok(Step::Ran);
         }
         if stop_if_idle && !self.has_events() {
             return Ok(Step::NoEvents);
         }
-        self.wait(next_timer)?;
+        self.wait(next_timer, false)?;
         if self.signals_pending() && self.run_signals() {
             return Ok(Step::Ran);
         }
@@ -465,13 +545,63 @@ impl Context {
         })
     }
 
+    /// Counts a step in which a class above the fds ran.
+    #[inline]
+    fn ran_busy(&self) -> Step {
+        let busy = &self.inner.busy;
+        busy.set(busy.get() + 1);
+        Step::Ran
+    }
+
+    /// The fairness step: after [`FAIR_STEPS`] steps in a row that ran
+    /// request notifications, signals, immediates or timers, the fd, timer
+    /// and immediate classes get a turn in rotation, lowest first: the first
+    /// of them (starting after the one served by the previous fairness step)
+    /// that has something ready runs. Returns whether one ran.
+    #[cold]
+    fn fair_turn(&self) -> Result<bool, Error> {
+        let inner = &*self.inner;
+        for i in 0..3 {
+            let class = (inner.fair_next.get() + i) % 3;
+            let ran = match class {
+                0 => self.fair_fd()?,
+                1 => {
+                    inner.timers.borrow().armed() > 0
+                        && matches!(self.run_due_timer(), TimerStep::Ran)
+                }
+                _ => self.run_one_immediate(),
+            };
+            if ran {
+                inner.fair_next.set((class + 1) % 3);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The fd class's fairness turn: the next entry of the ready batch, or,
+    /// if the batch is used up, a poll that does not block to refill it.
+    fn fair_fd(&self) -> Result<bool, Error> {
+        if self.run_one_fd() {
+            return Ok(true);
+        }
+        if self.inner.fds.borrow().active() == 0 {
+            return Ok(false);
+        }
+        self.wait(None, true)?;
+        Ok(self.run_one_fd())
+    }
+
     /// Blocks in the poller until an fd is ready, the next timer (plus slack)
     /// is due, a signal or remote wake-up arrives, or the wait timeout ends.
-    fn wait(&self, next_timer: Option<Instant>) -> Result<(), Error> {
+    /// With `poll_only`, does not block at all.
+    fn wait(&self, next_timer: Option<Instant>, poll_only: bool) -> Result<(), Error> {
         let inner = &*self.inner;
-        let Some(poller) = &inner.poller else {
+        // A clone, not a borrow: the trace hooks below are user code.
+        let Some(poller) = inner.poller().map(|p| Arc::clone(&p)) else {
             // Under Miri: nothing can be polled; a manual clock moves on.
             return match (&inner.clock, next_timer) {
+                (_, _) if poll_only => Ok(()),
                 (
                     Clock::Manual {
                         auto_advance: true, ..
@@ -481,13 +611,18 @@ impl Context {
                     inner.clock.advance_to(at);
                     Ok(())
                 }
-                _ => Err(Error::Poller(std::io::ErrorKind::Unsupported.into())),
+                _ => Err(Error::Poller(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "no poller (running under Miri, or it could not be re-created after fork)",
+                ))),
             };
         };
-        let released = inner.fds.borrow_mut().sync(poller)?;
+        let released = inner.fds.borrow_mut().sync(&poller)?;
         drop(released);
 
-        let mut timeout = inner.wait_timeout.get();
+        // A wait of FAR_FUTURE or more is a wait without end (the poller's
+        // own arithmetic would overflow on `Duration::MAX`).
+        let mut timeout = inner.wait_timeout.get().filter(|t| *t < FAR_FUTURE);
         let mut advance_to = None;
         if let Some(at) = next_timer {
             let until = match &inner.clock {
@@ -504,17 +639,17 @@ impl Context {
             };
             timeout = Some(timeout.map_or(until, |t| t.min(until)));
         }
-        if inner.remote.get().is_some_and(|r| r.is_pending()) {
+        if poll_only || inner.remote.get().is_some_and(|r| r.is_pending()) {
             timeout = Some(Duration::ZERO);
         }
 
-        inner.hooks.loop_point(LoopPoint::BeforeWait);
+        inner.trace_loop(LoopPoint::BeforeWait);
         let res = {
             let mut events = inner.events.borrow_mut();
             events.clear();
             poller.wait(&mut events, timeout)
         };
-        inner.hooks.loop_point(LoopPoint::AfterWait);
+        inner.trace_loop(LoopPoint::AfterWait);
         let n = res.map_err(Error::Poller)?;
         if n == 0 {
             if let Some(at) = advance_to {
@@ -551,7 +686,7 @@ impl Context {
         let off = at.saturating_duration_since(self.inner.base).as_nanos();
         let rounded = off.div_ceil(slack) * slack;
         let extra = u64::try_from(rounded - off).unwrap_or(u64::MAX);
-        at + Duration::from_nanos(extra)
+        crate::clock::add(at, Duration::from_nanos(extra))
     }
 }
 
@@ -560,16 +695,29 @@ impl Drop for Inner {
         // Nothing here can reach `Inner` again: every handle holds a `Weak`,
         // which no longer upgrades, so dropping handlers (and the handles they
         // captured) is inert.
+        // In a forked child, the inherited poller is the parent's too: it is
+        // let go of untouched, and nothing is deregistered from it.
+        self.forget_inherited_poller();
         let remote = self.remote.get().map(|r| r.close());
         // Requests first: their states hold event handles (inert now).
-        self.reqs.teardown();
+        self.reqs.teardown(&self.panic);
+        // Every event still attached ends here: the trace hook hears of it.
+        if self.hooks.has_event.get() {
+            Context::timers_detach_all(self);
+            Context::immediates_detach_all(self);
+            Context::fds_detach_all(self);
+            Context::signals_detach_all(self);
+        }
         let imm = self.imm.get_mut().take_all();
         let timers = self.timers.get_mut().take_all();
-        let (fd_handlers, kept_fds) = self.fds.get_mut().take_all(self.poller.as_deref());
+        let poller = self.poller.get_mut().take();
+        let (fd_handlers, kept_fds) = self.fds.get_mut().take_all(poller.as_deref());
         let sig = self.sig.get_mut().take_all();
-        drop((remote, imm, timers, fd_handlers, sig));
+        drop((remote, imm, timers, fd_handlers, sig, poller));
         // Fds close last, after they left the poller.
         drop(kept_fds);
+        // A panic of user code caught during the teardown leaves now.
+        crate::panic::raise_kept(&self.panic);
     }
 }
 

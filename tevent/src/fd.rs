@@ -29,6 +29,7 @@ use polling::{Event, PollMode, Poller};
 
 use crate::Error;
 use crate::context::{Context, Inner, upgrade};
+use crate::panic::run_handler;
 use crate::slab::{Key, Slab};
 use crate::trace::{EventKind, EventPoint};
 
@@ -281,6 +282,25 @@ impl FdTable {
         }
     }
 
+    /// Registers every fd that has interest in `poller` (a new poller in a
+    /// forked child; see [`crate::fork`]). An fd the new poller refuses is
+    /// left unregistered, to be retried at the next sync.
+    pub(crate) fn register_all(&mut self, poller: &Poller) {
+        let mut failed = Vec::new();
+        for fkey in self.files.keys() {
+            let file = self.files.get_mut(fkey).expect("live");
+            if let Some(bits) = file.registered
+                && register(poller, file.fd, fkey, bits).is_err()
+            {
+                file.registered = None;
+                failed.push(fkey);
+            }
+        }
+        for fkey in failed {
+            self.mark_dirty(fkey);
+        }
+    }
+
     pub(crate) fn take_all(&mut self, poller: Option<&Poller>) -> (Vec<FdFn>, Vec<Keep>) {
         self.batch.clear();
         self.dirty.clear();
@@ -346,8 +366,11 @@ impl Context {
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'static>, Error> {
         let raw = fd.as_raw_fd();
-        self.fd_add(raw, Some(Keep::Owned(fd)), flags, Box::new(handler))
-            .map(|key| FdEvent::new(self, key))
+        let scope = self.panic_scope();
+        let r = self
+            .fd_add(raw, Some(Keep::Owned(fd)), flags, Box::new(handler))
+            .map(|key| FdEvent::new(self, key));
+        scope.end(r)
     }
 
     /// Watches an fd shared through an `Rc`; the context keeps a clone while
@@ -359,8 +382,11 @@ impl Context {
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'static>, Error> {
         let raw = fd.as_fd().as_raw_fd();
-        self.fd_add(raw, Some(Keep::Shared(fd)), flags, Box::new(handler))
-            .map(|key| FdEvent::new(self, key))
+        let scope = self.panic_scope();
+        let r = self
+            .fd_add(raw, Some(Keep::Shared(fd)), flags, Box::new(handler))
+            .map(|key| FdEvent::new(self, key));
+        scope.end(r)
     }
 
     /// Watches a borrowed fd. The returned handle carries the borrow, so the fd
@@ -371,8 +397,11 @@ impl Context {
         flags: FdFlags,
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'fd>, Error> {
-        self.fd_add(fd.as_raw_fd(), None, flags, Box::new(handler))
-            .map(|key| FdEvent::new(self, key))
+        let scope = self.panic_scope();
+        let r = self
+            .fd_add(fd.as_raw_fd(), None, flags, Box::new(handler))
+            .map(|key| FdEvent::new(self, key));
+        scope.end(r)
     }
 
     pub(crate) fn fd_add(
@@ -382,6 +411,7 @@ impl Context {
         flags: FdFlags,
         handler: FdFn,
     ) -> Result<Key, Error> {
+        self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
         let fkey = match t.by_fd.get(&raw) {
             Some(k) => *k,
@@ -402,8 +432,8 @@ impl Context {
                     let fd = unsafe { BorrowedFd::borrow_raw(raw) };
                     rustix::io::fcntl_getfd(fd).map(|_| ()).map_err(Into::into)
                 } else {
-                    match &self.inner.poller {
-                        Some(p) => register(p, raw, fkey, bits),
+                    match self.inner.poller() {
+                        Some(p) => register(&p, raw, fkey, bits),
                         None => Err(std::io::ErrorKind::Unsupported.into()),
                     }
                 };
@@ -446,12 +476,12 @@ impl Context {
         drop(t);
         drop(extra);
         self.inner
-            .hooks
-            .event(EventKind::Fd, EventPoint::Attach, wkey.to_u64(), 0);
+            .trace_event(EventKind::Fd, EventPoint::Attach, wkey.to_u64(), 0);
         Ok(wkey)
     }
 
     pub(crate) fn fd_remove(&self, wkey: Key) {
+        self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
         let Some(w) = t.watchers.remove(wkey) else {
             return;
@@ -474,9 +504,9 @@ impl Context {
                 let file = t.files.remove(w.file).expect("live");
                 t.by_fd.remove(&file.fd);
                 if file.registered.is_some()
-                    && let Some(p) = &self.inner.poller
+                    && let Some(p) = self.inner.poller()
                 {
-                    deregister(p, file.fd);
+                    deregister(&p, file.fd);
                 }
                 released = file.keep;
             } else {
@@ -485,8 +515,7 @@ impl Context {
         }
         drop(t);
         self.inner
-            .hooks
-            .event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), w.tag);
+            .trace_event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), w.tag);
         drop(released);
         drop(w.handler);
     }
@@ -526,7 +555,7 @@ impl Context {
     /// is gone or no longer interested. Returns whether a handler ran.
     pub(crate) fn run_one_fd(&self) -> bool {
         let inner = &*self.inner;
-        let (wkey, delivered, mut handler, tag) = {
+        let (wkey, delivered, handler, tag) = {
             let mut t = inner.fds.borrow_mut();
             loop {
                 let Some((wkey, ready)) = t.batch.pop_front() else {
@@ -545,18 +574,30 @@ impl Context {
                 break (wkey, delivered, h, w.tag);
             }
         };
-        inner
-            .hooks
-            .event(EventKind::Fd, EventPoint::BeforeHandler, wkey.to_u64(), tag);
-        handler(
-            self,
-            &FdRef {
-                ctx: self,
-                key: wkey,
+        inner.trace_event(EventKind::Fd, EventPoint::BeforeHandler, wkey.to_u64(), tag);
+        // The handler goes back into its watcher when it returns or panics.
+        let handler = run_handler(
+            handler,
+            |h| self.fd_ran(wkey, h),
+            |h| {
+                h(
+                    self,
+                    &FdRef {
+                        ctx: self,
+                        key: wkey,
+                    },
+                    delivered,
+                )
             },
-            delivered,
         );
-        let leftover = match inner.fds.borrow_mut().watchers.get_mut(wkey) {
+        self.fd_ran(wkey, handler);
+        true
+    }
+
+    /// Puts a watcher's handler back after it ran (or drops it, if the
+    /// watcher was removed meanwhile).
+    fn fd_ran(&self, wkey: Key, handler: FdFn) {
+        let leftover = match self.inner.fds.borrow_mut().watchers.get_mut(wkey) {
             Some(w) => {
                 w.handler = Some(handler);
                 None
@@ -564,7 +605,21 @@ impl Context {
             None => Some(handler),
         };
         drop(leftover);
-        true
+    }
+
+    /// Reports every fd watcher as detached (the context is being dropped).
+    pub(crate) fn fds_detach_all(inner: &Inner) {
+        let all: Vec<(u64, u64)> = {
+            let t = inner.fds.borrow();
+            t.watchers
+                .keys()
+                .into_iter()
+                .filter_map(|k| t.watchers.get(k).map(|w| (k.to_u64(), w.tag)))
+                .collect()
+        };
+        for (id, tag) in all {
+            inner.trace_event(EventKind::Fd, EventPoint::Detach, id, tag);
+        }
     }
 }
 
@@ -665,6 +720,7 @@ impl FdEvent<'_> {
 impl Drop for FdEvent<'_> {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
+            let _scope = c.panic_scope();
             c.fd_remove(self.key);
         }
     }

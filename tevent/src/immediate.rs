@@ -9,6 +9,7 @@ use std::rc::Weak;
 
 use crate::Error;
 use crate::context::{Context, Inner, upgrade};
+use crate::panic::run_handler;
 use crate::slab::{Key, Slab};
 use crate::trace::{EventKind, EventPoint};
 
@@ -28,7 +29,28 @@ pub(crate) struct ImmEntry {
     prev: Key,
     next: Key,
     queued: bool,
+    /// Reported attached to the trace hook and not detached since: queued,
+    /// or running its handler.
+    traced: bool,
     tag: u64,
+}
+
+impl ImmEntry {
+    fn new(handler: ImmHandler) -> ImmEntry {
+        ImmEntry {
+            handler: Some(handler),
+            prev: Key::NONE,
+            next: Key::NONE,
+            queued: false,
+            traced: false,
+            tag: 0,
+        }
+    }
+
+    /// Marks the event detached; its tag if it was attached.
+    fn untrace(&mut self) -> Option<u64> {
+        std::mem::replace(&mut self.traced, false).then_some(self.tag)
+    }
 }
 
 /// The FIFO of scheduled immediates plus the storage of all immediates.
@@ -91,9 +113,8 @@ impl ImmediateQueue {
     }
 
     /// Unlinks the head and takes its handler out (it is put back after it
-    /// runs). Returns the key, the handler (`None` only after a handler
-    /// panicked) and the tag.
-    #[inline]
+    /// runs, also if it panics). Returns the key, the handler and the tag.
+    #[inline(always)]
     fn pop_front(&mut self) -> Option<(Key, Option<ImmHandler>, u64)> {
         let key = self.head?;
         let e = self.slab.get_mut(key).expect("head is live");
@@ -136,13 +157,12 @@ impl Context {
         &self,
         handler: impl FnMut(&Context, &ImmediateRef<'_>) + 'static,
     ) -> Immediate {
-        let key = self.inner.imm.borrow_mut().slab.insert(ImmEntry {
-            handler: Some(ImmHandler::User(Box::new(handler))),
-            prev: Key::NONE,
-            next: Key::NONE,
-            queued: false,
-            tag: 0,
-        });
+        let key = self
+            .inner
+            .imm
+            .borrow_mut()
+            .slab
+            .insert(ImmEntry::new(ImmHandler::User(Box::new(handler))));
         Immediate {
             ctx: self.weak(),
             key,
@@ -153,26 +173,23 @@ impl Context {
     /// immediate FIFO). There is no handle: the closure always runs unless the
     /// context is dropped first, in which case it is dropped unrun.
     pub fn post(&self, f: impl FnOnce(&Context) + 'static) {
+        let _scope = self.panic_scope();
         self.post_boxed(Box::new(f));
     }
 
     pub(crate) fn post_boxed(&self, f: Box<dyn FnOnce(&Context)>) {
         let mut q = self.inner.imm.borrow_mut();
-        let key = q.slab.insert(ImmEntry {
-            handler: Some(ImmHandler::Once(f)),
-            prev: Key::NONE,
-            next: Key::NONE,
-            queued: false,
-            tag: 0,
-        });
+        let key = q.slab.insert(ImmEntry::new(ImmHandler::Once(f)));
         q.link_tail(key);
+        q.slab.get_mut(key).expect("inserted").traced = true;
         drop(q);
         self.inner
-            .hooks
-            .event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), 0);
+            .trace_event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), 0);
     }
 
-    /// Queues (or moves to the tail) the immediate; false if it is gone.
+    /// Queues (or moves to the tail) the immediate; false if it is gone. An
+    /// event still attached (queued, or running its handler) is reported
+    /// detached first, as C tevent does when it re-arms.
     #[inline]
     fn imm_schedule(&self, key: Key) -> bool {
         let mut q = self.inner.imm.borrow_mut();
@@ -180,6 +197,7 @@ impl Context {
         let Some(e) = q.slab.get_mut(key) else {
             return false;
         };
+        let was_traced = std::mem::replace(&mut e.traced, true);
         let tag = if e.queued {
             q.unlink(key);
             q.link_tail(key)
@@ -198,21 +216,24 @@ impl Context {
             tag
         };
         drop(q);
-        self.inner
-            .hooks
-            .event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), tag);
+        let inner = &*self.inner;
+        if inner.hooks.has_event.get() {
+            if was_traced {
+                inner.trace_event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+            }
+            inner.trace_event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), tag);
+        }
         true
     }
 
     fn imm_cancel(&self, key: Key) -> bool {
         let mut q = self.inner.imm.borrow_mut();
         let was = q.unlink(key);
-        let tag = q.slab.get(key).map_or(0, |e| e.tag);
+        let detach = q.slab.get_mut(key).and_then(ImmEntry::untrace);
         drop(q);
-        if was {
+        if let Some(tag) = detach {
             self.inner
-                .hooks
-                .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+                .trace_event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
         }
         was
     }
@@ -238,67 +259,109 @@ impl Context {
 
     fn imm_remove(&self, key: Key) {
         let mut q = self.inner.imm.borrow_mut();
-        let was = q.unlink(key);
+        q.unlink(key);
         let entry = q.slab.remove(key);
         drop(q);
-        if let Some(e) = &entry
-            && was
-        {
-            self.inner.hooks.event(
-                EventKind::Immediate,
-                EventPoint::Detach,
-                key.to_u64(),
-                e.tag,
-            );
+        if let Some(tag) = entry.as_ref().and_then(|e| e.traced.then_some(e.tag)) {
+            self.inner
+                .trace_event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
         }
         // The handler (and whatever it captured) is dropped here, outside the borrow.
         drop(entry);
     }
 
     /// Runs the head of the immediate FIFO, if any. Returns whether one ran.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn run_one_immediate(&self) -> bool {
         let inner = &*self.inner;
         let Some((key, handler, tag)) = inner.imm.borrow_mut().pop_front() else {
             return false;
         };
-        inner.hooks.event(
+        inner.trace_event(
             EventKind::Immediate,
             EventPoint::BeforeHandler,
             key.to_u64(),
             tag,
         );
-        let mut handler = match handler {
-            Some(ImmHandler::User(f)) => f,
+        match handler {
+            // The handler goes back into its event (and the end of this run is
+            // reported) when it returns or panics.
+            Some(ImmHandler::User(f)) => {
+                let f = run_handler(
+                    f,
+                    |f| self.imm_ran(key, f),
+                    |f| f(self, &ImmediateRef { ctx: self, key }),
+                );
+                self.imm_ran(key, f);
+            }
             Some(ImmHandler::Once(f)) => {
                 inner.imm.borrow_mut().slab.remove(key);
+                let _detach = OnceDetach { ev: self, key, tag };
                 f(self);
-                inner
-                    .hooks
-                    .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
-                return true;
             }
-            // The handler panicked earlier and was lost; nothing to run.
-            None => return true,
-        };
-        handler(self, &ImmediateRef { ctx: self, key });
-        let mut q = inner.imm.borrow_mut();
-        let (leftover, rescheduled) = match q.slab.get_mut(key) {
+            None => {}
+        }
+        true
+    }
+
+    /// Ends a run of a reusable immediate: puts its handler back (or drops
+    /// it if the handle went meanwhile) and reports it detached unless it was
+    /// scheduled again.
+    #[inline(always)]
+    fn imm_ran(&self, key: Key, handler: ImmediateFn) {
+        let mut q = self.inner.imm.borrow_mut();
+        let (leftover, detach) = match q.slab.get_mut(key) {
             Some(e) => {
                 e.handler = Some(ImmHandler::User(handler));
-                (None, e.queued)
+                (None, if e.queued { None } else { e.untrace() })
             }
-            // The handle was dropped inside the handler.
-            None => (Some(handler), true),
+            None => (Some(handler), None),
         };
         drop(q);
-        if !rescheduled {
-            inner
-                .hooks
-                .event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
+        if let Some(tag) = detach {
+            self.inner
+                .trace_event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
         }
         drop(leftover);
-        true
+    }
+
+    /// Reports every immediate still attached as detached (the context is
+    /// being dropped).
+    pub(crate) fn immediates_detach_all(inner: &Inner) {
+        let traced: Vec<(u64, u64)> = {
+            let q = inner.imm.borrow();
+            q.slab
+                .keys()
+                .into_iter()
+                .filter_map(|k| {
+                    q.slab
+                        .get(k)
+                        .filter(|e| e.traced)
+                        .map(|e| (k.to_u64(), e.tag))
+                })
+                .collect()
+        };
+        for (id, tag) in traced {
+            inner.trace_event(EventKind::Immediate, EventPoint::Detach, id, tag);
+        }
+    }
+}
+
+/// Reports a posted closure detached once it ran (or panicked).
+struct OnceDetach<'a> {
+    ev: &'a Context,
+    key: Key,
+    tag: u64,
+}
+
+impl Drop for OnceDetach<'_> {
+    fn drop(&mut self) {
+        self.ev.inner.trace_event(
+            EventKind::Immediate,
+            EventPoint::Detach,
+            self.key.to_u64(),
+            self.tag,
+        );
     }
 }
 
@@ -351,7 +414,9 @@ impl Immediate {
     /// Queues the event at the tail of the immediate FIFO; if it is already
     /// queued it moves to the tail (tevent's rescheduling rule).
     pub fn schedule(&self) -> Result<(), Error> {
-        if upgrade(&self.ctx)?.imm_schedule(self.key) {
+        let c = upgrade(&self.ctx)?;
+        let _scope = c.panic_scope();
+        if c.imm_schedule(self.key) {
             Ok(())
         } else {
             Err(Error::EventGone)
@@ -360,7 +425,10 @@ impl Immediate {
 
     /// Removes the event from the queue; returns whether it was queued.
     pub fn cancel(&self) -> bool {
-        upgrade(&self.ctx).is_ok_and(|c| c.imm_cancel(self.key))
+        upgrade(&self.ctx).is_ok_and(|c| {
+            let _scope = c.panic_scope();
+            c.imm_cancel(self.key)
+        })
     }
 
     /// Whether the event is queued.
@@ -384,6 +452,7 @@ impl Immediate {
 impl Drop for Immediate {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
+            let _scope = c.panic_scope();
             c.imm_remove(self.key);
         }
     }

@@ -40,8 +40,10 @@ mod clock;
 pub mod context;
 mod error;
 mod fd;
+mod fork;
 mod immediate;
 pub mod io;
+mod panic;
 pub mod queue;
 mod remote;
 mod req;
@@ -50,7 +52,11 @@ mod slab;
 mod timer;
 pub mod trace;
 
-pub use context::{Context, DEFAULT_TIMER_SLACK, DEFAULT_WAIT_TIMEOUT, EventCounts};
+pub use clock::FAR_FUTURE;
+pub use context::{
+    Context, DEFAULT_TIMER_SLACK, DEFAULT_WAIT_TIMEOUT, EventCounts, FAIR_STEPS,
+    MAX_NOTIFICATIONS_PER_STEP,
+};
 pub use error::Error;
 pub use fd::{FdEvent, FdFlags, FdRef};
 pub use immediate::{Immediate, ImmediateRef};

@@ -94,8 +94,10 @@ impl QueueLink {
             };
             (pos, st.entries.remove(pos))
         };
-        // Dropped outside the borrow: its request reference may be the last.
-        drop(entry);
+        // Dropped outside the borrow: its request reference may be the last,
+        // and an untriggered trigger is a user closure (this runs while a
+        // request finishes, so a panic in its `Drop` is kept).
+        ev.inner.panic.catch(move || drop(entry));
         if pos == 0 {
             QueueInner::schedule_head(&q, ev);
         }
@@ -153,6 +155,7 @@ impl Queue {
     pub fn start(&self) {
         self.inner.state.borrow_mut().running = true;
         if let Ok(ev) = upgrade(&self.inner.ctx) {
+            let _scope = ev.panic_scope();
             QueueInner::schedule_head(&self.inner, &ev);
         }
     }
@@ -195,6 +198,7 @@ impl Queue {
         let (Some(req), Ok(ev)) = (req, upgrade(&self.inner.ctx)) else {
             return Err(Failure::NoMemory);
         };
+        let _scope = ev.panic_scope();
         let h = req.hdr();
         if !h.belongs_to(&ev.inner) {
             return Err(Failure::WrongContext);
@@ -286,7 +290,8 @@ impl Drop for Queue {
         let Ok(ev) = upgrade(&self.inner.ctx) else {
             return;
         };
-        for e in entries {
+        let _scope = ev.panic_scope();
+        for e in &entries {
             let link = e
                 .req
                 .hdr()
@@ -297,6 +302,9 @@ impl Drop for Queue {
             drop(link);
             ev.req_fail(&e.req, Failure::QueueDropped);
         }
+        // Untriggered triggers are user closures: every request is failed
+        // before any of them is dropped.
+        ev.inner.panic.catch(move || drop(entries));
     }
 }
 
@@ -321,6 +329,7 @@ pub struct QueueGuard {
 impl Drop for QueueGuard {
     fn drop(&mut self) {
         if let (Some(link), Ok(ev)) = (self.link.take(), upgrade(&self.ctx)) {
+            let _scope = ev.panic_scope();
             link.release(&ev);
         }
     }

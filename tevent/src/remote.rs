@@ -32,13 +32,15 @@ impl std::fmt::Debug for RemoteError {
 struct Queue {
     items: Vec<RemoteFn>,
     closed: bool,
+    /// Whose notifier wakes the loop: `None` under Miri (see
+    /// `Inner::poller`) and once the context is gone. Replaced in a forked
+    /// child (see `crate::fork`).
+    poller: Option<Arc<Poller>>,
 }
 
 pub(crate) struct RemoteShared {
     queue: Mutex<Queue>,
     pending: AtomicBool,
-    /// `None` only under Miri (see `Inner::poller`).
-    poller: Option<Arc<Poller>>,
 }
 
 impl RemoteShared {
@@ -47,10 +49,15 @@ impl RemoteShared {
             queue: Mutex::new(Queue {
                 items: Vec::new(),
                 closed: false,
+                poller,
             }),
             pending: AtomicBool::new(false),
-            poller,
         }
+    }
+
+    /// Sets the poller whose notifier wakes the loop; returns the old one.
+    pub(crate) fn replace_poller(&self, poller: Option<Arc<Poller>>) -> Option<Arc<Poller>> {
+        std::mem::replace(&mut self.lock().poller, poller)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -70,12 +77,13 @@ impl RemoteShared {
         std::mem::take(&mut q.items)
     }
 
-    /// Refuses further sends and returns what was queued (context teardown).
-    pub(crate) fn close(&self) -> Vec<RemoteFn> {
+    /// Refuses further sends and returns what was queued, with the poller
+    /// (context teardown).
+    pub(crate) fn close(&self) -> (Vec<RemoteFn>, Option<Arc<Poller>>) {
         let mut q = self.lock();
         q.closed = true;
         self.pending.store(false, Ordering::Release);
-        std::mem::take(&mut q.items)
+        (std::mem::take(&mut q.items), q.poller.take())
     }
 }
 
@@ -96,16 +104,14 @@ impl Remote {
     ///
     /// Fails, handing `f` back, if the context has been dropped.
     pub fn send(&self, f: impl FnOnce(&Context) + Send + 'static) -> Result<(), RemoteError> {
-        {
-            let mut q = self.shared.lock();
-            if q.closed {
-                return Err(RemoteError(Box::new(f)));
-            }
-            q.items.push(Box::new(f));
-            self.shared.pending.store(true, Ordering::Release);
+        let mut q = self.shared.lock();
+        if q.closed {
+            return Err(RemoteError(Box::new(f)));
         }
+        q.items.push(Box::new(f));
+        self.shared.pending.store(true, Ordering::Release);
         // The notifier coalesces: a burst of sends costs one wake-up write.
-        if let Some(p) = &self.shared.poller {
+        if let Some(p) = &q.poller {
             let _ = p.notify();
         }
         Ok(())

@@ -22,6 +22,7 @@ use polling::{Event, PollMode};
 
 use crate::Error;
 use crate::context::{Context, Inner, upgrade};
+use crate::panic::run_handler;
 use crate::slab::{Key, Slab};
 use crate::trace::{EventKind, EventPoint};
 
@@ -68,6 +69,8 @@ pub(crate) mod sys {
         /// (read end, write end) per slot, created on first use, never closed.
         pipes: Vec<Option<(OwnedFd, OwnedFd)>>,
         used: [bool; SLOTS],
+        /// The fork generation the pipes were made in (see `crate::fork`).
+        pipes_gen: u64,
     }
 
     static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -75,7 +78,60 @@ pub(crate) mod sys {
         prev: [None; NSIG],
         pipes: Vec::new(),
         used: [false; SLOTS],
+        pipes_gen: 0,
     });
+
+    thread_local! {
+        /// The registry, held by the forking thread across `fork()` so that
+        /// the child never inherits it locked by a thread it does not have.
+        static HELD_ACROSS_FORK: std::cell::RefCell<Option<MutexGuard<'static, Registry>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// `pthread_atfork` prepare handler: takes the registry lock.
+    pub(crate) fn before_fork() {
+        let guard = registry();
+        HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(guard));
+    }
+
+    /// `pthread_atfork` parent and child handler: gives the lock back.
+    pub(crate) fn after_fork() {
+        HELD_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
+    }
+
+    /// In a forked child, replaces every wake-up pipe by a new one: the
+    /// inherited pipes are the parent's too, so a byte written for one
+    /// process could be read by the other. The inherited fds stay open
+    /// (leaked), so a signal handler racing with this never writes to a
+    /// reused fd number.
+    fn renew_pipes_if_forked(r: &mut Registry) -> io::Result<()> {
+        let generation = crate::fork::generation();
+        if r.pipes_gen == generation {
+            return Ok(());
+        }
+        for (slot, p) in r.pipes.iter_mut().enumerate() {
+            if p.is_none() {
+                continue;
+            }
+            let (rd, wr) = rustix::pipe::pipe_with(
+                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+            )?;
+            WAKE[slot].fd.store(wr.as_raw_fd(), Ordering::SeqCst);
+            std::mem::forget(p.replace((rd, wr)));
+        }
+        r.pipes_gen = generation;
+        Ok(())
+    }
+
+    /// The read end of `slot`'s pipe, renewed first in a forked child.
+    pub(crate) fn slot_read_end(slot: usize) -> io::Result<RawFd> {
+        let mut r = registry();
+        renew_pipes_if_forked(&mut r)?;
+        match r.pipes.get(slot) {
+            Some(Some((rd, _))) => Ok(rd.as_raw_fd()),
+            _ => Err(io::ErrorKind::NotFound.into()),
+        }
+    }
 
     fn registry() -> MutexGuard<'static, Registry> {
         // A panic while holding the lock leaves consistent data (every update
@@ -193,6 +249,7 @@ pub(crate) mod sys {
     /// Takes a free wake-up slot; returns its index and the pipe's read end.
     pub(crate) fn take_slot() -> io::Result<Option<(usize, RawFd)>> {
         let mut r = registry();
+        renew_pipes_if_forked(&mut r)?;
         let Some(slot) = (0..SLOTS).find(|i| !r.used[*i]) else {
             return Ok(None);
         };
@@ -246,6 +303,8 @@ pub(crate) struct SigEntry {
     tag: u64,
     /// Registration order, so handlers of one signal run in the order added.
     seq: u64,
+    /// Deliveries counted for this handler and not yet handed to it.
+    pending: u32,
 }
 
 /// The signal handlers of one context.
@@ -256,6 +315,9 @@ pub(crate) struct SignalTable {
     last_gen: u64,
     wake: Option<(usize, RawFd)>,
     next_seq: u64,
+    /// Handlers with `pending` deliveries (left over when a handler of the
+    /// same dispatch panicked).
+    unrun: usize,
 }
 
 impl Default for SignalTable {
@@ -267,6 +329,7 @@ impl Default for SignalTable {
             last_gen: 0,
             wake: None,
             next_seq: 0,
+            unrun: 0,
         }
     }
 }
@@ -279,6 +342,23 @@ impl SignalTable {
     /// The wake-up slot and the read end of its pipe, if this context has one.
     pub(crate) fn wake(&self) -> Option<(usize, RawFd)> {
         self.wake
+    }
+
+    /// In a forked child: registers this context's wake-up pipe (renewed)
+    /// in its new poller (see [`crate::fork`]).
+    pub(crate) fn adopt_after_fork(&mut self, poller: &polling::Poller) {
+        let Some((slot, _)) = self.wake else {
+            return;
+        };
+        let Ok(rd) = sys::slot_read_end(slot) else {
+            return;
+        };
+        // SAFETY: as in `signal_add`: pool pipes are never closed.
+        let added =
+            unsafe { poller.add_with_mode(rd, Event::readable(SIGNAL_KEY), PollMode::Level) };
+        if added.is_ok() {
+            self.wake = Some((slot, rd));
+        }
     }
 
     /// Releases every registration and the wake-up slot (context teardown).
@@ -331,12 +411,13 @@ impl Context {
             return Err(Error::InvalidSignal(signum));
         }
         let s = signum as usize;
+        self.inner.check_fork();
         let mut t = self.inner.sig.borrow_mut();
         if t.wake.is_none() {
             let (slot, rd) = sys::take_slot()
                 .map_err(|source| Error::Signal { signum, source })?
                 .ok_or(Error::TooManySignalContexts(sys::SLOTS))?;
-            let res = match &self.inner.poller {
+            let res = match self.inner.poller() {
                 // SAFETY: the pool pipe is never closed, so it outlives the
                 // poller's registration (deleted when the context drops).
                 Some(p) => unsafe {
@@ -365,18 +446,20 @@ impl Context {
             handler: Some(handler),
             tag: 0,
             seq,
+            pending: 0,
         });
         drop(t);
         self.inner
             .sig_handlers
             .set(self.inner.sig_handlers.get() + 1);
-        self.inner
-            .hooks
-            .event(EventKind::Signal, EventPoint::Attach, key.to_u64(), 0);
-        Ok(Signal {
+        let signal = Signal {
             ctx: self.weak(),
             key,
-        })
+        };
+        let scope = self.panic_scope();
+        self.inner
+            .trace_event(EventKind::Signal, EventPoint::Attach, key.to_u64(), 0);
+        Ok(scope.end(signal))
     }
 
     fn signal_remove(&self, key: Key) {
@@ -386,6 +469,9 @@ impl Context {
         };
         let s = e.signum as usize;
         t.per_signal[s] -= 1;
+        if e.pending > 0 {
+            t.unrun -= 1;
+        }
         if t.per_signal[s] == 0
             && let Some((slot, _)) = t.wake
         {
@@ -397,86 +483,138 @@ impl Context {
             .sig_handlers
             .set(self.inner.sig_handlers.get() - 1);
         self.inner
-            .hooks
-            .event(EventKind::Signal, EventPoint::Detach, key.to_u64(), e.tag);
+            .trace_event(EventKind::Signal, EventPoint::Detach, key.to_u64(), e.tag);
         drop(e.handler);
     }
 
-    /// Whether a signal arrived since the last check (cheap: one atomic load).
+    /// Whether a signal arrived since the last check, or a handler still has
+    /// deliveries to run (cheap: one atomic load in the common case).
     #[inline]
     pub(crate) fn signals_pending(&self) -> bool {
-        self.inner.sig_handlers.get() > 0 && sys::generation() != self.inner.sig.borrow().last_gen
+        self.inner.sig_handlers.get() > 0 && {
+            let t = self.inner.sig.borrow();
+            sys::generation() != t.last_gen || t.unrun > 0
+        }
     }
 
     /// Runs the handlers of every signal that arrived since the last dispatch.
     /// Returns whether any handler ran.
+    ///
+    /// The deliveries are first counted into each handler's entry, so if a
+    /// handler panics, the handlers after it keep theirs and run at the next
+    /// step.
     pub(crate) fn run_signals(&self) -> bool {
-        let mut due: Vec<(Key, u32)> = Vec::new();
-        {
+        let due: Vec<Key> = {
             let mut t = self.inner.sig.borrow_mut();
+            let t = &mut *t;
             let generation = sys::generation();
-            if generation == t.last_gen {
-                return false;
-            }
-            t.last_gen = generation;
-            if let Some((_, rd)) = t.wake {
-                sys::drain(rd);
-            }
-            let mut by_sig: Vec<(u64, Key, u32)> = Vec::new();
-            for s in 1..sys::NSIG {
-                if t.per_signal[s] == 0 {
-                    continue;
+            if generation != t.last_gen {
+                t.last_gen = generation;
+                if let Some((_, rd)) = t.wake {
+                    sys::drain(rd);
                 }
-                let now = sys::count(s);
-                let delta = now - t.last_seen[s];
-                if delta == 0 {
-                    continue;
-                }
-                t.last_seen[s] = now;
-                let count = u32::try_from(delta).unwrap_or(u32::MAX);
-                for k in t.slab.keys() {
-                    let e = t.slab.get(k).expect("live");
-                    if e.signum as usize == s {
-                        by_sig.push((e.seq, k, count));
+                for s in 1..sys::NSIG {
+                    if t.per_signal[s] == 0 {
+                        continue;
+                    }
+                    let now = sys::count(s);
+                    let delta = now - t.last_seen[s];
+                    if delta == 0 {
+                        continue;
+                    }
+                    t.last_seen[s] = now;
+                    let count = u32::try_from(delta).unwrap_or(u32::MAX);
+                    for k in t.slab.keys() {
+                        let e = t.slab.get_mut(k).expect("live");
+                        if e.signum as usize == s {
+                            if e.pending == 0 {
+                                t.unrun += 1;
+                            }
+                            e.pending = e.pending.saturating_add(count);
+                        }
                     }
                 }
             }
-            by_sig.sort_by_key(|(seq, _, _)| *seq);
-            due.extend(by_sig.into_iter().map(|(_, k, c)| (k, c)));
-        }
+            if t.unrun == 0 {
+                return false;
+            }
+            let mut due: Vec<(u64, Key)> = t
+                .slab
+                .keys()
+                .into_iter()
+                .filter_map(|k| t.slab.get(k).filter(|e| e.pending > 0).map(|e| (e.seq, k)))
+                .collect();
+            due.sort_unstable_by_key(|(seq, _)| *seq);
+            due.into_iter().map(|(_, k)| k).collect()
+        };
         let mut ran = false;
-        for (key, count) in due {
+        for key in due {
             let taken = {
                 let mut t = self.inner.sig.borrow_mut();
-                t.slab
-                    .get_mut(key)
-                    .and_then(|e| e.handler.take().map(|h| (h, e.one_shot, e.tag)))
+                let t = &mut *t;
+                let taken = t.slab.get_mut(key).and_then(|e| {
+                    let count = std::mem::take(&mut e.pending);
+                    (count > 0)
+                        .then(|| e.handler.take().map(|h| (h, count, e.one_shot, e.tag)))
+                        .flatten()
+                });
+                if taken.is_some() {
+                    t.unrun -= 1;
+                }
+                taken
             };
             // Removed by an earlier handler of this dispatch: never called.
-            let Some((mut h, one_shot, tag)) = taken else {
+            let Some((h, count, one_shot, tag)) = taken else {
                 continue;
             };
-            self.inner.hooks.event(
+            self.inner.trace_event(
                 EventKind::Signal,
                 EventPoint::BeforeHandler,
                 key.to_u64(),
                 tag,
             );
-            h(self, &SignalRef { ctx: self, key }, count);
+            // The handler goes back into its event (a one-shot is removed)
+            // when it returns or panics.
+            let h = run_handler(
+                h,
+                |h| self.signal_ran(key, one_shot, h),
+                |h| h(self, &SignalRef { ctx: self, key }, count),
+            );
+            self.signal_ran(key, one_shot, h);
             ran = true;
-            let leftover = match self.inner.sig.borrow_mut().slab.get_mut(key) {
-                Some(e) if !one_shot => {
-                    e.handler = Some(h);
-                    None
-                }
-                _ => Some(h),
-            };
-            if one_shot {
-                self.signal_remove(key);
-            }
-            drop(leftover);
         }
         ran
+    }
+
+    /// Ends a run of a signal handler.
+    fn signal_ran(&self, key: Key, one_shot: bool, handler: SignalFn) {
+        let leftover = match self.inner.sig.borrow_mut().slab.get_mut(key) {
+            Some(e) if !one_shot => {
+                e.handler = Some(handler);
+                None
+            }
+            _ => Some(handler),
+        };
+        if one_shot {
+            self.signal_remove(key);
+        }
+        drop(leftover);
+    }
+
+    /// Reports every signal handler as detached (the context is being
+    /// dropped).
+    pub(crate) fn signals_detach_all(inner: &Inner) {
+        let all: Vec<(u64, u64)> = {
+            let t = inner.sig.borrow();
+            t.slab
+                .keys()
+                .into_iter()
+                .filter_map(|k| t.slab.get(k).map(|e| (k.to_u64(), e.tag)))
+                .collect()
+        };
+        for (id, tag) in all {
+            inner.trace_event(EventKind::Signal, EventPoint::Detach, id, tag);
+        }
     }
 
     fn signal_info(&self, key: Key) -> Option<(i32, u64)> {
@@ -558,6 +696,7 @@ impl Signal {
 impl Drop for Signal {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
+            let _scope = c.panic_scope();
             c.signal_remove(self.key);
         }
     }

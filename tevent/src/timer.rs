@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::context::{Context, Inner, upgrade};
+use crate::panic::run_handler;
 use crate::slab::{Key, Slab};
 use crate::trace::{EventKind, EventPoint};
 
@@ -40,7 +41,17 @@ pub(crate) struct TimerEntry {
     /// Sequence of the heap entry that currently represents this timer.
     seq: u32,
     armed: bool,
+    /// Reported attached to the trace hook and not detached since: armed, or
+    /// running its handler.
+    traced: bool,
     tag: u64,
+}
+
+impl TimerEntry {
+    /// Marks the timer detached; its tag if it was attached.
+    fn untrace(&mut self) -> Option<u64> {
+        std::mem::replace(&mut self.traced, false).then_some(self.tag)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -229,20 +240,23 @@ impl Context {
         deadline: Instant,
         handler: impl FnMut(&Context, &TimerRef<'_>) + 'static,
     ) -> Timer {
+        let scope = self.panic_scope();
         let key = self.timer_insert(deadline, TimerHandler::User(Box::new(handler)));
-        Timer {
+        scope.end(Timer {
             ctx: self.weak(),
             key,
-        }
+        })
     }
 
-    /// Adds a timer that fires once, `after` from now.
+    /// Adds a timer that fires once, `after` from now. A duration beyond
+    /// [`FAR_FUTURE`](crate::FAR_FUTURE) (such as `Duration::MAX`, "never")
+    /// is clamped to it.
     pub fn add_timer_after(
         &self,
         after: Duration,
         handler: impl FnMut(&Context, &TimerRef<'_>) + 'static,
     ) -> Timer {
-        self.add_timer(self.now() + after, handler)
+        self.add_timer(self.deadline_after(after), handler)
     }
 
     fn timer_insert(&self, deadline: Instant, handler: TimerHandler) -> Key {
@@ -264,6 +278,7 @@ impl Context {
             deadline,
             seq: 0,
             armed: false,
+            traced: true,
             tag: 0,
         })?;
         if let Err(e) = q.arm(key, deadline) {
@@ -272,8 +287,7 @@ impl Context {
         }
         drop(q);
         self.inner
-            .hooks
-            .event(EventKind::Timer, EventPoint::Attach, key.to_u64(), 0);
+            .trace_event(EventKind::Timer, EventPoint::Attach, key.to_u64(), 0);
         Ok(key)
     }
 
@@ -289,6 +303,8 @@ impl Context {
 
     /// Moves (or re-arms) the timer to `deadline`; `Ok(false)` if it is gone,
     /// and an allocation failure is returned (request end times need that).
+    /// A timer that was still attached (pending, or running its handler) is
+    /// reported detached first, as C tevent does when it re-arms.
     pub(crate) fn timer_try_restart(
         &self,
         key: Key,
@@ -298,12 +314,17 @@ impl Context {
         let Some(e) = q.slab.get(key) else {
             return Ok(false);
         };
-        let tag = e.tag;
+        let (tag, was_traced) = (e.tag, e.traced);
         q.arm(key, deadline)?;
+        q.slab.get_mut(key).expect("armed above").traced = true;
         drop(q);
+        let id = key.to_u64();
+        if was_traced {
+            self.inner
+                .trace_event(EventKind::Timer, EventPoint::Detach, id, tag);
+        }
         self.inner
-            .hooks
-            .event(EventKind::Timer, EventPoint::Attach, key.to_u64(), tag);
+            .trace_event(EventKind::Timer, EventPoint::Attach, id, tag);
         Ok(true)
     }
 
@@ -311,12 +332,11 @@ impl Context {
     pub(crate) fn timer_cancel(&self, key: Key) -> bool {
         let mut q = self.inner.timers.borrow_mut();
         let was = q.disarm(key);
-        let tag = q.slab.get(key).map_or(0, |e| e.tag);
+        let detach = q.slab.get_mut(key).and_then(TimerEntry::untrace);
         drop(q);
-        if was {
+        if let Some(tag) = detach {
             self.inner
-                .hooks
-                .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
+                .trace_event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
         }
         was
     }
@@ -324,13 +344,12 @@ impl Context {
     /// Removes the timer entirely.
     pub(crate) fn timer_remove(&self, key: Key) {
         let mut q = self.inner.timers.borrow_mut();
-        let was = q.disarm(key);
+        q.disarm(key);
         let entry = q.slab.remove(key);
         drop(q);
-        if let (true, Some(e)) = (was, &entry) {
+        if let Some(tag) = entry.as_ref().and_then(|e| e.traced.then_some(e.tag)) {
             self.inner
-                .hooks
-                .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), e.tag);
+                .trace_event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
         }
         drop(entry);
     }
@@ -371,54 +390,89 @@ impl Context {
             q.armed -= 1;
             let (key, e) = q.slab.get_at_mut(top.idx()).expect("live");
             e.armed = false;
-            let tag = e.tag;
-            match e.handler.take() {
-                Some(h) => (key, deadline, h, tag),
-                None => return TimerStep::Ran,
-            }
+            (key, deadline, e.handler.take(), e.tag)
         };
-        inner.hooks.event(
+        inner.trace_event(
             EventKind::Timer,
             EventPoint::BeforeHandler,
             key.to_u64(),
             tag,
         );
         match handler {
-            TimerHandler::User(mut f) => {
-                f(
-                    self,
-                    &TimerRef {
-                        ctx: self,
-                        key,
-                        deadline,
+            // The handler goes back into its timer (and the end of this firing
+            // is reported) when it returns or panics.
+            Some(TimerHandler::User(f)) => {
+                let f = run_handler(
+                    f,
+                    |f| self.timer_fired(key, Some(f)),
+                    |f| {
+                        f(
+                            self,
+                            &TimerRef {
+                                ctx: self,
+                                key,
+                                deadline,
+                            },
+                        )
                     },
                 );
-                let mut q = inner.timers.borrow_mut();
-                let (leftover, rearmed) = match q.slab.get_mut(key) {
-                    Some(e) => {
-                        e.handler = Some(TimerHandler::User(f));
-                        (None, e.armed)
-                    }
-                    None => (Some(f), true),
-                };
-                drop(q);
-                if !rearmed {
-                    inner
-                        .hooks
-                        .event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
-                }
-                drop(leftover);
+                self.timer_fired(key, Some(f));
             }
-            TimerHandler::ReqEndtime(req) => {
+            Some(TimerHandler::ReqEndtime(req)) => {
                 // The timer belongs to the request, which removes it when it
                 // finishes; put the handler back until then.
                 if let Some(e) = inner.timers.borrow_mut().slab.get_mut(key) {
                     e.handler = Some(TimerHandler::ReqEndtime(req));
                 }
                 self.req_timed_out(req);
+                self.timer_fired(key, None);
             }
+            None => self.timer_fired(key, None),
         }
         TimerStep::Ran
+    }
+
+    /// Ends a firing: puts the handler back into its entry (or drops it if
+    /// the handle went meanwhile) and reports the timer detached unless its
+    /// handler armed it again.
+    fn timer_fired(&self, key: Key, handler: Option<TimerFn>) {
+        let mut q = self.inner.timers.borrow_mut();
+        let (leftover, detach) = match q.slab.get_mut(key) {
+            Some(e) => {
+                if let Some(h) = handler {
+                    e.handler = Some(TimerHandler::User(h));
+                }
+                (None, if e.armed { None } else { e.untrace() })
+            }
+            None => (handler, None),
+        };
+        drop(q);
+        if let Some(tag) = detach {
+            self.inner
+                .trace_event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
+        }
+        drop(leftover);
+    }
+
+    /// Reports every timer still attached as detached (the context is being
+    /// dropped).
+    pub(crate) fn timers_detach_all(inner: &Inner) {
+        let traced: Vec<(u64, u64)> = {
+            let q = inner.timers.borrow();
+            q.slab
+                .keys()
+                .into_iter()
+                .filter_map(|k| {
+                    q.slab
+                        .get(k)
+                        .filter(|e| e.traced)
+                        .map(|e| (k.to_u64(), e.tag))
+                })
+                .collect()
+        };
+        for (id, tag) in traced {
+            inner.trace_event(EventKind::Timer, EventPoint::Detach, id, tag);
+        }
     }
 }
 
@@ -445,9 +499,10 @@ impl TimerRef<'_> {
         let _ = self.ctx.timer_restart(self.key, deadline);
     }
 
-    /// Arms the timer again, `after` from now.
+    /// Arms the timer again, `after` from now (clamped to
+    /// [`FAR_FUTURE`](crate::FAR_FUTURE)).
     pub fn restart_after(&self, after: Duration) {
-        self.restart(self.ctx.now() + after)
+        self.restart(self.ctx.deadline_after(after))
     }
 
     /// The deadline this run of the handler was due at (a `restart` inside
@@ -476,20 +531,26 @@ impl Timer {
     /// Moves the timer to `deadline`, arming it again if it already fired or
     /// was cancelled.
     pub fn restart(&self, deadline: Instant) -> Result<(), Error> {
-        upgrade(&self.ctx)?.timer_restart(self.key, deadline)
+        let c = upgrade(&self.ctx)?;
+        let _scope = c.panic_scope();
+        c.timer_restart(self.key, deadline)
     }
 
-    /// Moves the timer to `after` from now.
+    /// Moves the timer to `after` from now (clamped to
+    /// [`FAR_FUTURE`](crate::FAR_FUTURE)).
     pub fn restart_after(&self, after: Duration) -> Result<(), Error> {
         let c = upgrade(&self.ctx)?;
-        let at = c.now() + after;
-        c.timer_restart(self.key, at)
+        let _scope = c.panic_scope();
+        c.timer_restart(self.key, c.deadline_after(after))
     }
 
     /// Disarms the timer without removing it; returns whether it was armed.
     /// Cancelling a timer that already fired is a harmless `false`.
     pub fn cancel(&self) -> bool {
-        upgrade(&self.ctx).is_ok_and(|c| c.timer_cancel(self.key))
+        upgrade(&self.ctx).is_ok_and(|c| {
+            let _scope = c.panic_scope();
+            c.timer_cancel(self.key)
+        })
     }
 
     /// Whether the timer is armed.
@@ -520,6 +581,7 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
+            let _scope = c.panic_scope();
             c.timer_remove(self.key);
         }
     }

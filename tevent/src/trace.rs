@@ -9,6 +9,9 @@
 
 use std::cell::RefCell;
 
+use crate::context::Inner;
+use crate::panic::PanicSlot;
+
 /// A point in the life of one loop step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LoopPoint {
@@ -82,49 +85,66 @@ pub(crate) struct Hooks {
     pub(crate) has_event: std::cell::Cell<bool>,
 }
 
-impl Hooks {
+impl Inner {
     /// Reports a loop point, if a loop hook is installed.
     #[inline]
-    pub(crate) fn loop_point(&self, p: LoopPoint) {
-        if self.has_loop.get() {
-            self.call_loop_hook(p);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn call_loop_hook(&self, p: LoopPoint) {
-        let Some(mut h) = self.loop_hook.borrow_mut().take() else {
-            return;
-        };
-        let epoch = self.epoch.get();
-        h(p);
-        if self.epoch.get() == epoch {
-            *self.loop_hook.borrow_mut() = Some(h);
+    pub(crate) fn trace_loop(&self, p: LoopPoint) {
+        if self.hooks.has_loop.get() {
+            self.hooks.call_loop_hook(&self.panic, p);
         }
     }
 
     /// Reports an event point, if an event hook is installed.
     #[inline]
-    pub(crate) fn event(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
-        if self.has_event.get() {
-            self.call_event_hook(kind, point, id, tag);
+    pub(crate) fn trace_event(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
+        if self.hooks.has_event.get() {
+            self.hooks
+                .call_event_hook(&self.panic, kind, point, id, tag);
+        }
+    }
+}
+
+impl Hooks {
+    /// Runs the loop hook. It is taken out while it runs (so it may replace
+    /// itself), and a panic in it is kept for the public call that caused it
+    /// (see [`crate::panic`]): hooks run in the middle of the loop's
+    /// bookkeeping.
+    #[cold]
+    #[inline(never)]
+    fn call_loop_hook(&self, slot: &PanicSlot, p: LoopPoint) {
+        let Some(mut h) = self.loop_hook.borrow_mut().take() else {
+            return;
+        };
+        let epoch = self.epoch.get();
+        slot.catch(|| h(p));
+        if self.epoch.get() == epoch {
+            *self.loop_hook.borrow_mut() = Some(h);
         }
     }
 
+    /// Runs the event hook (see [`Hooks::call_loop_hook`]); events it causes
+    /// are not reported to itself.
     #[cold]
     #[inline(never)]
-    fn call_event_hook(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
-        // A running hook is taken out: events it causes are not reported to itself.
+    fn call_event_hook(
+        &self,
+        slot: &PanicSlot,
+        kind: EventKind,
+        point: EventPoint,
+        id: u64,
+        tag: u64,
+    ) {
         let Some(mut h) = self.event_hook.borrow_mut().take() else {
             return;
         };
         let epoch = self.epoch.get();
-        h(&EventTrace {
-            kind,
-            point,
-            tag,
-            id,
+        slot.catch(|| {
+            h(&EventTrace {
+                kind,
+                point,
+                tag,
+                id,
+            })
         });
         if self.epoch.get() == epoch {
             *self.event_hook.borrow_mut() = Some(h);

@@ -35,6 +35,13 @@ pub enum ReqError<E> {
     /// context: a request tree lives on one context.
     #[error("the subrequest belongs to another event context")]
     WrongContext,
+    /// A step (or the cancel hook) of the request panicked. The panic itself
+    /// propagated out of the runtime call that ran the step; the request was
+    /// finished with this error so that its waiter, if the program goes on,
+    /// is told like for any other failure (compare tokio's
+    /// `JoinError::Panic`). C tevent has no such outcome.
+    #[error("a step of the request panicked")]
+    Panicked,
 }
 
 impl<E> From<E> for ReqError<E> {
@@ -60,6 +67,7 @@ impl<E> ReqError<E> {
             ReqError::InProgress => ReqError::InProgress,
             ReqError::ContextGone => ReqError::ContextGone,
             ReqError::WrongContext => ReqError::WrongContext,
+            ReqError::Panicked => ReqError::Panicked,
         }
     }
 
@@ -81,7 +89,8 @@ impl<E> ReqError<E> {
             ReqError::QueueDropped
             | ReqError::InProgress
             | ReqError::ContextGone
-            | ReqError::WrongContext => crate::ReqState::Error,
+            | ReqError::WrongContext
+            | ReqError::Panicked => crate::ReqState::Error,
         }
     }
 }

@@ -83,11 +83,61 @@ pub trait Request: Sized + 'static {
     type Error: 'static;
 
     /// A short name for `Debug` output and profiles (default: the type name
-    /// without its module path).
+    /// with every module path left out, generic arguments kept:
+    /// `tevent::io::ReadSome<std::os::unix::net::UnixStream>` gives
+    /// `ReadSome<UnixStream>`).
     fn name() -> &'static str {
-        let full = std::any::type_name::<Self>();
-        full.rsplit("::").next().unwrap_or(full)
+        short_type_name(std::any::type_name::<Self>())
     }
+}
+
+/// `full` (a `std::any::type_name`) without module paths, in every
+/// generic argument too. Names of generic types are computed once per
+/// process and kept (a few bytes per request type).
+pub(crate) fn short_type_name(full: &'static str) -> &'static str {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    if !full.contains('<') {
+        return full.rsplit("::").next().unwrap_or(full);
+    }
+    /// Keyed by the full name's address and length.
+    static SHORT: Mutex<BTreeMap<(usize, usize), &'static str>> = Mutex::new(BTreeMap::new());
+    let mut names = SHORT.lock().unwrap_or_else(|e| e.into_inner());
+    names
+        .entry((full.as_ptr() as usize, full.len()))
+        .or_insert_with(|| Box::leak(strip_paths(full).into_boxed_str()))
+}
+
+/// Drops every `path::` prefix in a type name: each run of path segments
+/// keeps its last segment (closures keep `{{closure}}`).
+fn strip_paths(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    // Where the current path began in `out`.
+    let mut start = 0;
+    let mut rest = full;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("::") {
+            // `<T as Trait>::Assoc` keeps its separator.
+            if out.ends_with('>') {
+                out.push_str("::");
+                start = out.len();
+            } else {
+                out.truncate(start);
+            }
+            rest = after;
+            continue;
+        }
+        out.push(c);
+        if matches!(
+            c,
+            '<' | '>' | '(' | ')' | '[' | ']' | ',' | ';' | ' ' | '&' | '*'
+        ) {
+            start = out.len();
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// What a step decided.
@@ -154,14 +204,17 @@ impl<T: Request> Req<T> {
         state: T,
         first: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> Req<T> {
+        // A panic of `first` (kept while the request is finished) leaves
+        // after the handle exists, so it is dropped on the way out.
+        let scope = ev.panic_scope();
         let slot = match ev.req_create(state, Location::caller(), first) {
             Some(node) => Slot::Live(node),
             None => Slot::NoMemory(ev.weak()),
         };
-        Req {
+        scope.end(Req {
             slot: ManuallyDrop::new(slot),
             _t: PhantomData,
-        }
+        })
     }
 
     /// A handle for a request the runtime held until now (the completion
@@ -250,6 +303,7 @@ impl<T: Request> Req<T> {
                 let Some(ev) = node.hdr().context() else {
                     return;
                 };
+                let _scope = ev.panic_scope();
                 let registered = make_resume(Callback::<T, _> {
                     f: callback,
                     _t: PhantomData,
@@ -291,6 +345,7 @@ impl<T: Request> Req<T> {
         let Some((ev, node)) = self.live() else {
             return false;
         };
+        let _scope = ev.panic_scope();
         let mut started = false;
         ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
             Some(hook) => match hook(st, ctl) {
@@ -309,7 +364,10 @@ impl<T: Request> Req<T> {
     /// `at`, it finishes [`ReqError::TimedOut`] and its subtree is dropped.
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         match (&*self.slot, self.live()) {
-            (_, Some((ev, node))) => ev.req_set_endtime(node, at).map_err(Failure::to_req),
+            (_, Some((ev, node))) => {
+                let _scope = ev.panic_scope();
+                ev.req_set_endtime(node, at).map_err(Failure::to_req)
+            }
             (Slot::NoMemory(_), _) => Err(ReqError::NoMemory),
             _ => Err(ReqError::ContextGone),
         }
@@ -318,6 +376,7 @@ impl<T: Request> Req<T> {
     /// Removes the end time.
     pub fn reset_endtime(&self) {
         if let Some((ev, node)) = self.live() {
+            let _scope = ev.panic_scope();
             ev.req_reset_endtime(node);
         }
     }
@@ -358,6 +417,7 @@ impl<T: Request> Drop for Req<T> {
             // Once the context is gone, its teardown has dropped the request:
             // only the memory is left, freed with this last reference.
             if let Some(ev) = node.hdr().context() {
+                let _scope = ev.panic_scope();
                 ev.req_drop_owned(node);
             }
         }
@@ -441,9 +501,10 @@ impl<'a, T: Request> Ctl<'a, T> {
             .map_err(Failure::to_req)
     }
 
-    /// Sets this request's end time `after` from now.
+    /// Sets this request's end time `after` from now (clamped to
+    /// [`FAR_FUTURE`](crate::FAR_FUTURE), so `Duration::MAX` means "never").
     pub fn set_timeout(&mut self, after: Duration) -> Result<(), ReqError<T::Error>> {
-        let at = self.ev.now() + after;
+        let at = self.ev.deadline_after(after);
         self.set_endtime(at)
     }
 

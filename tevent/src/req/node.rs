@@ -40,6 +40,7 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 use crate::context::{Context, Inner};
+use crate::panic::PanicSlot;
 use crate::req::table::{Extra, Owner, ReqCell, Resume};
 use crate::req::{Failure, ReqState, Request};
 use crate::slab::Key;
@@ -113,10 +114,10 @@ struct NodeVt {
     /// Drops the node in place and returns its memory (to the pool, if given).
     free: unsafe fn(NodePtr, Option<&NodePool>),
     /// Finishes the request with a runtime failure.
-    fail: unsafe fn(NodePtr, Failure) -> ReqState,
+    fail: unsafe fn(NodePtr, Failure, &PanicSlot) -> ReqState,
     /// Drops what the typed part holds: the state (its cleanup hook runs
     /// first, with `Dropped`, if it never finished), the result, the hooks.
-    clear: unsafe fn(NodePtr),
+    clear: unsafe fn(NodePtr, &PanicSlot),
     name: fn() -> &'static str,
 }
 
@@ -330,23 +331,25 @@ impl ReqRef {
         unsafe { &mut *(*node.as_ptr()).cell.get() }
     }
 
-    /// Finishes the request with a runtime failure through its vtable.
+    /// Finishes the request with a runtime failure through its vtable (a
+    /// panic of the cleanup hook or the state's `Drop` is kept in `panics`).
     ///
     /// # Safety
     /// The request must be in progress and its typed part not borrowed
     /// (`RUNNING` false); the caller sets `RUNNING` around the call.
-    pub(crate) unsafe fn fail(&self, why: Failure) -> ReqState {
+    pub(crate) unsafe fn fail(&self, why: Failure, panics: &PanicSlot) -> ReqState {
         // SAFETY: guaranteed by the caller; the vtable is the node's own.
-        unsafe { (self.hdr().vt.fail)(self.0, why) }
+        unsafe { (self.hdr().vt.fail)(self.0, why, panics) }
     }
 
-    /// Drops what the typed part holds (see `NodeVt::clear`).
+    /// Drops what the typed part holds (see `NodeVt::clear`); a panic of
+    /// that user code is kept in `panics`.
     ///
     /// # Safety
     /// The typed part must not be borrowed (`RUNNING` false).
-    pub(crate) unsafe fn clear(&self) {
+    pub(crate) unsafe fn clear(&self, panics: &PanicSlot) {
         // SAFETY: guaranteed by the caller; the vtable is the node's own.
-        unsafe { (self.hdr().vt.clear)(self.0) }
+        unsafe { (self.hdr().vt.clear)(self.0, panics) }
     }
 }
 
@@ -448,21 +451,23 @@ unsafe fn free_node_inline<T: Request>(p: NodePtr, pool: Option<&NodePool>) {
     unsafe { NodePool::free_block::<T>(pool, node.cast::<u8>()) };
 }
 
-unsafe fn fail_node<T: Request>(p: NodePtr, why: Failure) -> ReqState {
+unsafe fn fail_node<T: Request>(p: NodePtr, why: Failure, panics: &PanicSlot) -> ReqState {
     // SAFETY: the caller of `ReqRef::fail` guarantees exclusive access and the
     // node is a `Node<T>` (its vtable says so).
     let cell = unsafe { &mut *(*p.cast::<Node<T>>().as_ptr()).cell.get() };
-    cell.finish(Err(why.to_req()))
+    cell.finish(Err(why.to_req()), panics)
 }
 
-unsafe fn clear_node<T: Request>(p: NodePtr) {
+unsafe fn clear_node<T: Request>(p: NodePtr, panics: &PanicSlot) {
     // SAFETY: as in `fail_node`.
     let cell = unsafe { &mut *(*p.cast::<Node<T>>().as_ptr()).cell.get() };
-    cell.drop_state(ReqState::Dropped);
+    cell.drop_state(ReqState::Dropped, panics);
     let result = cell.result.take();
     cell.hooks.cleanup = None;
     cell.hooks.cancel = None;
-    drop(result);
+    // The output or error is the user's: its `Drop` may panic too. Nothing
+    // of the node is borrowed while it runs.
+    panics.catch(move || drop(result));
 }
 
 // ---------------------------------------------------------------------------

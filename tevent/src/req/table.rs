@@ -23,7 +23,8 @@
 use std::cell::Cell;
 use std::panic::Location;
 
-use crate::context::Context;
+use crate::context::{Context, MAX_NOTIFICATIONS_PER_STEP};
+use crate::panic::PanicSlot;
 use crate::req::node::{Flag, Header, NodePtr, ReqRef, hdr};
 use crate::req::{Ctl, Failure, ReqState, Request, StepResult};
 use crate::slab::Key;
@@ -63,27 +64,36 @@ impl<T: Request> ReqCell<T> {
     }
 
     /// Stores the outcome, runs the cleanup hook and drops the state.
-    pub(crate) fn finish(&mut self, r: Result<T::Output, ReqError<T::Error>>) -> ReqState {
+    pub(crate) fn finish(
+        &mut self,
+        r: Result<T::Output, ReqError<T::Error>>,
+        panics: &PanicSlot,
+    ) -> ReqState {
         let reached = match &r {
             Ok(_) => ReqState::Done,
             Err(e) => e.state(),
         };
         self.result = Some(r);
-        self.drop_state(reached);
+        self.drop_state(reached, panics);
         reached
     }
 
-    /// Runs the cleanup hook (once) and drops the state.
-    pub(crate) fn drop_state(&mut self, reached: ReqState) {
+    /// Runs the cleanup hook (once) and drops the state. Both are user code
+    /// run mid-bookkeeping: a panic in either is kept in `panics` (the state
+    /// is dropped even if the hook panicked).
+    pub(crate) fn drop_state(&mut self, reached: ReqState, panics: &PanicSlot) {
         if let Some(mut state) = self.state.take() {
             if let Some(cleanup) = self.hooks.cleanup.take() {
-                cleanup(&mut state, reached);
+                panics.catch(|| cleanup(&mut state, reached));
             }
-            drop(state);
+            panics.catch(move || drop(state));
         }
     }
 
-    /// Runs `f` as a step; returns the state reached if it finished.
+    /// Runs `f` as a step; returns the state reached if it finished. A step
+    /// that panics finishes the request with [`ReqError::Panicked`]; the
+    /// panic is kept in the context and raised when the public call that ran
+    /// the step returns.
     #[inline]
     fn step(
         &mut self,
@@ -91,15 +101,17 @@ impl<T: Request> ReqCell<T> {
         node: &ReqRef,
         f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> Option<ReqState> {
+        let panics = &ev.inner.panic;
         let ReqCell { state, hooks, .. } = self;
         let state = state
             .as_mut()
             .expect("an in-progress request has its state");
         let mut ctl = Ctl::new(ev, node, hooks);
-        match f(state, &mut ctl) {
-            Ok(Progress::Pending) => None,
-            Ok(Progress::Done(out)) => Some(self.finish(Ok(out))),
-            Err(e) => Some(self.finish(Err(e))),
+        match panics.catch(|| f(state, &mut ctl)) {
+            Some(Ok(Progress::Pending)) => None,
+            Some(Ok(Progress::Done(out))) => Some(self.finish(Ok(out), panics)),
+            Some(Err(e)) => Some(self.finish(Err(e), panics)),
+            None => Some(self.finish(Err(ReqError::Panicked), panics)),
         }
     }
 }
@@ -391,14 +403,17 @@ impl Context {
         Ok(profiled)
     }
 
-    /// Delivers queued notifications until the queue is empty. Returns whether
-    /// any waiter ran. Each finished child is handed to a handle (taken out of
-    /// its parent's care) before its waiter runs.
+    /// Delivers queued notifications until the queue is empty, or
+    /// [`MAX_NOTIFICATIONS_PER_STEP`] were delivered (the rest are delivered
+    /// by the following steps, so a chain of waiters that keeps finishing
+    /// requests cannot hold one step forever). Returns whether any waiter
+    /// ran. Each finished child is handed to a handle (taken out of its
+    /// parent's care) before its waiter runs.
     #[inline]
     pub(crate) fn run_completions(&self) -> bool {
         let t = &self.inner.reqs;
         let mut ran = false;
-        loop {
+        for _ in 0..MAX_NOTIFICATIONS_PER_STEP {
             let Some(p) = t.pop_notification() else {
                 return ran;
             };
@@ -431,6 +446,7 @@ impl Context {
             resume.resume(self, parent, child);
             ran = true;
         }
+        ran
     }
 
     /// Finishes an in-progress request with a runtime failure (timeout, queue
@@ -442,7 +458,7 @@ impl Context {
         }
         h.raise(Flag::RUNNING);
         // SAFETY: in progress and not borrowed (checked); `RUNNING` is set.
-        let reached = unsafe { node.fail(why) };
+        let reached = unsafe { node.fail(why, &self.inner.panic) };
         self.req_put_back(node, Some(reached));
         true
     }
@@ -568,10 +584,13 @@ impl Context {
         if let Some(q) = extra.and_then(|mut e| e[0].queue.take()) {
             q.release(self);
         }
-        drop(h.waiter.take());
+        // A waiter is user code (a step or callback closure, and what it
+        // captured); so is what `clear` drops. Panics are kept.
+        let waiter = h.waiter.take();
+        self.inner.panic.catch(move || drop(waiter));
         // SAFETY: removed nodes never run a step again, and this one was not
         // running (checked by the caller).
-        unsafe { node.clear() };
+        unsafe { node.clear(&self.inner.panic) };
         node.release_into(Some(&self.inner.node_pool));
     }
 
@@ -589,6 +608,8 @@ impl Context {
     ) -> bool {
         let h = node.hdr();
         if !runnable(h) {
+            // The step closure is the user's (with what it captured).
+            self.inner.panic.catch(move || drop(f));
             return false;
         }
         h.raise(Flag::RUNNING);
@@ -613,6 +634,7 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
         return Err(ReqError::ContextGone);
     };
     if h.state.get() == ReqState::InProgress {
+        let _scope = ev.panic_scope();
         ev.req_drop_owned(node);
         return Err(ReqError::InProgress);
     }
@@ -643,7 +665,7 @@ impl ReqTable {
     /// longer be reached: handles see it gone). States are dropped (cleanup
     /// hooks run with `Dropped`); nodes still held by handles stay allocated
     /// until their handles go.
-    pub(crate) fn teardown(&self) {
+    pub(crate) fn teardown(&self, panics: &PanicSlot) {
         self.dropping.set(true);
         let mut all = Vec::with_capacity(self.live.get());
         let mut c = self.live_head.take();
@@ -672,9 +694,10 @@ impl ReqTable {
             let h = node.hdr();
             let extra = h.extra.borrow_mut().take();
             drop(extra);
-            drop(h.waiter.take());
+            let waiter = h.waiter.take();
+            panics.catch(move || drop(waiter));
             // SAFETY: no step runs while the context is dropped.
-            unsafe { node.clear() };
+            unsafe { node.clear(panics) };
             // A handle's reference goes with the handle.
             if h.owner.get() != Owner::Handle {
                 // SAFETY: the runtime held the owner's reference.

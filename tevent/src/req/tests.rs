@@ -628,3 +628,61 @@ fn random_trees_clean_up_every_request_exactly_once() {
     assert!(created > seeds as u32 * 10, "{created} requests");
     assert!(callbacks > 0);
 }
+
+#[test]
+fn type_names_keep_generic_arguments_without_paths() {
+    use super::strip_paths;
+    assert_eq!(
+        strip_paths("tevent::io::Read<std::os::unix::net::UnixStream>"),
+        "Read<UnixStream>"
+    );
+    assert_eq!(
+        strip_paths(
+            "a::Outer<b::Inner<alloc::string::String>, std::collections::hash::map::HashMap<u8, alloc::vec::Vec<u8>>>"
+        ),
+        "Outer<Inner<String>, HashMap<u8, Vec<u8>>>"
+    );
+    assert_eq!(
+        strip_paths("x::Job<tests::main::{{closure}}>"),
+        "Job<{{closure}}>"
+    );
+    assert_eq!(
+        strip_paths("m::T<(a::B, [c::D; 4], &e::F, *const g::H)>"),
+        "T<(B, [D; 4], &F, *const H)>"
+    );
+    assert_eq!(
+        strip_paths("m::T<dyn core::ops::Fn(u8) -> a::B>"),
+        "T<dyn Fn(u8) -> B>"
+    );
+    assert_eq!(
+        strip_paths("<m::A<u8> as n::Tr>::Out"),
+        "<A<u8> as Tr>::Out"
+    );
+}
+
+#[test]
+fn the_default_name_of_a_generic_request_is_readable() {
+    struct Gen<T>(T);
+    impl<T: 'static> Request for Gen<T> {
+        type Output = ();
+        type Error = ();
+    }
+    let closure = || ();
+    fn name_of<T: Request>(_: &T) -> &'static str {
+        T::name()
+    }
+    assert_eq!(Gen::<Vec<String>>::name(), "Gen<Vec<String>>");
+    assert_eq!(name_of(&Gen(closure)), "Gen<{{closure}}>");
+    // Computed once: the same `&'static str` each time.
+    assert!(std::ptr::eq(
+        Gen::<Vec<String>>::name(),
+        Gen::<Vec<String>>::name()
+    ));
+    assert_eq!(Now::name(), "Now");
+    let ev = ctx();
+    let r = Req::start(&ev, Gen(vec![String::new()]), |_, _| Ok(Progress::Pending));
+    assert!(
+        format!("{r:?}").contains(r#"type: "Gen<Vec<String>>""#),
+        "{r:?}"
+    );
+}
