@@ -1,5 +1,6 @@
-//! Requests: finishing exactly once, notification from the loop, recv, poll,
-//! callbacks, Debug, cleanup and cancel hooks, end times and wake-ups.
+//! Requests: finishing exactly once, notification from the loop, recv, poll
+//! (and on the wrong context), callbacks, Debug, cleanup and cancel hooks,
+//! end times and wake-ups.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -96,6 +97,20 @@ fn poll_reports_a_request_nothing_can_finish() {
     // Receiving it unfinished is a clear error and drops it.
     assert_eq!(req.recv(), Err(ReqError::InProgress));
     assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn poll_on_another_context_is_wrong_context() {
+    let ev = Context::new().unwrap();
+    let other = Context::new().unwrap();
+    let req = sleep_send(&ev, Duration::from_millis(1));
+    let e = req.poll(&other).unwrap_err();
+    assert!(matches!(e, Error::WrongContext), "{e:?}");
+    assert!(e.to_string().contains("does not belong"), "{e}");
+    // Still a misuse once the request is finished.
+    req.poll(&ev).unwrap();
+    assert!(matches!(req.poll(&other), Err(Error::WrongContext)));
+    assert_eq!(req.recv().unwrap(), "woke");
 }
 
 #[test]

@@ -57,6 +57,13 @@ pub enum Error {
     /// context that could finish it (C tevent would wait forever).
     #[error("the request is in progress but no event is left that could finish it")]
     RequestStalled,
+    /// `Req::poll` was given a context the request does not belong to: a
+    /// request only ever runs on the context it was started on, so polling
+    /// another one could never finish it.
+    #[error(
+        "the request was polled on an event context it does not belong to (poll it on the context it was started on)"
+    )]
+    WrongContext,
     /// The operating system's poller (epoll) failed.
     #[error("poller failure: {0}")]
     Poller(#[source] io::Error),

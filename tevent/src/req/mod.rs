@@ -281,11 +281,19 @@ impl<T: Request> Req<T> {
 
     /// Runs the loop until the request is finished (tevent's `tevent_req_poll`).
     ///
-    /// Fails with [`Error::Nested`] inside a handler of the same context, and
-    /// with [`Error::RequestStalled`] if the request is unfinished and the
-    /// context has no event left that could finish it (C tevent would wait
-    /// forever).
+    /// Fails with [`Error::Nested`] inside a handler of the same context, with
+    /// [`Error::WrongContext`] if `ev` is not the context the request was
+    /// started on (that loop could never finish it), and with
+    /// [`Error::RequestStalled`] if the request is unfinished and the context
+    /// has no event left that could finish it (C tevent would wait forever).
     pub fn poll(&self, ev: &Context) -> Result<(), Error> {
+        let ours = match &*self.slot {
+            Slot::Live(node) => node.hdr().belongs_to(&ev.inner),
+            Slot::NoMemory(ctx) => std::ptr::eq(ctx.as_ptr(), Rc::as_ptr(&ev.inner)),
+        };
+        if !ours {
+            return Err(Error::WrongContext);
+        }
         while self.is_in_progress() {
             if !ev.step_for_poll()? {
                 return Err(Error::RequestStalled);
