@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! EchoServer ─┬─ Accept                      (the accept loop)
-//!             ├─ Echo (client 1) ── Read      (read up to bufsize bytes ...)
+//!             ├─ Echo (client 1) ── ReadSome  (read up to bufsize bytes ...)
 //!             └─ Echo (client 2) ── WriteAll  (... write them all back, repeat)
 //! ```
 //!
@@ -26,7 +26,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use tevent::io::{Accept, Read, WriteAll, accept_send, read_send, write_all_send};
+use tevent::io::{Accept, ReadSome, WriteAll, accept_send, read_some_send, write_all_send};
 use tevent::{
     Context, Ctl, Progress, Req, ReqError, ReqState, Request, StepResult, Wakeup, wakeup_send,
 };
@@ -118,7 +118,7 @@ impl Echo {
     fn read_done(
         &mut self,
         ctl: &mut Ctl<'_, Self>,
-        sub: Req<Read<TcpStream>>,
+        sub: Req<ReadSome<TcpStream>>,
     ) -> StepResult<Self> {
         let data = sub.recv()?;
         if data.is_empty() {
@@ -142,7 +142,7 @@ impl Echo {
             Err(e) => return Err(e),
         };
         buf.resize(self.bufsize, 0);
-        ctl.wait(read_send(ctl.ev(), &self.sock, buf), Echo::read_done)?;
+        ctl.wait(read_some_send(ctl.ev(), &self.sock, buf), Echo::read_done)?;
         Ok(Progress::Pending)
     }
 }
@@ -165,7 +165,7 @@ pub fn echo_send(ev: &Context, sock: TcpStream, bufsize: usize, out: &Out) -> Re
     Req::start(ev, state, |st, ctl| {
         ctl.set_cleanup(echo_cleanup);
         let buf = tevent::alloc::try_vec_filled(st.bufsize, 0)?;
-        ctl.wait(read_send(ctl.ev(), &st.sock, buf), Echo::read_done)?;
+        ctl.wait(read_some_send(ctl.ev(), &st.sock, buf), Echo::read_done)?;
         Ok(Progress::Pending)
     })
 }
@@ -223,8 +223,8 @@ impl EchoServer {
         ctl: &mut Ctl<'_, Self>,
         sub: Req<Accept<TcpListener>>,
     ) -> StepResult<Self> {
-        let fd = match sub.recv() {
-            Ok(fd) => fd,
+        let sock = match sub.recv() {
+            Ok(sock) => sock,
             Err(ReqError::User(e)) if transient(&e) => {
                 eprintln!("accept() failed: {}; retrying in 100 ms", strerror(&e));
                 let at = ctl.ev().now() + Duration::from_millis(100);
@@ -233,7 +233,6 @@ impl EchoServer {
             }
             Err(e) => return Err(e),
         };
-        let sock = TcpStream::from(fd);
         if self.opts.nodelay {
             let _ = sock.set_nodelay(true);
         }

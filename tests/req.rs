@@ -1,16 +1,19 @@
 //! Requests: finishing exactly once, notification from the loop, recv, poll
 //! (and on the wrong context), callbacks, Debug, cleanup and cancel hooks,
-//! end times and wake-ups.
+//! end times and wake-ups, request fd watchers and blocking fds.
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::io::Write as _;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
 use tests::Log;
 use tevent::{
-    Context, Error, Progress, Req, ReqError, ReqState, Request, StepResult, Wakeup, wakeup_recv,
-    wakeup_send,
+    Context, Ctl, Error, FdEvent, FdFlags, Progress, Req, ReqError, ReqState, Request, StepResult,
+    Wakeup, wakeup_recv, wakeup_send,
 };
 
 /// A request that finishes inside its own send.
@@ -111,6 +114,88 @@ fn poll_on_another_context_is_wrong_context() {
     req.poll(&ev).unwrap();
     assert!(matches!(req.poll(&other), Err(Error::WrongContext)));
     assert_eq!(req.recv().unwrap(), "woke");
+}
+
+/// Finishes when its fd is readable: a request with its own fd watcher.
+struct Readable {
+    watch: Option<FdEvent<'static>>,
+}
+
+impl Request for Readable {
+    type Output = ();
+    type Error = Error;
+}
+
+fn readable_send<F: AsFd + 'static>(ev: &Context, fd: Rc<F>) -> Req<Readable> {
+    fn ready(_: &mut Readable, _: &mut Ctl<'_, Readable>, _: FdFlags) -> StepResult<Readable> {
+        Ok(Progress::Done(()))
+    }
+    Req::start(ev, Readable { watch: None }, |st, ctl| {
+        st.watch = Some(ctl.watch_fd(fd, FdFlags::READ, ready)?);
+        Ok(Progress::Pending)
+    })
+}
+
+/// The error of a request watcher given a blocking fd.
+#[track_caller]
+fn assert_blocking(r: Result<(), ReqError<Error>>, fd: RawFd) {
+    match r {
+        Err(ReqError::User(e @ Error::Blocking { .. })) => {
+            assert!(matches!(e, Error::Blocking { fd: n } if n == fd));
+            let msg = e.to_string();
+            assert!(msg.contains("blocking mode"), "{msg}");
+            assert!(msg.contains("set_nonblocking(true)"), "{msg}");
+        }
+        other => panic!("expected Error::Blocking, got {other:?}"),
+    }
+}
+
+#[test]
+fn watch_fd_refuses_a_blocking_fd_that_add_fd_accepts() {
+    let ev = Context::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap(); // blocking
+    let a = Rc::new(a);
+    let r = readable_send(&ev, a.clone());
+    r.poll(&ev).unwrap();
+    assert_blocking(r.recv(), a.as_raw_fd());
+    // A plain watcher takes it, as in tevent...
+    let plain = ev
+        .add_fd_shared(a.clone(), FdFlags::READ, |_, _, _| {})
+        .unwrap();
+    // ...and a request watcher joining that fd is still refused.
+    let r = readable_send(&ev, a.clone());
+    r.poll(&ev).unwrap();
+    assert_blocking(r.recv(), a.as_raw_fd());
+    drop(plain);
+    // Made nonblocking, it is accepted.
+    a.set_nonblocking(true).unwrap();
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    ev.loop_once().unwrap(); // the entry made while blocking is released
+    ev.set_wait_timeout(None);
+    let r = readable_send(&ev, a.clone());
+    (&b).write_all(b"x").unwrap();
+    r.poll(&ev).unwrap();
+    assert!(r.recv().is_ok());
+}
+
+#[test]
+fn watch_fd_checks_the_mode_once_per_fd_registration() {
+    let ev = Context::new().unwrap();
+    let (a, _b) = tests::socketpair();
+    let a = Rc::new(a);
+    let first = readable_send(&ev, a.clone());
+    assert!(first.is_in_progress());
+    // Switched to blocking while registered: the entry was checked already.
+    a.set_nonblocking(false).unwrap();
+    let second = readable_send(&ev, a.clone());
+    assert!(second.is_in_progress(), "{second:?}");
+    // Once the fd left the table (its watchers gone, the loop waited), the
+    // next registration checks again.
+    drop((first, second));
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    ev.loop_once().unwrap();
+    let third = readable_send(&ev, a.clone());
+    assert_blocking(third.recv(), a.as_raw_fd());
 }
 
 #[test]

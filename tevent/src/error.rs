@@ -64,6 +64,20 @@ pub enum Error {
         "the request was polled on an event context it does not belong to (poll it on the context it was started on)"
     )]
     WrongContext,
+    /// A request's fd watcher ([`crate::Ctl::watch_fd`]) or a [`crate::io`]
+    /// request was given an fd in blocking mode, where one read, write or
+    /// accept too many (readiness is only a hint) would block the whole loop.
+    /// [`crate::io`] reports it as an `std::io::Error` of kind
+    /// `InvalidInput` carrying this error. Plain watchers
+    /// ([`crate::Context::add_fd`] and friends) accept blocking fds, as
+    /// tevent does.
+    #[error(
+        "file descriptor {fd} is in blocking mode, so a read, write or accept on it could block the whole event loop; make it nonblocking first: call set_nonblocking(true) on it (or set O_NONBLOCK with fcntl)"
+    )]
+    Blocking {
+        /// The descriptor that was refused.
+        fd: RawFd,
+    },
     /// The operating system's poller (epoll) failed.
     #[error("poller failure: {0}")]
     Poller(#[source] io::Error),

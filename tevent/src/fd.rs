@@ -131,9 +131,27 @@ pub(crate) enum Keep {
     Shared(#[expect(dead_code, reason = "held only to keep the fd open")] Rc<dyn AsFd>),
 }
 
+/// What a watcher requires of its fd's blocking mode. The fd is probed once
+/// per entry in the fd table (see [`FileEntry`]), not per watcher.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Require {
+    /// Nothing: plain watchers accept blocking fds, as tevent's do.
+    Any,
+    /// `O_NONBLOCK` ([`crate::Ctl::watch_fd`]: a request's step must never
+    /// block the loop).
+    Nonblocking,
+    /// `O_NONBLOCK`, or a socket in any mode ([`crate::io`], whose `recv` /
+    /// `send` pass `MSG_DONTWAIT`).
+    NonblockingOrSocket,
+}
+
 /// One fd and its poller registration.
 struct FileEntry {
     fd: RawFd,
+    /// Whether the fd has `O_NONBLOCK`, once a checking watcher asked.
+    nonblocking: Option<bool>,
+    /// Whether the fd is a socket, once a watcher needed to know.
+    socket: Option<bool>,
     keep: Vec<Keep>,
     watchers: Vec<Key>,
     /// Interest bits currently registered in the poller (READ | WRITE), or
@@ -345,6 +363,51 @@ fn register(poller: &Poller, fd: RawFd, fkey: Key, bits: u8) -> std::io::Result<
     unsafe { poller.add_with_mode(fd, interest(fkey, bits), PollMode::Level) }
 }
 
+/// Checks that `raw` meets `require`, probing (and recording in the entry's
+/// `nonblocking` / `socket`) only what is not known yet: one `fcntl(F_GETFL)`,
+/// plus an `fstat` for a blocking fd that may be a socket.
+fn check_mode(
+    raw: RawFd,
+    nonblocking: &mut Option<bool>,
+    socket: &mut Option<bool>,
+    require: Require,
+) -> Result<(), Error> {
+    if require == Require::Any {
+        return Ok(());
+    }
+    // SAFETY: only probes the descriptor, which the caller keeps open (it is
+    // being added to the table); the borrow ends with this function.
+    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+    let bad = |e: rustix::io::Errno| Error::BadFd {
+        fd: raw,
+        source: e.into(),
+    };
+    let nb = match *nonblocking {
+        Some(nb) => nb,
+        None => {
+            let fl = rustix::fs::fcntl_getfl(fd).map_err(bad)?;
+            *nonblocking.insert(fl.contains(rustix::fs::OFlags::NONBLOCK))
+        }
+    };
+    if nb {
+        return Ok(());
+    }
+    if require == Require::NonblockingOrSocket {
+        let sock = match *socket {
+            Some(s) => s,
+            None => {
+                let st = rustix::fs::fstat(fd).map_err(bad)?;
+                let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                *socket.insert(kind == rustix::fs::FileType::Socket)
+            }
+        };
+        if sock {
+            return Ok(());
+        }
+    }
+    Err(Error::Blocking { fd: raw })
+}
+
 fn deregister(poller: &Poller, fd: RawFd) {
     // SAFETY: the fd is still open (see `register`); the borrow ends here.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -359,6 +422,9 @@ impl Context {
     /// `flags` may be empty (the watcher is paused until [`FdEvent::set_flags`]).
     /// Errors with [`Error::BadFd`] if the fd cannot be watched (epoll refuses
     /// regular files, for example).
+    ///
+    /// The fd may be in blocking mode (as in tevent, the handler decides what
+    /// to do with it); request watchers ([`crate::Ctl::watch_fd`]) refuse one.
     pub fn add_fd(
         &self,
         fd: OwnedFd,
@@ -368,29 +434,48 @@ impl Context {
         let raw = fd.as_raw_fd();
         let scope = self.panic_scope();
         let r = self
-            .fd_add(raw, Some(Keep::Owned(fd)), flags, Box::new(handler))
+            .fd_add(
+                raw,
+                Some(Keep::Owned(fd)),
+                flags,
+                Box::new(handler),
+                Require::Any,
+            )
             .map(|key| FdEvent::new(self, key));
         scope.end(r)
     }
 
     /// Watches an fd shared through an `Rc`; the context keeps a clone while
     /// the fd is registered, so it cannot be closed underneath the poller.
+    /// Blocking fds are accepted, as by [`Context::add_fd`].
     pub fn add_fd_shared<T: AsFd + 'static>(
         &self,
         fd: Rc<T>,
         flags: FdFlags,
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'static>, Error> {
+        self.add_fd_shared_with(fd, flags, Box::new(handler), Require::Any)
+    }
+
+    /// [`Context::add_fd_shared`], with a requirement on the fd's mode.
+    pub(crate) fn add_fd_shared_with<T: AsFd + 'static>(
+        &self,
+        fd: Rc<T>,
+        flags: FdFlags,
+        handler: FdFn,
+        require: Require,
+    ) -> Result<FdEvent<'static>, Error> {
         let raw = fd.as_fd().as_raw_fd();
         let scope = self.panic_scope();
         let r = self
-            .fd_add(raw, Some(Keep::Shared(fd)), flags, Box::new(handler))
+            .fd_add(raw, Some(Keep::Shared(fd)), flags, handler, require)
             .map(|key| FdEvent::new(self, key));
         scope.end(r)
     }
 
     /// Watches a borrowed fd. The returned handle carries the borrow, so the fd
     /// cannot be closed while it is watched; dropping the handle deregisters it.
+    /// Blocking fds are accepted, as by [`Context::add_fd`].
     pub fn add_fd_borrowed<'fd>(
         &self,
         fd: BorrowedFd<'fd>,
@@ -399,7 +484,7 @@ impl Context {
     ) -> Result<FdEvent<'fd>, Error> {
         let scope = self.panic_scope();
         let r = self
-            .fd_add(fd.as_raw_fd(), None, flags, Box::new(handler))
+            .fd_add(fd.as_raw_fd(), None, flags, Box::new(handler), Require::Any)
             .map(|key| FdEvent::new(self, key));
         scope.end(r)
     }
@@ -410,16 +495,37 @@ impl Context {
         keep: Option<Keep>,
         flags: FdFlags,
         handler: FdFn,
+        require: Require,
     ) -> Result<Key, Error> {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
         let fkey = match t.by_fd.get(&raw) {
-            Some(k) => *k,
+            Some(k) => {
+                let k = *k;
+                let file = t.files.get_mut(k).expect("live");
+                if let Err(e) = check_mode(raw, &mut file.nonblocking, &mut file.socket, require) {
+                    drop(t);
+                    drop(keep);
+                    return Err(e);
+                }
+                k
+            }
             None => {
+                // The fd's mode is probed once, for its new entry (a checking
+                // watcher added later to an entry made by a plain one probes
+                // it then).
+                let (mut nonblocking, mut socket) = (None, None);
+                if let Err(e) = check_mode(raw, &mut nonblocking, &mut socket, require) {
+                    drop(t);
+                    drop(keep);
+                    return Err(e);
+                }
                 // Register at once (with whatever interest we have) so a bad fd
                 // is reported here and not at the next wait.
                 let fkey = t.files.insert(FileEntry {
                     fd: raw,
+                    nonblocking,
+                    socket,
                     keep: Vec::new(),
                     watchers: Vec::new(),
                     registered: None,

@@ -1,33 +1,124 @@
-//! Ready-made requests on nonblocking fds: [`read_send`], [`write_send`],
-//! [`write_all_send`], [`accept_send`], [`connect_send`].
+//! Ready-made I/O requests, tevent-style `foo_send` / `foo_recv` pairs.
 //!
-//! Each request owns a clone of the fd's `Rc` and, while it waits, an fd
-//! watcher; dropping the request drops the watcher. Readiness is only a hint:
-//! a `WouldBlock` (or `EINTR`) after a readiness report means "wait again",
-//! so a stale readiness (another reader got there first) is harmless. Errors
-//! are the system call's `std::io::Error`, in [`ReqError::User`].
+//! C tevent itself has no I/O requests: its tutorial builds them from fd
+//! events, and Samba has them in `lib/async_req` (`async_sock.c`) and
+//! `lib/tsocket` (`tstream_*`). The closest counterparts:
 //!
-//! Writes are attempted at once and wait only if the fd is full; reads and
-//! accepts wait for readiness first, as tevent's do. A hang-up wakes a writer
-//! (its write then fails with `EPIPE` or `ECONNRESET`) instead of leaving it
-//! waiting forever. Rust programs ignore `SIGPIPE`, so a write to a closed
-//! peer is an error, not a signal.
+//! | request | output | closest C counterpart |
+//! |---|---|---|
+//! | [`read_some_send`] → [`ReadSome`] | the bytes of one read (empty at end of file) | the tutorial's fd event + `read()` |
+//! | [`read_exact_send`] → [`ReadExact`] | exactly `len` bytes | `read_packet_send` with a fixed size, `tstream_readv_send` |
+//! | [`read_until_send`] → [`ReadUntil`] | one line: up to and including a delimiter | `read_packet_send` with a "more" callback |
+//! | [`read_to_end_send`] → [`ReadToEnd`] | everything until end of file | none |
+//! | [`write_some_send`] → [`WriteSome`] | the count of one write | the tutorial's fd event + `write()` |
+//! | [`write_all_send`] → [`WriteAll`] | the buffer, back, once all of it is written | `writev_send`, `tstream_writev_send` |
+//! | [`accept_send`] → [`Accept`] | one connection, typed after the [`Listener`] | the tutorial's fd event + `accept()` |
+//! | [`connect_send`] → [`Connect`] | a connected `TcpStream` | `async_connect_send` |
+//! | [`connect_unix_send`] → [`ConnectUnix`] | a connected `UnixStream` | `async_connect_send` on `AF_UNIX` |
+//! | [`shutdown_send`] → [`ShutdownSocket`] | `()` once the socket is shut down | `tstream_disconnect_send` |
+//!
+//! Each `*_send` function has a `*_recv` function taking the request back:
+//! `read_some_recv(req)` is `req.recv()`, with the types spelled out. Every
+//! request is generic over the fd it works on, shared as `Rc<F>` with
+//! `F: AsFd` (`TcpStream`, `UnixStream`, `OwnedFd`, pipe ends as `OwnedFd`,
+//! `File`...), and holds a clone of the `Rc` and, while it waits, an fd
+//! watcher: dropping the request drops the watcher. Sizes are in bytes.
+//! Errors are the system call's `std::io::Error`, in [`ReqError::User`].
+//!
+//! # Readiness
+//!
+//! Reads and accepts wait for readiness first, as tevent's do; writes are
+//! attempted at once and wait only if the fd is full. Readiness is only a
+//! hint: a `WouldBlock` (or `EINTR`) after a readiness report means "wait
+//! again", so a stale readiness (another reader got there first) is
+//! harmless. A hang-up wakes a writer (its write then fails with `EPIPE` or
+//! `ECONNRESET`) instead of leaving it waiting forever. Writes to sockets pass
+//! `MSG_NOSIGNAL`, and Rust programs ignore `SIGPIPE` anyway, so a write to a
+//! closed peer is an error, not a signal.
+//!
+//! # Blocking fds
+//!
+//! A forgotten `set_nonblocking(true)` must not hang the loop, so:
+//!
+//! - **sockets** are read and written with `recv` / `send` and
+//!   `MSG_DONTWAIT`, which never block, whatever the socket's mode, and cost
+//!   no extra system call: a socket left in blocking mode simply works;
+//! - **other fds** (pipes, terminals, character devices) must be
+//!   nonblocking. The first `recv` / `send` on them fails with `ENOTSOCK`;
+//!   the request then checks `O_NONBLOCK` with one `fcntl(F_GETFL)` and, if
+//!   the fd is blocking, fails with an error of kind
+//!   [`InvalidInput`](io::ErrorKind::InvalidInput) whose payload is
+//!   [`crate::Error::Blocking`] ("file descriptor N is in blocking mode ...
+//!   call set_nonblocking(true) on it"). So a request on a pipe costs two
+//!   calls more than on a socket (pipes are not the fast path). Reads and
+//!   accepts find out sooner:
+//!   their fd watcher checks the fd once, when the fd gets its entry in the
+//!   context's fd table (one `fcntl`, plus an `fstat` if it is blocking, per
+//!   registration, not per request), so a read on a blocking pipe fails when
+//!   it starts;
+//! - **listening sockets** must be nonblocking too (`accept` has no
+//!   `MSG_DONTWAIT`): [`accept_send`] refuses a blocking one the same way.
+//!
+//! Example: the same read on a socket left blocking, which works, and on a
+//! blocking pipe, which is refused when the request starts.
+//!
+//! ```
+//! use std::io::Write as _;
+//! use std::os::fd::OwnedFd;
+//! use std::os::unix::net::UnixStream;
+//! use std::rc::Rc;
+//! use tevent::io::{read_some_recv, read_some_send};
+//! use tevent::{Context, ReqError};
+//!
+//! let ev = Context::new()?;
+//! let (a, mut b) = UnixStream::pair().unwrap(); // both blocking
+//! b.write_all(b"hi").unwrap();
+//! let req = read_some_send(&ev, &Rc::new(a), vec![0; 16]);
+//! req.poll(&ev)?;
+//! assert_eq!(read_some_recv(req).unwrap(), b"hi");
+//!
+//! let (r, _w) = rustix::pipe::pipe().unwrap(); // blocking pipe ends
+//! let req = read_some_send(&ev, &Rc::new(OwnedFd::from(r)), vec![0; 16]);
+//! req.poll(&ev)?;
+//! match read_some_recv(req) {
+//!     Err(ReqError::User(e)) => {
+//!         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+//!         assert!(e.to_string().contains("set_nonblocking(true)"));
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), tevent::Error>(())
+//! ```
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags};
 
 use crate::context::Context;
-use crate::fd::{FdEvent, FdFlags};
+use crate::fd::{FdEvent, FdFlags, Require};
 use crate::req::{Ctl, Progress, Req, ReqError, Request, StepResult};
+
+// ---------------------------------------------------------------------------
+// Shared machinery.
+
+/// The error for an fd in blocking mode that must not be.
+fn blocking(fd: RawFd) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, crate::Error::Blocking { fd })
+}
 
 /// A watcher error as the request's I/O error.
 fn watch_error(e: crate::Error) -> ReqError<io::Error> {
     match e {
         crate::Error::BadFd { source, .. } => ReqError::User(source),
+        e @ crate::Error::Blocking { .. } => {
+            ReqError::User(io::Error::new(io::ErrorKind::InvalidInput, e))
+        }
         other => ReqError::User(io::Error::other(other)),
     }
 }
@@ -37,6 +128,139 @@ fn again(e: Errno) -> bool {
     e == Errno::WOULDBLOCK || e == Errno::AGAIN || e == Errno::INTR
 }
 
+/// Fails unless `fd` has `O_NONBLOCK` (one `fcntl(F_GETFL)`).
+fn require_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    if flags.contains(rustix::fs::OFlags::NONBLOCK) {
+        Ok(())
+    } else {
+        Err(blocking(fd.as_raw_fd()))
+    }
+}
+
+/// What a request has learnt about its fd: sockets take `recv` / `send` with
+/// `MSG_DONTWAIT`, other fds plain `read` / `write` once found nonblocking.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// No call made yet: try the socket calls.
+    Unknown,
+    Socket,
+    /// Not a socket, and found nonblocking.
+    File,
+}
+
+/// What one nonblocking call gave.
+enum Outcome {
+    /// This many bytes.
+    Bytes(usize),
+    /// Nothing now: wait for readiness again.
+    Again,
+    /// Not a socket (and nonblocking): call again, as a file.
+    Retry,
+}
+
+/// The fd of a request, with what it learnt about it and its watcher.
+struct Io<F: AsFd + 'static> {
+    fd: Rc<F>,
+    kind: Kind,
+    watch: Option<FdEvent<'static>>,
+}
+
+impl<F: AsFd + 'static> Io<F> {
+    fn new(fd: &Rc<F>) -> Self {
+        Io {
+            fd: fd.clone(),
+            kind: Kind::Unknown,
+            watch: None,
+        }
+    }
+
+    /// Interprets the result of a call: `ENOTSOCK` on a first socket call
+    /// checks `O_NONBLOCK` and switches to file calls.
+    fn outcome(&mut self, r: Result<usize, Errno>) -> io::Result<Outcome> {
+        match r {
+            Ok(n) => {
+                if self.kind == Kind::Unknown {
+                    self.kind = Kind::Socket;
+                }
+                Ok(Outcome::Bytes(n))
+            }
+            Err(e) if again(e) => Ok(Outcome::Again),
+            Err(Errno::NOTSOCK) if self.kind == Kind::Unknown => {
+                require_nonblocking(self.fd.as_fd())?;
+                self.kind = Kind::File;
+                Ok(Outcome::Retry)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `recv(flags | MSG_DONTWAIT)` on a socket (an unknown fd is tried as
+    /// one). Never call it with `PEEK` on a `File`.
+    fn recv(&mut self, buf: &mut [u8], flags: RecvFlags) -> io::Result<Outcome> {
+        let r = match self.kind {
+            Kind::File => rustix::io::read(self.fd.as_fd(), buf),
+            _ => {
+                rustix::net::recv(self.fd.as_fd(), buf, flags | RecvFlags::DONTWAIT).map(|(n, _)| n)
+            }
+        };
+        self.outcome(r)
+    }
+
+    /// One read into `buf`: `Some(n)` (0 at end of file), or `None` for
+    /// "wait for readiness again".
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            match self.recv(buf, RecvFlags::empty())? {
+                Outcome::Bytes(n) => return Ok(Some(n)),
+                Outcome::Again => return Ok(None),
+                Outcome::Retry => {}
+            }
+        }
+    }
+
+    /// One write of `data`: `Some(n)`, or `None` for "wait until writable".
+    fn write(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
+        loop {
+            let r = match self.kind {
+                Kind::File => rustix::io::write(self.fd.as_fd(), data),
+                _ => rustix::net::send(
+                    self.fd.as_fd(),
+                    data,
+                    SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+                ),
+            };
+            match self.outcome(r)? {
+                Outcome::Bytes(n) => return Ok(Some(n)),
+                Outcome::Again => return Ok(None),
+                Outcome::Retry => {}
+            }
+        }
+    }
+
+    /// Starts watching the fd for `flags` on behalf of the request, if not
+    /// yet. The fd must be nonblocking or a socket (checked once per fd
+    /// registration).
+    fn watch<T>(
+        &mut self,
+        ctl: &mut Ctl<'_, T>,
+        flags: FdFlags,
+        step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
+    ) -> Result<(), ReqError<io::Error>>
+    where
+        T: Request<Error = io::Error>,
+    {
+        watch(
+            ctl,
+            &mut self.watch,
+            &self.fd,
+            flags,
+            step,
+            Require::NonblockingOrSocket,
+        )
+    }
+}
+
 /// Starts watching `fd` for `flags` on behalf of the request, if not yet.
 fn watch<T, F>(
     ctl: &mut Ctl<'_, T>,
@@ -44,95 +268,611 @@ fn watch<T, F>(
     fd: &Rc<F>,
     flags: FdFlags,
     step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
+    require: Require,
 ) -> Result<(), ReqError<io::Error>>
 where
     T: Request<Error = io::Error>,
     F: AsFd + 'static,
 {
     if slot.is_none() {
-        *slot = Some(ctl.watch_fd(fd.clone(), flags, step).map_err(watch_error)?);
+        *slot = Some(
+            ctl.watch_fd_with(fd.clone(), flags, step, require)
+                .map_err(watch_error)?,
+        );
     }
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-
-/// A read of up to `buf.len()` bytes (see [`read_send`]).
-pub struct Read<F: AsFd + 'static> {
-    fd: Rc<F>,
-    buf: Vec<u8>,
-    watch: Option<FdEvent<'static>>,
+/// Makes room after the first `have` bytes of `buf`, whose whole length is
+/// zero-filled room (no `unsafe`, and no refilling on every call): doubles it,
+/// from `first` bytes, never past `limit` bytes in all. Returns the room.
+fn room(
+    buf: &mut Vec<u8>,
+    have: usize,
+    first: usize,
+    limit: usize,
+) -> Result<usize, ReqError<io::Error>> {
+    if buf.len() == have && have < limit {
+        let len = have.saturating_mul(2).max(first).min(limit);
+        buf.try_reserve_exact(len - have)
+            .map_err(|_| ReqError::NoMemory)?;
+        buf.resize(len, 0);
+    }
+    Ok(buf.len().min(limit) - have)
 }
 
-impl<F: AsFd + 'static> Request for Read<F> {
+// ---------------------------------------------------------------------------
+
+/// A read of up to `buf.len()` bytes, from [`read_some_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{ReadSome, read_some_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<ReadSome<_>> = read_some_send(&ev, &Rc::new(a), vec![0; 100]);
+/// assert!(req.is_in_progress()); // nothing to read yet
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ReadSome<F: AsFd + 'static> {
+    io: Io<F>,
+    buf: Vec<u8>,
+}
+
+impl<F: AsFd + 'static> Request for ReadSome<F> {
     /// The buffer, truncated to the bytes read; empty means end of file.
     type Output = Vec<u8>;
     type Error = io::Error;
 }
 
-impl<F: AsFd + 'static> Read<F> {
+impl<F: AsFd + 'static> ReadSome<F> {
     fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
-        match rustix::io::read(self.fd.as_fd(), &mut self.buf) {
-            Ok(n) => {
+        match self.io.read(&mut self.buf)? {
+            Some(n) => {
                 let mut buf = std::mem::take(&mut self.buf);
                 buf.truncate(n);
                 Ok(Progress::Done(buf))
             }
-            Err(e) if again(e) => Ok(Progress::Pending),
-            Err(e) => Err(ReqError::User(e.into())),
+            None => Ok(Progress::Pending),
         }
     }
 }
 
 /// Reads once from `fd` into `buf` (up to `buf.len()` bytes) when it is
-/// readable. The output is `buf` truncated to what was read: empty at end of
-/// file. Pass a buffer of the wanted size (`vec![0; n]`), or reuse the last
-/// output after resizing it.
+/// readable: the building block of tevent's echo example (an fd event whose
+/// handler calls `read()`).
+///
+/// The output is `buf` truncated to what was read (at least one byte), or
+/// empty at end of file. Pass a buffer of the wanted size (`vec![0; n]`; an
+/// empty one would read nothing and look like end of file), or reuse the last
+/// output after resizing it: the request allocates nothing itself.
+///
+/// Errors: the `recv()` / `read()` error (`ECONNRESET` when the peer
+/// resets...); [`InvalidInput`](io::ErrorKind::InvalidInput) for an fd that is
+/// neither a socket nor nonblocking (see the [module](self) docs).
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_some_recv, read_some_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// b.write_all(b"hello").unwrap();
+/// let req = read_some_send(&ev, &a, vec![0; 100]);
+/// req.poll(&ev)?;
+/// assert_eq!(read_some_recv(req).unwrap(), b"hello");
+/// drop(b);
+/// let req = read_some_send(&ev, &a, vec![0; 100]);
+/// req.poll(&ev)?;
+/// assert_eq!(read_some_recv(req).unwrap(), b""); // end of file
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[track_caller]
-pub fn read_send<F: AsFd + 'static>(ev: &Context, fd: &Rc<F>, buf: Vec<u8>) -> Req<Read<F>> {
+pub fn read_some_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    buf: Vec<u8>,
+) -> Req<ReadSome<F>> {
     Req::start(
         ev,
-        Read {
-            fd: fd.clone(),
+        ReadSome {
+            io: Io::new(fd),
             buf,
-            watch: None,
         },
         |st, ctl| {
-            let fd = st.fd.clone();
-            watch(ctl, &mut st.watch, &fd, FdFlags::READ, Read::ready)?;
+            st.io.watch(ctl, FdFlags::READ, ReadSome::ready)?;
             Ok(Progress::Pending)
         },
     )
 }
 
-// ---------------------------------------------------------------------------
-
-/// One write (see [`write_send`]).
-pub struct Write<F: AsFd + 'static> {
-    fd: Rc<F>,
-    data: Vec<u8>,
-    watch: Option<FdEvent<'static>>,
+/// The result of [`read_some_send`]: the bytes read, empty at end of file.
+pub fn read_some_recv<F: AsFd + 'static>(
+    req: Req<ReadSome<F>>,
+) -> Result<Vec<u8>, ReqError<io::Error>> {
+    req.recv()
 }
 
-impl<F: AsFd + 'static> Request for Write<F> {
+// ---------------------------------------------------------------------------
+
+/// A read of exactly `len` bytes, from [`read_exact_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{ReadExact, read_exact_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<ReadExact<_>> = read_exact_send(&ev, &Rc::new(a), 4);
+/// assert!(req.is_in_progress());
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ReadExact<F: AsFd + 'static> {
+    io: Io<F>,
+    buf: Vec<u8>,
+    have: usize,
+}
+
+impl<F: AsFd + 'static> Request for ReadExact<F> {
+    /// Exactly the `len` bytes asked for.
+    type Output = Vec<u8>;
+    type Error = io::Error;
+}
+
+impl<F: AsFd + 'static> ReadExact<F> {
+    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+        // One read per readiness: a short read usually means the rest has not
+        // arrived yet, and the level-triggered watcher fires again if it has.
+        match self.io.read(&mut self.buf[self.have..])? {
+            Some(0) => Err(ReqError::User(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "end of file after {} of {} bytes",
+                    self.have,
+                    self.buf.len()
+                ),
+            ))),
+            Some(n) => {
+                self.have += n;
+                if self.have == self.buf.len() {
+                    Ok(Progress::Done(std::mem::take(&mut self.buf)))
+                } else {
+                    Ok(Progress::Pending)
+                }
+            }
+            None => Ok(Progress::Pending),
+        }
+    }
+}
+
+/// Reads exactly `len` bytes from `fd`, over as many reads as it takes
+/// (Samba's `read_packet_send` with a fixed size, or `tstream_readv_send`
+/// with one buffer).
+///
+/// The output is a new buffer of `len` bytes (allocated when the request
+/// starts; `NoMemory` if that fails). `len == 0` finishes at once with an
+/// empty buffer.
+///
+/// Errors: [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) if end of file
+/// comes first (the bytes read so far are dropped with the request); the
+/// `recv()` / `read()` error; [`InvalidInput`](io::ErrorKind::InvalidInput)
+/// for a blocking non-socket fd.
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_exact_recv, read_exact_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req = read_exact_send(&ev, &Rc::new(a), 6);
+/// b.write_all(b"hel").unwrap();
+/// b.write_all(b"lo!").unwrap();
+/// req.poll(&ev)?;
+/// assert_eq!(read_exact_recv(req).unwrap(), b"hello!");
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[track_caller]
+pub fn read_exact_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    len: usize,
+) -> Req<ReadExact<F>> {
+    Req::start(
+        ev,
+        ReadExact {
+            io: Io::new(fd),
+            buf: Vec::new(),
+            have: 0,
+        },
+        move |st, ctl| {
+            if len == 0 {
+                return Ok(Progress::Done(Vec::new()));
+            }
+            st.buf = crate::alloc::try_vec_filled(len, 0)?;
+            st.io.watch(ctl, FdFlags::READ, ReadExact::ready)?;
+            Ok(Progress::Pending)
+        },
+    )
+}
+
+/// The result of [`read_exact_send`]: exactly the bytes asked for.
+pub fn read_exact_recv<F: AsFd + 'static>(
+    req: Req<ReadExact<F>>,
+) -> Result<Vec<u8>, ReqError<io::Error>> {
+    req.recv()
+}
+
+// ---------------------------------------------------------------------------
+
+/// Bytes a [`ReadUntil`] asks the kernel for at first (it doubles from there).
+const LINE_FIRST: usize = 1024;
+
+/// A read up to and including a delimiter, from [`read_until_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{ReadUntil, read_until_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<ReadUntil<_>> = read_until_send(&ev, &Rc::new(a), b'\n', 1024);
+/// assert!(req.is_in_progress());
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ReadUntil<F: AsFd + 'static> {
+    io: Io<F>,
+    /// Zero-filled room; the first `have` bytes are the line so far.
+    buf: Vec<u8>,
+    have: usize,
+    delim: u8,
+    max: usize,
+}
+
+impl<F: AsFd + 'static> Request for ReadUntil<F> {
+    /// The bytes up to and including the delimiter; at end of file, what was
+    /// read (no delimiter; empty at a clean end of file).
+    type Output = Vec<u8>;
+    type Error = io::Error;
+}
+
+impl<F: AsFd + 'static> ReadUntil<F> {
+    fn line(&mut self, len: usize) -> StepResult<Self> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.truncate(len);
+        Ok(Progress::Done(buf))
+    }
+
+    fn too_long(&self) -> StepResult<Self> {
+        Err(ReqError::User(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "line longer than max ({} bytes without the delimiter)",
+                self.max
+            ),
+        )))
+    }
+
+    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+        loop {
+            if self.io.kind == Kind::File {
+                return self.ready_file();
+            }
+            let old = self.have;
+            let want = room(&mut self.buf, old, LINE_FIRST.min(self.max), self.max)?;
+            // Look first, then take only up to the delimiter: what follows it
+            // stays in the socket for the next request.
+            let n = match self
+                .io
+                .recv(&mut self.buf[old..old + want], RecvFlags::PEEK)?
+            {
+                Outcome::Bytes(n) => n,
+                Outcome::Again => return Ok(Progress::Pending),
+                Outcome::Retry => continue, // not a socket: byte by byte
+            };
+            if n == 0 {
+                return self.line(old); // end of file
+            }
+            let take = match memchr(self.delim, &self.buf[old..old + n]) {
+                Some(i) => i + 1,
+                None => n,
+            };
+            let got = match self.io.read(&mut self.buf[old..old + take])? {
+                Some(0) | None => continue, // another reader took it: look again
+                Some(got) => got,
+            };
+            self.have += got;
+            if let Some(i) = memchr(self.delim, &self.buf[old..old + got]) {
+                return self.line(old + i + 1);
+            }
+            if self.have == self.max {
+                return self.too_long();
+            }
+            if n < want {
+                return Ok(Progress::Pending); // drained: wait for more
+            }
+        }
+    }
+
+    /// Pipes and other non-sockets cannot be peeked at: one byte per read,
+    /// so that nothing past the delimiter is taken.
+    fn ready_file(&mut self) -> StepResult<Self> {
+        loop {
+            let mut byte = [0u8; 1];
+            match self.io.read(&mut byte)? {
+                Some(0) => return self.line(self.have),
+                Some(_) => {
+                    let have = self.have;
+                    room(&mut self.buf, have, LINE_FIRST.min(self.max), self.max)?;
+                    self.buf[have] = byte[0];
+                    self.have += 1;
+                    if byte[0] == self.delim {
+                        return self.line(self.have);
+                    }
+                    if self.have == self.max {
+                        return self.too_long();
+                    }
+                }
+                None => return Ok(Progress::Pending),
+            }
+        }
+    }
+}
+
+/// The position of `b` in `s`.
+fn memchr(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b)
+}
+
+/// Reads from `fd` up to and including the first `delim` byte (a line, with
+/// `b'\n'`), taking nothing past it: the next request on the fd starts right
+/// after the delimiter. C tevent has no such request (Samba builds it from
+/// `read_packet_send` with a "more" callback that looks for the delimiter).
+///
+/// - `max` is the longest line accepted, in bytes, delimiter included (it must
+///   be at least 1: `max == 0` fails with
+///   [`InvalidInput`](io::ErrorKind::InvalidInput)). When `max` bytes arrive
+///   without the delimiter, the request fails with
+///   [`InvalidData`](io::ErrorKind::InvalidData) ("line longer than max");
+///   those bytes have been consumed, so the stream is mid-line: close it.
+/// - The output ends with `delim`, except at end of file: then it is what was
+///   read before the end (a last line without its delimiter), and **empty at
+///   a clean end of file** (nothing read). So: ends with `delim` → a line;
+///   empty → end of file; otherwise → an unterminated last line, and the next
+///   read gives end of file.
+/// - Cost: on a socket, each chunk is looked at with `recv(MSG_PEEK)` and then
+///   taken up to the delimiter with `recv()`: two calls per line in the usual
+///   case. Pipes and other non-sockets cannot be peeked at and are read one
+///   byte per call; use [`read_some_send`] and split lines yourself where
+///   that matters. One reader at a time per fd: two concurrent line reads
+///   could take each other's bytes.
+///
+/// Errors: as [`read_some_send`], plus the two above.
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_until_recv, read_until_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// b.write_all(b"one\ntwo\nthr").unwrap();
+/// drop(b);
+/// let mut lines = Vec::new();
+/// loop {
+///     let req = read_until_send(&ev, &a, b'\n', 80);
+///     req.poll(&ev)?;
+///     let line = read_until_recv(req).unwrap();
+///     if line.is_empty() {
+///         break; // clean end of file
+///     }
+///     lines.push(line);
+/// }
+/// assert_eq!(lines, [&b"one\n"[..], b"two\n", b"thr"]); // the last one unterminated
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[track_caller]
+pub fn read_until_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    delim: u8,
+    max: usize,
+) -> Req<ReadUntil<F>> {
+    Req::start(
+        ev,
+        ReadUntil {
+            io: Io::new(fd),
+            buf: Vec::new(),
+            have: 0,
+            delim,
+            max,
+        },
+        |st, ctl| {
+            if st.max == 0 {
+                return Err(ReqError::User(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "read_until_send: max is 0, no line fits",
+                )));
+            }
+            st.io.watch(ctl, FdFlags::READ, ReadUntil::ready)?;
+            Ok(Progress::Pending)
+        },
+    )
+}
+
+/// The result of [`read_until_send`]: a line with its delimiter, or at end of
+/// file what was left (empty at a clean end of file).
+pub fn read_until_recv<F: AsFd + 'static>(
+    req: Req<ReadUntil<F>>,
+) -> Result<Vec<u8>, ReqError<io::Error>> {
+    req.recv()
+}
+
+// ---------------------------------------------------------------------------
+
+/// Bytes a [`ReadToEnd`] asks the kernel for at first (it doubles from there).
+const TO_END_FIRST: usize = 8192;
+
+/// A read of everything until end of file, from [`read_to_end_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{ReadToEnd, read_to_end_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<ReadToEnd<_>> = read_to_end_send(&ev, &Rc::new(a), 1 << 20);
+/// assert!(req.is_in_progress());
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ReadToEnd<F: AsFd + 'static> {
+    io: Io<F>,
+    /// Zero-filled room; the first `have` bytes were read.
+    buf: Vec<u8>,
+    have: usize,
+    max: usize,
+}
+
+impl<F: AsFd + 'static> Request for ReadToEnd<F> {
+    /// Every byte up to end of file (at most `max`).
+    type Output = Vec<u8>;
+    type Error = io::Error;
+}
+
+impl<F: AsFd + 'static> ReadToEnd<F> {
+    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+        // One byte more than `max` tells "too much" from "exactly max".
+        let limit = self.max.saturating_add(1);
+        loop {
+            let have = self.have;
+            let want = room(&mut self.buf, have, TO_END_FIRST.min(limit), limit)?;
+            match self.io.read(&mut self.buf[have..have + want])? {
+                Some(0) => {
+                    let mut buf = std::mem::take(&mut self.buf);
+                    buf.truncate(have);
+                    return Ok(Progress::Done(buf));
+                }
+                Some(n) => {
+                    self.have += n;
+                    if self.have > self.max {
+                        return Err(ReqError::User(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("more than max ({} bytes) before end of file", self.max),
+                        )));
+                    }
+                    if n < want {
+                        // Drained: wait for more rather than spend a call on
+                        // `EAGAIN`.
+                        return Ok(Progress::Pending);
+                    }
+                }
+                None => return Ok(Progress::Pending),
+            }
+        }
+    }
+}
+
+/// Reads from `fd` until end of file (the peer closed or shut down its
+/// writing side, or a pipe's last writer went), keeping at most `max` bytes.
+/// C tevent has no such request.
+///
+/// The buffer starts at 8 KiB (or `max + 1` bytes, if smaller) and doubles as
+/// needed. Errors: [`InvalidData`](io::ErrorKind::InvalidData) ("more than
+/// max") as soon as more than `max` bytes have arrived; as
+/// [`read_some_send`] otherwise.
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_to_end_recv, read_to_end_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req = read_to_end_send(&ev, &Rc::new(a), 1024);
+/// b.write_all(b"all of it").unwrap();
+/// drop(b); // end of file
+/// req.poll(&ev)?;
+/// assert_eq!(read_to_end_recv(req).unwrap(), b"all of it");
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[track_caller]
+pub fn read_to_end_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    max: usize,
+) -> Req<ReadToEnd<F>> {
+    Req::start(
+        ev,
+        ReadToEnd {
+            io: Io::new(fd),
+            buf: Vec::new(),
+            have: 0,
+            max,
+        },
+        |st, ctl| {
+            st.io.watch(ctl, FdFlags::READ, ReadToEnd::ready)?;
+            Ok(Progress::Pending)
+        },
+    )
+}
+
+/// The result of [`read_to_end_send`]: every byte until end of file.
+pub fn read_to_end_recv<F: AsFd + 'static>(
+    req: Req<ReadToEnd<F>>,
+) -> Result<Vec<u8>, ReqError<io::Error>> {
+    req.recv()
+}
+
+// ---------------------------------------------------------------------------
+
+/// One write, from [`write_some_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{WriteSome, write_some_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<WriteSome<_>> = write_some_send(&ev, &Rc::new(a), b"hi".to_vec());
+/// req.poll(&ev)?;
+/// assert_eq!(req.recv().unwrap(), 2);
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct WriteSome<F: AsFd + 'static> {
+    io: Io<F>,
+    data: Vec<u8>,
+}
+
+impl<F: AsFd + 'static> Request for WriteSome<F> {
     /// The number of bytes written (at least 1 unless `data` was empty).
     type Output = usize;
     type Error = io::Error;
 }
 
-impl<F: AsFd + 'static> Write<F> {
+impl<F: AsFd + 'static> WriteSome<F> {
     fn attempt(&mut self, ctl: &mut Ctl<'_, Self>) -> StepResult<Self> {
         if self.data.is_empty() {
             return Ok(Progress::Done(0));
         }
-        match rustix::io::write(self.fd.as_fd(), &self.data) {
-            Ok(n) => Ok(Progress::Done(n)),
-            Err(e) if again(e) => {
-                let fd = self.fd.clone();
-                watch(ctl, &mut self.watch, &fd, FdFlags::WRITE, Write::ready)?;
+        match self.io.write(&self.data)? {
+            Some(n) => Ok(Progress::Done(n)),
+            None => {
+                self.io.watch(ctl, FdFlags::WRITE, WriteSome::ready)?;
                 Ok(Progress::Pending)
             }
-            Err(e) => Err(ReqError::User(e.into())),
         }
     }
 
@@ -141,29 +881,74 @@ impl<F: AsFd + 'static> Write<F> {
     }
 }
 
-/// Writes `data` once (a short write is a success; see [`write_all_send`]),
-/// waiting for the fd to become writable if it is full.
+/// Writes `data` once (a short write is a success: the output says how many
+/// bytes went; see [`write_all_send`] for all of them), at once, waiting for
+/// the fd to become writable only if it is full: the building block of
+/// tevent's echo example (an fd event whose handler calls `write()`).
+///
+/// Empty `data` finishes at once with 0, without a system call. Errors: the
+/// `send()` / `write()` error (`EPIPE` or `ECONNRESET` once the peer is gone);
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) for a blocking non-socket fd.
+///
+/// ```
+/// use std::io::Read as _;
+/// use std::rc::Rc;
+/// use tevent::io::{write_some_recv, write_some_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req = write_some_send(&ev, &Rc::new(a), b"abc".to_vec());
+/// req.poll(&ev)?;
+/// assert_eq!(write_some_recv(req).unwrap(), 3);
+/// let mut got = [0; 3];
+/// b.read_exact(&mut got).unwrap();
+/// assert_eq!(&got, b"abc");
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[track_caller]
-pub fn write_send<F: AsFd + 'static>(ev: &Context, fd: &Rc<F>, data: Vec<u8>) -> Req<Write<F>> {
+pub fn write_some_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    data: Vec<u8>,
+) -> Req<WriteSome<F>> {
     Req::start(
         ev,
-        Write {
-            fd: fd.clone(),
+        WriteSome {
+            io: Io::new(fd),
             data,
-            watch: None,
         },
-        Write::attempt,
+        WriteSome::attempt,
     )
+}
+
+/// The result of [`write_some_send`]: how many bytes were written.
+pub fn write_some_recv<F: AsFd + 'static>(
+    req: Req<WriteSome<F>>,
+) -> Result<usize, ReqError<io::Error>> {
+    req.recv()
 }
 
 // ---------------------------------------------------------------------------
 
-/// A write of a whole buffer (see [`write_all_send`]).
+/// A write of a whole buffer, from [`write_all_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{WriteAll, write_all_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<WriteAll<_>> = write_all_send(&ev, &Rc::new(a), b"hi".to_vec());
+/// req.poll(&ev)?;
+/// assert_eq!(req.recv().unwrap(), b"hi"); // the buffer comes back
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct WriteAll<F: AsFd + 'static> {
-    fd: Rc<F>,
+    io: Io<F>,
     data: Vec<u8>,
     done: usize,
-    watch: Option<FdEvent<'static>>,
 }
 
 impl<F: AsFd + 'static> Request for WriteAll<F> {
@@ -175,14 +960,12 @@ impl<F: AsFd + 'static> Request for WriteAll<F> {
 impl<F: AsFd + 'static> WriteAll<F> {
     fn attempt(&mut self, ctl: &mut Ctl<'_, Self>) -> StepResult<Self> {
         while self.done < self.data.len() {
-            match rustix::io::write(self.fd.as_fd(), &self.data[self.done..]) {
-                Ok(n) => self.done += n,
-                Err(e) if again(e) => {
-                    let fd = self.fd.clone();
-                    watch(ctl, &mut self.watch, &fd, FdFlags::WRITE, WriteAll::ready)?;
+            match self.io.write(&self.data[self.done..])? {
+                Some(n) => self.done += n,
+                None => {
+                    self.io.watch(ctl, FdFlags::WRITE, WriteAll::ready)?;
                     return Ok(Progress::Pending);
                 }
-                Err(e) => return Err(ReqError::User(e.into())),
             }
         }
         Ok(Progress::Done(std::mem::take(&mut self.data)))
@@ -193,8 +976,31 @@ impl<F: AsFd + 'static> WriteAll<F> {
     }
 }
 
-/// Writes all of `data`, over as many writes as it takes (tevent's
-/// `writeall`), and hands the buffer back.
+/// Writes all of `data`, over as many writes as it takes, and hands the
+/// buffer back (Samba's `writev_send` with one buffer). The first write is
+/// attempted at once; the request waits for writability only when the fd is
+/// full.
+///
+/// Errors: as [`write_some_send`]; bytes written before the error are gone
+/// (the request does not say how many).
+///
+/// ```
+/// use std::io::Read as _;
+/// use std::rc::Rc;
+/// use tevent::io::{write_all_recv, write_all_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req = write_all_send(&ev, &Rc::new(a), b"hello".to_vec());
+/// req.poll(&ev)?;
+/// let buf = write_all_recv(req).unwrap();
+/// assert_eq!(buf, b"hello");
+/// let mut got = [0; 5];
+/// b.read_exact(&mut got).unwrap();
+/// assert_eq!(&got, b"hello");
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[track_caller]
 pub fn write_all_send<F: AsFd + 'static>(
     ev: &Context,
@@ -204,34 +1010,91 @@ pub fn write_all_send<F: AsFd + 'static>(
     Req::start(
         ev,
         WriteAll {
-            fd: fd.clone(),
+            io: Io::new(fd),
             data,
             done: 0,
-            watch: None,
         },
         WriteAll::attempt,
     )
 }
 
+/// The result of [`write_all_send`]: the buffer, all of it written.
+pub fn write_all_recv<F: AsFd + 'static>(
+    req: Req<WriteAll<F>>,
+) -> Result<Vec<u8>, ReqError<io::Error>> {
+    req.recv()
+}
+
 // ---------------------------------------------------------------------------
 
-/// An accept on a listening socket (see [`accept_send`]).
-pub struct Accept<F: AsFd + 'static> {
-    listener: Rc<F>,
+/// A listening socket that [`accept_send`] accepts on, and the type of the
+/// connections it yields: a `TcpListener` gives `TcpStream`s, a
+/// `UnixListener` gives `UnixStream`s, a raw `OwnedFd` gives `OwnedFd`s.
+///
+/// Implement it for another listener type whose accepted fds make a `Stream`
+/// (a `SOCK_SEQPACKET` wrapper, say).
+///
+/// ```
+/// use std::net::{TcpListener, TcpStream};
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::{UnixListener, UnixStream};
+/// use tevent::io::Listener;
+///
+/// /// Compiles only if `L` yields `S`.
+/// fn yields<L: Listener<Stream = S>, S>() {}
+/// yields::<TcpListener, TcpStream>();
+/// yields::<UnixListener, UnixStream>();
+/// yields::<OwnedFd, OwnedFd>();
+/// ```
+pub trait Listener: AsFd + 'static {
+    /// The accepted connection, made from the fd `accept()` returns
+    /// (nonblocking and close-on-exec).
+    type Stream: From<OwnedFd> + AsFd + 'static;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+}
+
+impl Listener for OwnedFd {
+    type Stream = OwnedFd;
+}
+
+/// An accept on a listening socket, from [`accept_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use std::net::TcpListener;
+/// use tevent::io::{Accept, accept_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// listener.set_nonblocking(true).unwrap();
+/// let req: Req<Accept<TcpListener>> = accept_send(&ev, &Rc::new(listener));
+/// assert!(req.is_in_progress()); // no client yet
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct Accept<L: Listener> {
+    listener: Rc<L>,
     watch: Option<FdEvent<'static>>,
 }
 
-impl<F: AsFd + 'static> Request for Accept<F> {
+impl<L: Listener> Request for Accept<L> {
     /// The accepted connection, nonblocking and close-on-exec.
-    type Output = OwnedFd;
+    type Output = L::Stream;
     type Error = io::Error;
 }
 
-impl<F: AsFd + 'static> Accept<F> {
+impl<L: Listener> Accept<L> {
     fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
         let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
         match rustix::net::accept_with(self.listener.as_fd(), flags) {
-            Ok(fd) => Ok(Progress::Done(fd)),
+            Ok(fd) => Ok(Progress::Done(L::Stream::from(fd))),
             // ECONNABORTED: the peer gave up before we accepted; keep waiting.
             Err(e) if again(e) || e == Errno::CONNABORTED => Ok(Progress::Pending),
             Err(e) => Err(ReqError::User(e.into())),
@@ -239,10 +1102,40 @@ impl<F: AsFd + 'static> Accept<F> {
     }
 }
 
-/// Accepts one connection on a nonblocking listening socket when one is
-/// pending.
+/// Accepts one connection on a listening socket when one is pending (the
+/// accept handler of tevent's echo server tutorial, as a request). The
+/// connection comes out typed after the listener (see [`Listener`]),
+/// nonblocking and close-on-exec.
+///
+/// The listener must be nonblocking (`accept()` has no `MSG_DONTWAIT`, and a
+/// stale readiness would block the loop in it): a blocking one fails with
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) when the request starts
+/// (checked once per fd registration, so an accept loop pays it once).
+/// `ECONNABORTED` (the client gave up first) is not an error: the request
+/// waits for the next client. Other errors are `accept()`'s (`EMFILE` when
+/// out of fds...).
+///
+/// ```
+/// use std::net::TcpListener;
+/// use std::rc::Rc;
+/// use tevent::io::{accept_recv, accept_send, connect_recv, connect_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// listener.set_nonblocking(true).unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let acc = accept_send(&ev, &Rc::new(listener));
+/// let con = connect_send(&ev, addr);
+/// acc.poll(&ev)?;
+/// con.poll(&ev)?;
+/// let server: std::net::TcpStream = accept_recv(acc).unwrap();
+/// let client = connect_recv(con).unwrap();
+/// assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[track_caller]
-pub fn accept_send<F: AsFd + 'static>(ev: &Context, listener: &Rc<F>) -> Req<Accept<F>> {
+pub fn accept_send<L: Listener>(ev: &Context, listener: &Rc<L>) -> Req<Accept<L>> {
     Req::start(
         ev,
         Accept {
@@ -250,16 +1143,39 @@ pub fn accept_send<F: AsFd + 'static>(ev: &Context, listener: &Rc<F>) -> Req<Acc
             watch: None,
         },
         |st, ctl| {
-            let fd = st.listener.clone();
-            watch(ctl, &mut st.watch, &fd, FdFlags::READ, Accept::ready)?;
+            watch(
+                ctl,
+                &mut st.watch,
+                &st.listener,
+                FdFlags::READ,
+                Accept::ready,
+                Require::Nonblocking,
+            )?;
             Ok(Progress::Pending)
         },
     )
 }
 
+/// The result of [`accept_send`]: the accepted connection.
+pub fn accept_recv<L: Listener>(req: Req<Accept<L>>) -> Result<L::Stream, ReqError<io::Error>> {
+    req.recv()
+}
+
 // ---------------------------------------------------------------------------
 
-/// A TCP connect (see [`connect_send`]).
+/// A TCP connect, from [`connect_send`].
+///
+/// ```
+/// use tevent::io::{Connect, connect_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let req: Req<Connect> = connect_send(&ev, listener.local_addr().unwrap());
+/// req.poll(&ev)?;
+/// assert!(req.recv().is_ok());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct Connect {
     sock: Option<Rc<OwnedFd>>,
     watch: Option<FdEvent<'static>>,
@@ -290,7 +1206,30 @@ impl Connect {
     }
 }
 
-/// Connects a nonblocking TCP socket to `addr`.
+/// Connects a new nonblocking, close-on-exec TCP socket to `addr` (IPv4 or
+/// IPv6), waiting for writability while the connection is in progress
+/// (Samba's `async_connect_send`, which takes a socket of yours instead).
+///
+/// Errors: `socket()`'s, and the connection's (`ECONNREFUSED`,
+/// `ETIMEDOUT`, `ENETUNREACH`...). Set an end time on the request to give up
+/// sooner than the kernel does.
+///
+/// ```
+/// use std::net::TcpListener;
+/// use tevent::io::{connect_recv, connect_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// // A port nothing listens on: bind, note it, close.
+/// let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+/// let req = connect_send(&ev, addr);
+/// req.poll(&ev)?;
+/// match connect_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[track_caller]
 pub fn connect_send(ev: &Context, addr: SocketAddr) -> Req<Connect> {
     Req::start(
@@ -316,8 +1255,197 @@ pub fn connect_send(ev: &Context, addr: SocketAddr) -> Req<Connect> {
             }
             let sock = Rc::new(sock);
             st.sock = Some(sock.clone());
-            watch(ctl, &mut st.watch, &sock, FdFlags::WRITE, Connect::ready)?;
+            watch(
+                ctl,
+                &mut st.watch,
+                &sock,
+                FdFlags::WRITE,
+                Connect::ready,
+                Require::NonblockingOrSocket,
+            )?;
             Ok(Progress::Pending)
         },
     )
+}
+
+/// The result of [`connect_send`]: the connected stream, nonblocking.
+pub fn connect_recv(req: Req<Connect>) -> Result<TcpStream, ReqError<io::Error>> {
+    req.recv()
+}
+
+// ---------------------------------------------------------------------------
+
+/// A Unix-domain stream connect, from [`connect_unix_send`].
+///
+/// ```
+/// use tevent::io::{ConnectUnix, connect_unix_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let req: Req<ConnectUnix> = connect_unix_send(&ev, "/nonexistent/socket");
+/// req.poll(&ev)?;
+/// assert!(req.recv().is_err()); // nothing listens there
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ConnectUnix {
+    path: PathBuf,
+}
+
+impl Request for ConnectUnix {
+    /// The connected stream, nonblocking.
+    type Output = UnixStream;
+    type Error = io::Error;
+}
+
+/// Connects a new nonblocking, close-on-exec Unix-domain stream socket to the
+/// listener at `path` (Samba's `async_connect_send` on an `AF_UNIX`
+/// address).
+///
+/// A Unix-domain connect never is "in progress": the kernel either queues
+/// the connection at once or refuses it, so the request finishes in its
+/// first step (and its caller hears of it from the loop, like for any
+/// request). A listener whose backlog is full fails it with
+/// [`WouldBlock`](io::ErrorKind::WouldBlock) (`EAGAIN`), as a nonblocking C
+/// `connect()` does: retry later. Other errors: `ENOENT` (no such socket
+/// file), `ECONNREFUSED` (nothing listens on it), `socket()`'s.
+///
+/// ```
+/// use std::os::unix::net::UnixListener;
+/// use tevent::io::{connect_unix_recv, connect_unix_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let dir = std::env::temp_dir().join(format!("tevent-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("connect_unix.sock");
+/// let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path).unwrap();
+/// let req = connect_unix_send(&ev, &path);
+/// req.poll(&ev)?;
+/// let client = connect_unix_recv(req).unwrap();
+/// let (server, _) = listener.accept().unwrap();
+/// drop((client, server));
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[track_caller]
+pub fn connect_unix_send(ev: &Context, path: impl AsRef<Path>) -> Req<ConnectUnix> {
+    Req::start(
+        ev,
+        ConnectUnix {
+            path: path.as_ref().to_path_buf(),
+        },
+        |st, _| {
+            use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+            let addr = SocketAddrUnix::new(st.path.as_path()).map_err(io::Error::from)?;
+            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+            let sock =
+                rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)
+                    .map_err(io::Error::from)?;
+            match rustix::net::connect(&sock, &addr) {
+                Ok(()) => Ok(Progress::Done(UnixStream::from(sock))),
+                Err(e) if e == Errno::AGAIN => Err(ReqError::User(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "connect to {}: the listener's backlog is full (EAGAIN); retry later",
+                        st.path.display()
+                    ),
+                ))),
+                Err(e) => Err(ReqError::User(e.into())),
+            }
+        },
+    )
+}
+
+/// The result of [`connect_unix_send`]: the connected stream, nonblocking.
+pub fn connect_unix_recv(req: Req<ConnectUnix>) -> Result<UnixStream, ReqError<io::Error>> {
+    req.recv()
+}
+
+// ---------------------------------------------------------------------------
+
+/// A socket shutdown, from [`shutdown_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use std::net::Shutdown;
+/// use tevent::io::{ShutdownSocket, shutdown_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<ShutdownSocket> = shutdown_send(&ev, &Rc::new(a), Shutdown::Both);
+/// req.poll(&ev)?;
+/// assert!(req.recv().is_ok());
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ShutdownSocket {
+    how: Shutdown,
+}
+
+impl Request for ShutdownSocket {
+    /// Nothing: the socket is shut down.
+    type Output = ();
+    type Error = io::Error;
+}
+
+/// Shuts down the reading side, the writing side, or both of a connected
+/// socket (`shutdown(2)`; Samba's `tstream_disconnect_send`). `how` is
+/// `std::net::Shutdown`:
+///
+/// - `Write` sends end of file to the peer once the data already queued is
+///   sent (the peer's reads then give end of file), while this side can still
+///   read the peer's answer: the usual "I am done talking" of a protocol;
+/// - `Read` makes this side's reads give end of file;
+/// - `Both` does both.
+///
+/// The fd stays open (drop the last `Rc` to close it). Finish every write
+/// request first: a `shutdown(Write)` while a [`WriteAll`] still waits makes
+/// that write fail with `EPIPE`.
+///
+/// `shutdown()` itself never blocks; it is a request so that it composes like
+/// the others (a step writes the last answer, then waits for the shutdown,
+/// then for the peer's end of file), and its outcome reaches the caller from
+/// the loop like any request's. It runs when the request starts and the
+/// request finishes in that first step. Errors: `ENOTCONN` (not connected),
+/// `ENOTSOCK` (a pipe: drop its writing end instead).
+///
+/// ```
+/// use std::io::Read as _;
+/// use std::net::Shutdown;
+/// use std::rc::Rc;
+/// use tevent::io::{shutdown_recv, shutdown_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req = shutdown_send(&ev, &Rc::new(a), Shutdown::Write);
+/// req.poll(&ev)?;
+/// shutdown_recv(req).unwrap();
+/// let mut rest = Vec::new();
+/// b.read_to_end(&mut rest).unwrap(); // end of file at once
+/// assert!(rest.is_empty());
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[track_caller]
+pub fn shutdown_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    how: Shutdown,
+) -> Req<ShutdownSocket> {
+    let fd = fd.clone();
+    Req::start(ev, ShutdownSocket { how }, move |st, _| {
+        let how = match st.how {
+            Shutdown::Read => rustix::net::Shutdown::Read,
+            Shutdown::Write => rustix::net::Shutdown::Write,
+            Shutdown::Both => rustix::net::Shutdown::Both,
+        };
+        rustix::net::shutdown(fd.as_fd(), how).map_err(io::Error::from)?;
+        Ok(Progress::Done(()))
+    })
+}
+
+/// The result of [`shutdown_send`].
+pub fn shutdown_recv(req: Req<ShutdownSocket>) -> Result<(), ReqError<io::Error>> {
+    req.recv()
 }

@@ -48,7 +48,7 @@ pub use wakeup::{Wakeup, wakeup_recv, wakeup_send};
 
 use crate::Error;
 use crate::context::{Context, Inner};
-use crate::fd::{FdEvent, FdFlags};
+use crate::fd::{FdEvent, FdFlags, Require};
 use crate::slab::Key;
 use crate::timer::TimerHandler;
 use table::{Hooks, Resume};
@@ -536,16 +536,76 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// Watches `fd` for this request: while the returned watcher is alive
     /// (keep it in the state), each readiness runs `step` as a step of this
     /// request, with the ready flags. Dropping the state drops the watcher.
+    ///
+    /// The fd must be nonblocking: a step that reads or writes once too
+    /// often (readiness is only a hint) would otherwise block the whole loop.
+    /// A blocking fd is refused with [`Error::Blocking`]. The check is one
+    /// `fcntl(F_GETFL)` when the fd gets its entry in the context's fd table
+    /// (or when the first request watcher joins an entry made by a plain
+    /// [`Context::add_fd_shared`]), not one per call: the next one-shot
+    /// request on the same fd finds the entry and costs nothing. Errors with
+    /// [`Error::BadFd`] as [`Context::add_fd`] does.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::rc::Rc;
+    /// use tevent::{Context, Ctl, Error, FdEvent, FdFlags, Progress, Req, Request, StepResult};
+    ///
+    /// /// Finishes when the fd becomes readable.
+    /// struct Readable { watch: Option<FdEvent<'static>> }
+    /// impl Request for Readable {
+    ///     type Output = ();
+    ///     type Error = Error;
+    /// }
+    /// fn ready(_: &mut Readable, _: &mut Ctl<'_, Readable>, _: FdFlags) -> StepResult<Readable> {
+    ///     Ok(Progress::Done(()))
+    /// }
+    /// fn readable_send(ev: &Context, fd: Rc<UnixStream>) -> Req<Readable> {
+    ///     Req::start(ev, Readable { watch: None }, |st, ctl| {
+    ///         st.watch = Some(ctl.watch_fd(fd, FdFlags::READ, ready)?);
+    ///         Ok(Progress::Pending)
+    ///     })
+    /// }
+    ///
+    /// let ev = Context::new()?;
+    /// let (a, b) = UnixStream::pair().unwrap();
+    /// // Left blocking: refused.
+    /// let r = readable_send(&ev, Rc::new(a.try_clone().unwrap()));
+    /// assert!(matches!(r.recv(), Err(tevent::ReqError::User(Error::Blocking { .. }))));
+    /// a.set_nonblocking(true).unwrap();
+    /// let r = readable_send(&ev, Rc::new(a));
+    /// std::io::Write::write_all(&mut &b, b"x").unwrap();
+    /// r.poll(&ev)?;
+    /// assert!(r.recv().is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn watch_fd<F: std::os::fd::AsFd + 'static>(
         &mut self,
         fd: Rc<F>,
         flags: FdFlags,
         step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
     ) -> Result<FdEvent<'static>, Error> {
+        self.watch_fd_with(fd, flags, step, Require::Nonblocking)
+    }
+
+    /// [`Ctl::watch_fd`] with another requirement on the fd's mode
+    /// ([`crate::io`] accepts blocking sockets: its calls never block them).
+    pub(crate) fn watch_fd_with<F: std::os::fd::AsFd + 'static>(
+        &mut self,
+        fd: Rc<F>,
+        flags: FdFlags,
+        step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
+        require: Require,
+    ) -> Result<FdEvent<'static>, Error> {
         let node = self.node.clone();
-        self.ev.add_fd_shared(fd, flags, move |ev, _, ready| {
-            ev.run_step::<T>(&node, |st, ctl| step(st, ctl, ready));
-        })
+        self.ev.add_fd_shared_with(
+            fd,
+            flags,
+            Box::new(move |ev, _, ready| {
+                ev.run_step::<T>(&node, |st, ctl| step(st, ctl, ready));
+            }),
+            require,
+        )
     }
 
     /// Starts profiling this request (see [`Req::enable_profile`]).
