@@ -2,3 +2,4 @@
 //! drive it in-process).
 
 pub mod echo;
+pub mod line;
