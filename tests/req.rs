@@ -327,11 +327,12 @@ fn cancel_runs_the_hook_and_the_request_finishes_normally() {
 }
 
 #[test]
-fn debug_shows_type_state_and_creation_place() {
+fn debug_shows_type_step_state_and_creation_place() {
     let ev = Context::new().unwrap();
     let r = sleep_send(&ev, Duration::from_secs(1));
     let s = format!("{r:?}");
-    assert!(s.contains("type: \"Sleep\""), "{s}");
+    // `@woke`: the step its wake-up resumes (`ctl.wait(.., Sleep::woke)`).
+    assert!(s.contains("type: \"Sleep@woke\""), "{s}");
     assert!(s.contains("state: InProgress"), "{s}");
     assert!(
         s.contains("tests/req.rs:"),

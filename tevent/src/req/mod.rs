@@ -27,6 +27,7 @@
 mod error;
 mod node;
 pub(crate) mod profile;
+pub(crate) mod step;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ pub(crate) use error::Failure;
 pub use error::ReqError;
 pub(crate) use node::{Flag, NodePool, NodePtr, ReqRef};
 pub use profile::Profile;
+pub use step::{Next, StartCtl, StepCtl, Then};
 pub use table::{CancelFn, CleanupFn};
 pub(crate) use table::{ReqTable, extra_mut};
 pub use wakeup::{Wakeup, wakeup_recv, wakeup_send};
@@ -433,9 +435,16 @@ impl<T: Request> Drop for Req<T> {
 }
 
 impl<T: Request> std::fmt::Debug for Req<T> {
+    /// `Req { type: "Echo@read", state: InProgress, created: "file:line:col" }`:
+    /// the type's name, followed by the step(s) the request waits in (see
+    /// [`Req::waiting_in`]).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Req");
-        d.field("type", &T::name()).field("state", &self.state());
+        d.field(
+            "type",
+            &step::Waiting(T::name(), &self.waiting_in()).to_string(),
+        )
+        .field("state", &self.state());
         if let Some(loc) = self.location() {
             d.field(
                 "created",
@@ -476,7 +485,7 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// not be recorded; `ctl.wait(sub, ..)?` then finishes this request
     /// `NoMemory` (tevent's `tevent_req_nomem(subreq, req)`).
     pub fn wait<C: Request>(
-        &mut self,
+        &self,
         sub: Req<C>,
         then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
     ) -> Result<(), ReqError<T::Error>> {
@@ -503,7 +512,7 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 
     /// Sets (or moves) this request's end time (see [`Req::set_endtime`]).
-    pub fn set_endtime(&mut self, at: Instant) -> Result<(), ReqError<T::Error>> {
+    pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         self.ev
             .req_set_endtime(self.node, at)
             .map_err(Failure::to_req)
@@ -511,13 +520,13 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// Sets this request's end time `after` from now (clamped to
     /// [`FAR_FUTURE`](crate::FAR_FUTURE), so `Duration::MAX` means "never").
-    pub fn set_timeout(&mut self, after: Duration) -> Result<(), ReqError<T::Error>> {
+    pub fn set_timeout(&self, after: Duration) -> Result<(), ReqError<T::Error>> {
         let at = self.ev.deadline_after(after);
         self.set_endtime(at)
     }
 
     /// Removes this request's end time.
-    pub fn reset_endtime(&mut self) {
+    pub fn reset_endtime(&self) {
         self.ev.req_reset_endtime(self.node);
     }
 
@@ -609,7 +618,7 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 
     /// Starts profiling this request (see [`Req::enable_profile`]).
-    pub fn enable_profile(&mut self) -> bool {
+    pub fn enable_profile(&self) -> bool {
         self.ev.profile_start(self.node)
     }
 
@@ -640,6 +649,10 @@ impl<R: Resume> Resume for [R; 1] {
         let [r] = *self;
         Box::new(r).resume(ev, parent, child)
     }
+
+    fn step_name(&self) -> &'static str {
+        self[0].step_name()
+    }
 }
 
 /// A parent waiting for a subrequest of type `C`.
@@ -665,6 +678,10 @@ where
         let f = self.f;
         // If the parent cannot run a step, the closure (and `sub`) is dropped.
         ev.run_step::<P>(&parent, move |st, ctl| f(st, ctl, sub));
+    }
+
+    fn step_name(&self) -> &'static str {
+        step::step_name::<F>()
     }
 }
 

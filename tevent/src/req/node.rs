@@ -245,14 +245,15 @@ pub(crate) struct ReqRef(NodePtr);
 impl ReqRef {
     /// Allocates a node for a request of type `T` with `state`, owned by a
     /// handle, with one reference (the returned one, the owner's). Hands the
-    /// state back if the block cannot be allocated.
+    /// state back if the block cannot be allocated. (A request starts without
+    /// a state when its first step builds it; see `req::step`.)
     #[inline]
     pub(crate) fn alloc<T: Request>(
         pool: &NodePool,
         ctx: *const Inner,
         created: &'static Location<'static>,
-        state: T,
-    ) -> Result<ReqRef, T> {
+        state: Option<T>,
+    ) -> Result<ReqRef, Option<T>> {
         let raw = pool.alloc_block::<T>();
         let Some(raw) = NonNull::new(raw) else {
             return Err(state);

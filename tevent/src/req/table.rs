@@ -26,6 +26,7 @@ use std::panic::Location;
 use crate::context::{Context, MAX_NOTIFICATIONS_PER_STEP};
 use crate::panic::PanicSlot;
 use crate::req::node::{Flag, Header, NodePtr, ReqRef, hdr};
+use crate::req::step::{Next, StartCtl, Then};
 use crate::req::{Ctl, Failure, ReqState, Request, StepResult};
 use crate::slab::Key;
 use crate::{Progress, ReqError};
@@ -52,9 +53,9 @@ pub(crate) struct Hooks<T: Request> {
 }
 
 impl<T: Request> ReqCell<T> {
-    pub(crate) fn new(state: T) -> Self {
+    pub(crate) fn new(state: Option<T>) -> Self {
         ReqCell {
-            state: Some(state),
+            state,
             result: None,
             hooks: Hooks {
                 cleanup: None,
@@ -116,11 +117,47 @@ impl<T: Request> ReqCell<T> {
     }
 }
 
+impl<T: Request> ReqCell<T> {
+    /// Runs the first step of a request that starts without a state: `f`
+    /// builds the state through its [`StartCtl`]. Returns the state reached
+    /// if it finished (a panic finishes it `Panicked`, as in `step`).
+    fn build(
+        &mut self,
+        ev: &Context,
+        node: &ReqRef,
+        f: impl FnOnce(StartCtl<'_, T>) -> Next<T>,
+    ) -> Option<ReqState> {
+        let panics = &ev.inner.panic;
+        let ReqCell { state, hooks, .. } = self;
+        let start = StartCtl::new(Ctl::new(ev, node, hooks), state);
+        let r = panics
+            .catch(|| Then::__into_step(f(start)))
+            .unwrap_or(Err(ReqError::Panicked));
+        match r {
+            Ok(Progress::Pending) if self.state.is_none() => {
+                // Only reachable through the hidden constructors: the typed
+                // handles let no step keep waiting before `create`.
+                panics.catch(|| panic!("a start step kept waiting without creating its state"));
+                Some(self.finish(Err(ReqError::Panicked), panics))
+            }
+            Ok(Progress::Pending) => None,
+            Ok(Progress::Done(out)) => Some(self.finish(Ok(out), panics)),
+            Err(e) => Some(self.finish(Err(e), panics)),
+        }
+    }
+}
+
 /// Resumes a waiter when the request it waits for has finished.
 pub(crate) trait Resume {
     /// `parent` is the waiting request (`None` for a top-level callback),
     /// `child` the finished one, whose ownership passes to the waiter.
     fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef);
+
+    /// The name of the step this waiter resumes (for `Debug` and
+    /// `Req::waiting_in`).
+    fn step_name(&self) -> &'static str {
+        "callback"
+    }
 }
 
 /// Who owns a request (and holds its owner's reference).
@@ -347,6 +384,32 @@ impl Context {
         created: &'static Location<'static>,
         first: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> Option<ReqRef> {
+        self.req_create_with(Some(state), created, |cell, ev, node| {
+            cell.step(ev, node, first)
+        })
+    }
+
+    /// Creates a request without a state and runs `first`, which builds it
+    /// (see `req::step`).
+    #[inline]
+    pub(crate) fn req_create_building<T: Request>(
+        &self,
+        created: &'static Location<'static>,
+        first: impl FnOnce(StartCtl<'_, T>) -> Next<T>,
+    ) -> Option<ReqRef> {
+        self.req_create_with(None, created, |cell, ev, node| cell.build(ev, node, first))
+    }
+
+    /// Allocates a request's node with `state`, links it, and runs its first
+    /// step through `run`; returns the owner's reference, or `None` if the
+    /// node could not be allocated.
+    #[inline(always)]
+    fn req_create_with<T: Request>(
+        &self,
+        state: Option<T>,
+        created: &'static Location<'static>,
+        run: impl FnOnce(&mut ReqCell<T>, &Context, &ReqRef) -> Option<ReqState>,
+    ) -> Option<ReqRef> {
         let node =
             ReqRef::alloc(&self.inner.node_pool, self.inner.this.get(), created, state).ok()?;
         self.inner.reqs.live_link(node.ptr());
@@ -355,7 +418,7 @@ impl Context {
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
         // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
-        let finished = unsafe { node.cell::<T>() }.step(self, &node, first);
+        let finished = run(unsafe { node.cell::<T>() }, self, &node);
         self.req_put_back(&node, finished);
         Some(node)
     }

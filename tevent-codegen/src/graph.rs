@@ -1,0 +1,149 @@
+//! The step graph: which steps `start` reaches, which reach `done`, and the
+//! graph as DOT and Mermaid text (the same text from build to build: steps
+//! in declaration order, every name quoted).
+
+use crate::ast::Succ;
+
+/// Which steps can be reached from `start` (index `start`) along `edges`.
+pub(crate) fn reachable(edges: &[Vec<Succ>], start: usize) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut todo = vec![start];
+    seen[start] = true;
+    while let Some(i) = todo.pop() {
+        for s in &edges[i] {
+            if let Succ::Step(j) = *s
+                && !seen[j]
+            {
+                seen[j] = true;
+                todo.push(j);
+            }
+        }
+    }
+    seen
+}
+
+/// Which steps have a path to `done`.
+pub(crate) fn reaches_done(edges: &[Vec<Succ>]) -> Vec<bool> {
+    let mut ok: Vec<bool> = edges.iter().map(|e| e.contains(&Succ::Done)).collect();
+    // Propagate backwards until nothing changes (graphs are small).
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..edges.len() {
+            if !ok[i]
+                && edges[i]
+                    .iter()
+                    .any(|s| matches!(s, Succ::Step(j) if ok[*j]))
+            {
+                ok[i] = true;
+                changed = true;
+            }
+        }
+    }
+    ok
+}
+
+/// A string as a double-quoted DOT / Mermaid label.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The graph in Graphviz DOT: a box per step, `start` entered from a point,
+/// `done` a double circle.
+pub(crate) fn dot(request: &str, names: &[String], edges: &[Vec<Succ>], start: usize) -> String {
+    let mut out = format!("digraph {} {{\n", quoted(request));
+    out.push_str("    node [shape=box];\n");
+    out.push_str("    \"\" [shape=point];\n");
+    let done = edges.iter().any(|e| e.contains(&Succ::Done));
+    if done {
+        out.push_str("    \"done\" [shape=doublecircle, label=\"done\"];\n");
+    }
+    // Step nodes get their own ids, so a step may be named like a DOT keyword
+    // (`node`, `edge`, `graph`) or like `done`.
+    for (i, n) in names.iter().enumerate() {
+        out.push_str(&format!("    s{i} [label={}];\n", quoted(n)));
+    }
+    out.push_str(&format!("    \"\" -> s{start};\n"));
+    for (i, e) in edges.iter().enumerate() {
+        for s in e {
+            match s {
+                Succ::Step(j) => out.push_str(&format!("    s{i} -> s{j};\n")),
+                Succ::Done => out.push_str(&format!("    s{i} -> \"done\";\n")),
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The graph as a Mermaid state diagram (`stateDiagram-v2`): `[*]` enters
+/// `start`, and a step that may finish the request leads to `[*]`.
+pub(crate) fn mermaid(names: &[String], edges: &[Vec<Succ>], start: usize) -> String {
+    let mut out = String::from("stateDiagram-v2\n");
+    // Ids `s0`, `s1`, ... with the names as labels: no step name can clash
+    // with Mermaid's own words (`state`, `end`, `note`, ...).
+    for (i, n) in names.iter().enumerate() {
+        out.push_str(&format!("    state {} as s{i}\n", quoted(n)));
+    }
+    out.push_str(&format!("    [*] --> s{start}\n"));
+    for (i, e) in edges.iter().enumerate() {
+        for s in e {
+            match s {
+                Succ::Step(j) => out.push_str(&format!("    s{i} --> s{j}\n")),
+                Succ::Done => out.push_str(&format!("    s{i} --> [*]\n")),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo() -> (Vec<String>, Vec<Vec<Succ>>) {
+        let names = ["start", "read", "write"].map(String::from).to_vec();
+        let edges = vec![
+            vec![Succ::Step(1)],
+            vec![Succ::Step(2), Succ::Done],
+            vec![Succ::Step(1)],
+        ];
+        (names, edges)
+    }
+
+    #[test]
+    fn reachability_and_paths_to_done() {
+        let (_, mut edges) = echo();
+        assert_eq!(reachable(&edges, 0), [true, true, true]);
+        assert_eq!(reaches_done(&edges), [true, true, true]);
+        // write stops going back to read: nothing else changes it reaches.
+        edges[2].clear();
+        assert_eq!(reaches_done(&edges), [true, true, false]);
+        edges[0].clear();
+        assert_eq!(reachable(&edges, 0), [true, false, false]);
+    }
+
+    #[test]
+    fn dot_and_mermaid_quote_every_name() {
+        let names = ["start", "node", "end"].map(String::from).to_vec();
+        let edges = vec![vec![Succ::Step(1)], vec![Succ::Step(2)], vec![Succ::Done]];
+        let d = dot("Odd\"Name", &names, &edges, 0);
+        assert!(d.starts_with("digraph \"Odd\\\"Name\" {\n"), "{d}");
+        assert!(d.contains("s1 [label=\"node\"];"), "{d}");
+        assert!(d.contains("s2 -> \"done\";"), "{d}");
+        let m = mermaid(&names, &edges, 0);
+        assert_eq!(
+            m,
+            "stateDiagram-v2\n    state \"start\" as s0\n    state \"node\" as s1\n    state \"end\" as s2\n    [*] --> s0\n    s0 --> s1\n    s1 --> s2\n    s2 --> [*]\n"
+        );
+    }
+}

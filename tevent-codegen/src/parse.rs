@@ -1,0 +1,229 @@
+//! Reading the attribute's arguments and the `impl` block into a
+//! [`Request`]. Syntax errors are collected, not fatal: a malformed steps
+//! list still gives a `Request` (with no steps), so a stub can be emitted.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Ident, ImplItem, ItemImpl, Token, Type};
+
+use crate::ast::{Decl, Request};
+use crate::errors::Errors;
+
+/// The attribute's grammar, quoted in syntax errors.
+pub(crate) const SYNTAX: &str = "the attribute reads `#[tevent_request(steps(start => [next, ...], next => [done], ...))]`, \
+     with `, forever` after the list for a request that never finishes by itself";
+
+/// What the input turned out to be.
+pub(crate) enum Parsed {
+    /// An `impl` block (with the attribute's steps, unless `errors` says the
+    /// attribute was malformed).
+    Impl(Box<Request>, Errors),
+    /// Not something the attribute applies to: the item goes back unchanged.
+    Other(TokenStream, syn::Error),
+}
+
+/// Reads `#[tevent_request(attr)] item`.
+pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> Parsed {
+    let imp = match syn::parse2::<ItemImpl>(item.clone()) {
+        Ok(imp) => imp,
+        Err(e) => {
+            let msg = match syn::parse2::<syn::Item>(item.clone()) {
+                Ok(other) => syn::Error::new(
+                    item_span(&other),
+                    "#[tevent_request] goes on an `impl` block of the request's state type",
+                ),
+                Err(_) => e,
+            };
+            return Parsed::Other(item, msg);
+        }
+    };
+    let mut errors = Errors::default();
+    let attr_span = attr_span(&attr);
+    let (decls, steps_span, forever, parsed) = match parse_args.parse2(attr) {
+        Ok(Args {
+            decls,
+            steps_span,
+            forever,
+        }) => {
+            if steps_span.is_none() {
+                errors.at(attr_span, format!("no `steps(...)` list: {SYNTAX}"));
+            }
+            (
+                decls,
+                steps_span.unwrap_or(attr_span),
+                forever,
+                steps_span.is_some(),
+            )
+        }
+        Err(e) => {
+            errors.at(e.span(), format!("{e}: {SYNTAX}"));
+            (Vec::new(), attr_span, None, false)
+        }
+    };
+    match request(imp, (decls, steps_span, parsed), forever, &mut errors) {
+        Some(req) => Parsed::Impl(Box::new(req), errors),
+        None => {
+            let why = match errors.into_result() {
+                Err(e) => e,
+                Ok(()) => syn::Error::new(attr_span, "#[tevent_request] cannot use this item"),
+            };
+            Parsed::Other(item, why)
+        }
+    }
+}
+
+/// The span to report "this is not an impl" at.
+fn item_span(item: &syn::Item) -> Span {
+    match item {
+        syn::Item::Struct(s) => s.ident.span(),
+        syn::Item::Enum(e) => e.ident.span(),
+        syn::Item::Fn(f) => f.sig.ident.span(),
+        other => other.span(),
+    }
+}
+
+/// Where the attribute's arguments are (the call site if there are none).
+fn attr_span(attr: &TokenStream) -> Span {
+    let mut tokens = attr.clone().into_iter();
+    match tokens.next() {
+        Some(first) => {
+            let start = first.span();
+            tokens
+                .last()
+                .and_then(|l| start.join(l.span()))
+                .unwrap_or(start)
+        }
+        None => Span::call_site(),
+    }
+}
+
+struct Args {
+    decls: Vec<Decl>,
+    steps_span: Option<Span>,
+    forever: Option<Span>,
+}
+
+fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
+    let mut args = Args {
+        decls: Vec::new(),
+        steps_span: None,
+        forever: None,
+    };
+    while !input.is_empty() {
+        let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        match key.to_string().as_str() {
+            "steps" => {
+                if args.steps_span.is_some() {
+                    return Err(syn::Error::new(key.span(), "`steps` given twice"));
+                }
+                args.steps_span = Some(key.span());
+                let content;
+                syn::parenthesized!(content in input);
+                let decls =
+                    Punctuated::<Decl, Token![,]>::parse_terminated_with(&content, parse_decl)?;
+                args.decls = decls.into_iter().collect();
+            }
+            "forever" => {
+                if args.forever.is_some() {
+                    return Err(syn::Error::new(key.span(), "`forever` given twice"));
+                }
+                args.forever = Some(key.span());
+            }
+            other => {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("unknown argument `{other}`"),
+                ));
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(args)
+}
+
+/// `name => [a, b, ...]`
+fn parse_decl(input: ParseStream<'_>) -> syn::Result<Decl> {
+    let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+    input.parse::<Token![=>]>()?;
+    let content;
+    syn::bracketed!(content in input);
+    let succ = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, |c| {
+        c.call(syn::ext::IdentExt::parse_any)
+    })?;
+    Ok(Decl {
+        name,
+        succ: succ.into_iter().collect(),
+    })
+}
+
+/// Splits the `impl` block into the model; `None` (with the reason in
+/// `errors`) if it is not an inherent impl of a named type.
+fn request(
+    imp: ItemImpl,
+    (decls, steps_span, steps_parsed): (Vec<Decl>, Span, bool),
+    forever: Option<Span>,
+    errors: &mut Errors,
+) -> Option<Request> {
+    if let Some((path, _)) = &imp.trait_ {
+        errors.spanned(
+            path,
+            "#[tevent_request] goes on an inherent `impl` block (it writes the `impl Request` itself)",
+        );
+        return None;
+    }
+    let ident = match &*imp.self_ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
+        _ => None,
+    };
+    let Some(ident) = ident else {
+        errors.spanned(
+            &imp.self_ty,
+            "#[tevent_request] goes on an `impl` block of a named struct or enum (the request's state)",
+        );
+        return None;
+    };
+    let mut output = None;
+    let mut error = None;
+    let mut items = Vec::with_capacity(imp.items.len());
+    for item in imp.items {
+        match item {
+            ImplItem::Type(t) if t.ident == "Output" || t.ident == "Error" => {
+                if !t.generics.params.is_empty() {
+                    errors.spanned(
+                        &t.generics,
+                        "`type Output` and `type Error` take no generic parameters",
+                    );
+                }
+                let slot = if t.ident == "Output" {
+                    &mut output
+                } else {
+                    &mut error
+                };
+                if slot.is_some() {
+                    errors.at(t.ident.span(), format!("`type {}` is given twice", t.ident));
+                } else {
+                    *slot = Some(t);
+                }
+            }
+            other => items.push(other),
+        }
+    }
+    Some(Request {
+        attrs: imp.attrs,
+        generics: imp.generics,
+        self_ty: *imp.self_ty,
+        ident,
+        output,
+        error,
+        items,
+        decls,
+        steps_span,
+        steps_parsed,
+        forever,
+    })
+}
