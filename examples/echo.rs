@@ -1,4 +1,5 @@
-//! The echo server of the tevent tutorial, as requests.
+//! The echo server of the tevent tutorial, as requests written with
+//! `#[tevent_request]`.
 //!
 //! Shared by the `echo_server` example and the tests. The structure is the
 //! tutorial's nested-request example:
@@ -26,10 +27,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use tevent::io::{Accept, ReadSome, WriteAll, accept_send, read_some_send, write_all_send};
-use tevent::{
-    Context, Ctl, Progress, Req, ReqError, ReqState, Request, StepResult, Wakeup, wakeup_send,
-};
+use tevent::io::{accept_send, read_some_send, write_all_send};
+use tevent::{Next, Req, ReqError, ReqState, Wakeup, tevent_request, wakeup_send};
 
 /// Where the server's lines go (stdout in the example, a buffer in tests).
 pub type Out = Rc<RefCell<dyn Write>>;
@@ -109,41 +108,55 @@ pub struct Echo {
     out: Out,
 }
 
-impl Request for Echo {
+#[tevent_request(steps(
+    start => [read],
+    read => [write, done],
+    write => [read, done],
+))]
+impl Echo {
     type Output = ();
     type Error = io::Error;
-}
 
-impl Echo {
-    fn read_done(
-        &mut self,
-        ctl: &mut Ctl<'_, Self>,
-        sub: Req<ReadSome<TcpStream>>,
-    ) -> StepResult<Self> {
-        let data = sub.recv()?;
-        if data.is_empty() {
-            return Ok(Progress::Done(())); // end of file
-        }
-        ctl.wait(write_all_send(ctl.ev(), &self.sock, data), Echo::write_done)?;
-        Ok(Progress::Pending)
+    /// Echoes on `sock` (nonblocking) with a `bufsize`-byte buffer.
+    pub fn start(to: EchoStartStep<'_>, sock: TcpStream, bufsize: usize, out: &Out) -> Next<Self> {
+        let fd = sock.as_raw_fd();
+        let sock = Rc::new(sock);
+        let mut to = to.create(Echo {
+            sock: sock.clone(),
+            fd,
+            bufsize,
+            out: out.clone(),
+        });
+        to.set_cleanup(echo_cleanup);
+        let buf = tevent::alloc::try_vec_filled(bufsize, 0)?;
+        to.read(read_some_send(to.ev(), &sock, buf))
     }
 
-    fn write_done(
+    /// What a read brought: nothing at end of file, else bytes to echo.
+    fn read(&mut self, to: EchoReadStep<'_>, data: Vec<u8>) -> Next<Self> {
+        if data.is_empty() {
+            return to.done(()); // end of file
+        }
+        to.write(write_all_send(to.ev(), &self.sock, data))
+    }
+
+    /// The echo went out (the buffer comes back for the next read), or the
+    /// write failed.
+    fn write(
         &mut self,
-        ctl: &mut Ctl<'_, Self>,
-        sub: Req<WriteAll<TcpStream>>,
-    ) -> StepResult<Self> {
-        let mut buf = match sub.recv() {
+        to: EchoWriteStep<'_>,
+        written: Result<Vec<u8>, ReqError<io::Error>>,
+    ) -> Next<Self> {
+        let mut buf = match written {
             Ok(buf) => buf,
             // The client went away while we wrote: that is how it says goodbye.
             Err(ReqError::User(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(Progress::Done(()));
+                return to.done(());
             }
             Err(e) => return Err(e),
         };
         buf.resize(self.bufsize, 0);
-        ctl.wait(read_some_send(ctl.ev(), &self.sock, buf), Echo::read_done)?;
-        Ok(Progress::Pending)
+        to.read(read_some_send(to.ev(), &self.sock, buf))
     }
 }
 
@@ -151,23 +164,6 @@ impl Echo {
 /// destructor, which prints before the server reports the outcome).
 fn echo_cleanup(st: &mut Echo, _: ReqState) {
     say(&st.out, format_args!("Closing client fd {}", st.fd));
-}
-
-/// Echoes on `sock` (nonblocking) with a `bufsize`-byte buffer.
-pub fn echo_send(ev: &Context, sock: TcpStream, bufsize: usize, out: &Out) -> Req<Echo> {
-    let fd = sock.as_raw_fd();
-    let state = Echo {
-        sock: Rc::new(sock),
-        fd,
-        bufsize,
-        out: out.clone(),
-    };
-    Req::start(ev, state, |st, ctl| {
-        ctl.set_cleanup(echo_cleanup);
-        let buf = tevent::alloc::try_vec_filled(st.bufsize, 0)?;
-        ctl.wait(read_some_send(ctl.ev(), &st.sock, buf), Echo::read_done)?;
-        Ok(Progress::Pending)
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -198,11 +194,6 @@ pub struct EchoServer {
     out: Out,
 }
 
-impl Request for EchoServer {
-    type Output = Infallible;
-    type Error = io::Error;
-}
-
 /// `accept()` errors that say "not now" rather than "never".
 fn transient(e: &io::Error) -> bool {
     matches!(
@@ -213,23 +204,50 @@ fn transient(e: &io::Error) -> bool {
     )
 }
 
+#[tevent_request(
+    steps(
+        start => [accepted],
+        accepted => [accepted, client_done, retry],
+        retry => [accepted],
+        client_done => [],
+    ),
+    forever
+)]
 impl EchoServer {
-    fn accept(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), ReqError<io::Error>> {
-        ctl.wait(accept_send(ctl.ev(), &self.listener), EchoServer::accepted)
+    type Output = Infallible;
+    type Error = io::Error;
+
+    /// Starts the server on a listening, nonblocking socket.
+    pub fn start(
+        to: EchoServerStartStep<'_>,
+        listener: TcpListener,
+        opts: Options,
+        out: &Out,
+    ) -> Next<Self> {
+        let listener = Rc::new(listener);
+        let accept = accept_send(to.ev(), &listener);
+        let state = EchoServer {
+            listener,
+            opts,
+            out: out.clone(),
+        };
+        to.create(state).accepted(accept)
     }
 
+    /// A client connected (then it gets an [`Echo`] and the accept loop goes
+    /// on), or `accept()` failed: after a transient failure the loop goes on
+    /// 100 ms later, any other failure ends the server.
     fn accepted(
         &mut self,
-        ctl: &mut Ctl<'_, Self>,
-        sub: Req<Accept<TcpListener>>,
-    ) -> StepResult<Self> {
-        let sock = match sub.recv() {
+        to: EchoServerAcceptedStep<'_>,
+        accepted: Result<TcpStream, ReqError<io::Error>>,
+    ) -> Next<Self> {
+        let sock = match accepted {
             Ok(sock) => sock,
             Err(ReqError::User(e)) if transient(&e) => {
                 eprintln!("accept() failed: {}; retrying in 100 ms", strerror(&e));
-                let at = ctl.ev().now() + Duration::from_millis(100);
-                ctl.wait(wakeup_send(ctl.ev(), at), EchoServer::retry)?;
-                return Ok(Progress::Pending);
+                let at = to.ev().now() + Duration::from_millis(100);
+                return to.retry(wakeup_send(to.ev(), at));
             }
             Err(e) => return Err(e),
         };
@@ -240,43 +258,29 @@ impl EchoServer {
             &self.out,
             format_args!("new client fd {}", sock.as_raw_fd()),
         );
-        let echo = echo_send(ctl.ev(), sock, self.opts.bufsize, &self.out);
-        ctl.wait(echo, EchoServer::client_done)?;
-        self.accept(ctl)?;
-        Ok(Progress::Pending)
+        to.client_done(echo_send(to.ev(), sock, self.opts.bufsize, &self.out))?;
+        to.accepted(accept_send(to.ev(), &self.listener))
     }
 
-    fn retry(&mut self, ctl: &mut Ctl<'_, Self>, _: Req<Wakeup>) -> StepResult<Self> {
-        self.accept(ctl)?;
-        Ok(Progress::Pending)
+    /// The pause after a transient `accept()` failure is over.
+    fn retry(&mut self, to: EchoServerRetryStep<'_>, _: Req<Wakeup>) -> Next<Self> {
+        to.accepted(accept_send(to.ev(), &self.listener))
     }
 
-    fn client_done(&mut self, _: &mut Ctl<'_, Self>, sub: Req<Echo>) -> StepResult<Self> {
-        match sub.recv() {
+    /// A client finished: its outcome line (its `Closing` line came first,
+    /// from its cleanup hook).
+    fn client_done(
+        &mut self,
+        to: EchoServerClientDoneStep<'_>,
+        outcome: Result<(), ReqError<io::Error>>,
+    ) -> Next<Self> {
+        match outcome {
             Ok(()) => say(&self.out, format_args!("Client done")),
             Err(e) => say(
                 &self.out,
                 format_args!("Client failed: {}", strerror(&e.into_io())),
             ),
         }
-        Ok(Progress::Pending)
+        to.pending()
     }
-}
-
-/// Starts the server on a listening, nonblocking socket.
-pub fn echo_server_send(
-    ev: &Context,
-    listener: TcpListener,
-    opts: Options,
-    out: &Out,
-) -> Req<EchoServer> {
-    let state = EchoServer {
-        listener: Rc::new(listener),
-        opts,
-        out: out.clone(),
-    };
-    Req::start(ev, state, |st, ctl| {
-        st.accept(ctl)?;
-        Ok(Progress::Pending)
-    })
 }
