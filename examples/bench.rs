@@ -26,6 +26,9 @@
 //!   inside its send, its completion delivered from the loop, received and
 //!   freed; one outstanding at a time.
 //! - `req_lifecycle_batch`: the same with 1000 chains, so 1000 outstanding.
+//! - `req_lifecycle_macro`, `nested_macro`: the two workloads above with
+//!   every request written with `#[tevent_request]` (to compare generated
+//!   requests with hand-written ones; not in the peers).
 //! - `nested`: a chain of 16 nested requests whose innermost waits for a
 //!   wake-up request at a time already passed; odd reps fail at the innermost
 //!   level (EPROTO) and the error propagates out. ns_per_op is per (sub)request
@@ -45,8 +48,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tevent::{
-    Context, Ctl, Immediate, Progress, Req, ReqError, Request, StepResult, Wakeup, wakeup_recv,
-    wakeup_send,
+    Context, Ctl, Immediate, Next, Progress, Req, ReqError, Request, StepResult, Wakeup,
+    tevent_request, wakeup_recv, wakeup_send,
 };
 
 const IMPL: &str = "tevent-rs";
@@ -444,10 +447,187 @@ fn run_nested(ev: &Context, reps: u64) -> u128 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// req_lifecycle_macro and nested_macro: the same two workloads, every request
+// (measured and driver) written with #[tevent_request] instead of by hand.
+
+/// The measured request, generated: finishes in its start step.
+struct LcM {
+    _id: u64,
+}
+
+#[tevent_request(steps(start => [done]))]
+impl LcM {
+    type Output = u64;
+    type Error = Infallible;
+
+    fn start(to: LcMStartStep<'_>, id: u64) -> Next<Self> {
+        to.create(LcM { _id: id }).done(id ^ 0xa5a5_a5a5_a5a5_a5a5)
+    }
+}
+
+/// Runs `width` chains of `per_chain` sequential `LcM` requests.
+struct LcDriverM {
+    per_chain: u64,
+    issued: Vec<u64>,
+    completed: u64,
+    errors: u64,
+}
+
+#[tevent_request(steps(start => [finished], finished => [finished, done]))]
+impl LcDriverM {
+    type Output = (u64, u64);
+    type Error = Infallible;
+
+    fn start(to: LcDriverMStartStep<'_>, width: u64, per_chain: u64) -> Next<Self> {
+        let to = to.create(LcDriverM {
+            per_chain,
+            issued: vec![1; width as usize],
+            completed: 0,
+            errors: 0,
+        });
+        for chain in 0..width {
+            to.finished(lc_m_send(to.ev(), chain << 32))?;
+        }
+        to.pending()
+    }
+
+    fn finished(&mut self, to: LcDriverMFinishedStep<'_>, echo: u64) -> Next<Self> {
+        let id = echo ^ 0xa5a5_a5a5_a5a5_a5a5;
+        let chain = (id >> 32) as usize;
+        if id & 0xffff_ffff != self.issued[chain] - 1 {
+            self.errors += 1;
+        }
+        self.completed += 1;
+        if self.issued[chain] < self.per_chain {
+            let next = ((chain as u64) << 32) | self.issued[chain];
+            self.issued[chain] += 1;
+            to.finished(lc_m_send(to.ev(), next))?;
+        }
+        if self.completed == self.per_chain * self.issued.len() as u64 {
+            return to.done((self.completed, self.errors));
+        }
+        to.pending()
+    }
+}
+
+fn run_req_lifecycle_macro(ev: &Context, width: u64, per_chain: u64) -> u128 {
+    let t0 = Instant::now();
+    let driver = lc_driver_m_send(ev, width, per_chain);
+    driver.poll(ev).unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    match lc_driver_m_recv(driver) {
+        Ok((completed, 0)) if completed == width * per_chain => ns,
+        other => die(&format!("req_lifecycle_macro: {other:?}")),
+    }
+}
+
+/// One level of the chain, generated; the innermost waits for a wake-up.
+struct NestM {
+    fail: bool,
+}
+
+#[tevent_request(steps(
+    start => [leaf_done, child_done],
+    leaf_done => [done],
+    child_done => [done],
+))]
+impl NestM {
+    type Output = ();
+    type Error = i32;
+
+    fn start(to: NestMStartStep<'_>, depth: u32, fail: bool) -> Next<Self> {
+        let ev = to.ev();
+        let to = to.create(NestM { fail });
+        if depth == 0 {
+            // As in `nest_send`: a time already passed, due at the next step.
+            to.leaf_done(wakeup_send(ev, ev.loop_time()))
+        } else {
+            to.child_done(nest_m_send(ev, depth - 1, fail))
+        }
+    }
+
+    fn leaf_done(&mut self, to: NestMLeafDoneStep<'_>, w: Req<Wakeup>) -> Next<Self> {
+        if !wakeup_recv(w) {
+            return Err(ReqError::User(libc::EIO));
+        }
+        if self.fail {
+            return Err(ReqError::User(NEST_INJECTED_ERR));
+        }
+        to.done(())
+    }
+
+    /// The child's failure has already ended this request (the glue
+    /// propagates it); only its success arrives here.
+    fn child_done(&mut self, to: NestMChildDoneStep<'_>, _: ()) -> Next<Self> {
+        to.done(())
+    }
+}
+
+/// Runs `reps` generated chains one after the other, checking each outcome.
+struct NestDriverM {
+    reps: u64,
+    issued: u64,
+    completed: u64,
+    errors: u64,
+}
+
+#[tevent_request(steps(start => [finished], finished => [finished, done]))]
+impl NestDriverM {
+    type Output = (u64, u64);
+    type Error = Infallible;
+
+    fn start(to: NestDriverMStartStep<'_>, reps: u64) -> Next<Self> {
+        let first = nest_m_send(to.ev(), NEST_DEPTH - 1, false);
+        to.create(NestDriverM {
+            reps,
+            issued: 1,
+            completed: 0,
+            errors: 0,
+        })
+        .finished(first)
+    }
+
+    fn finished(
+        &mut self,
+        to: NestDriverMFinishedStep<'_>,
+        outcome: Result<(), ReqError<i32>>,
+    ) -> Next<Self> {
+        let fail = (self.issued - 1) % 2 == 1;
+        let expect = if fail {
+            Err(ReqError::User(NEST_INJECTED_ERR))
+        } else {
+            Ok(())
+        };
+        if outcome != expect {
+            self.errors += 1;
+        }
+        self.completed += 1;
+        if self.issued < self.reps {
+            let fail = self.issued % 2 == 1;
+            self.issued += 1;
+            return to.finished(nest_m_send(to.ev(), NEST_DEPTH - 1, fail));
+        }
+        to.done((self.completed, self.errors))
+    }
+}
+
+fn run_nested_macro(ev: &Context, reps: u64) -> u128 {
+    let t0 = Instant::now();
+    let driver = nest_driver_m_send(ev, reps);
+    driver.poll(ev).unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    match nest_driver_m_recv(driver) {
+        Ok((completed, 0)) if completed == reps => ns,
+        other => die(&format!("nested_macro: {other:?}")),
+    }
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: bench <workload> <N>");
     eprintln!(
-        "workloads: immediate immediate_alloc timers req_lifecycle req_lifecycle_batch nested"
+        "workloads: immediate immediate_alloc timers req_lifecycle req_lifecycle_batch nested \
+         req_lifecycle_macro nested_macro"
     );
     ExitCode::from(2)
 }
@@ -492,6 +672,10 @@ fn main() -> ExitCode {
             run_req_lifecycle(&ev, 1, warmup_n(n));
             measure(|| run_req_lifecycle(&ev, 1, n))
         }
+        "req_lifecycle_macro" => {
+            run_req_lifecycle_macro(&ev, 1, warmup_n(n));
+            measure(|| run_req_lifecycle_macro(&ev, 1, n))
+        }
         "req_lifecycle_batch" => {
             let per_chain = n.div_ceil(BATCH_WIDTH);
             n = per_chain * BATCH_WIDTH;
@@ -500,11 +684,16 @@ fn main() -> ExitCode {
             eprintln!("# req_lifecycle_batch: {BATCH_WIDTH} outstanding");
             p
         }
-        "nested" => {
+        "nested" | "nested_macro" => {
+            let run = if workload == "nested" {
+                run_nested
+            } else {
+                run_nested_macro
+            };
             let reps = (n / u64::from(NEST_DEPTH)).max(1);
             n = reps * u64::from(NEST_DEPTH);
-            run_nested(&ev, warmup_n(reps));
-            let p = measure(|| run_nested(&ev, reps));
+            run(&ev, warmup_n(reps));
+            let p = measure(|| run(&ev, reps));
             let reqs = reps * u64::from(NEST_DEPTH + 1);
             extra = format!(
                 " reqs_per_op={:.4} allocs_per_req={:.3}",

@@ -528,11 +528,27 @@ fn graph_consts(m: &Machine<'_>) -> TokenStream {
 
 /// The user's `impl` block without its `type` items, the step graph added
 /// to its docs.
+///
+/// Each step method is marked `#[inline]` unless it says otherwise: it is
+/// called from one place, its glue (or the send function), and inlining it
+/// there is what makes a generated request cost what a hand-written one does
+/// (a step written as a closure in `Req::start` is inlined the same way).
 fn user_impl(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
     let attrs = &req.attrs;
-    let items = &req.items;
+    let steps: Vec<&Ident> = m.steps.iter().map(|s| &s.method.sig.ident).collect();
+    let items = req.items.iter().map(|item| match item {
+        syn::ImplItem::Fn(f)
+            if steps.contains(&&f.sig.ident)
+                && !f.attrs.iter().any(|a| a.path().is_ident("inline")) =>
+        {
+            let mut f = f.clone();
+            f.attrs.push(parse_quote!(#[inline]));
+            syn::ImplItem::Fn(f)
+        }
+        other => other.clone(),
+    });
     let (impl_g, _, where_c) = req.generics.split_for_impl();
     let doc = format!(
         " # Steps\n\n The steps of this request, declared with `#[tevent_request]` (a step's \

@@ -83,6 +83,7 @@ stateDiagram-v2
     s2 --> [*]
  ```*/
 impl Lookup {
+    #[inline]
     fn start(to: LookupStartStep<'_>, name: String, cache: &Cache) -> Next<Self> {
         let to = to.create(Lookup { name });
         if cache.may_have(&to.name) {
@@ -91,12 +92,14 @@ impl Lookup {
             to.asked(ask_send(to.ev(), &to.name))
         }
     }
+    #[inline]
     fn cached(&mut self, to: LookupCachedStep<'_>, hit: Option<String>) -> Next<Self> {
         match hit {
             Some(v) => to.done(v),
             None => to.asked(ask_send(to.ev(), &self.name)),
         }
     }
+    #[inline]
     fn asked(&mut self, to: LookupAskedStep<'_>, answer: Req<Ask>) -> Next<Self> {
         to.done(ask_recv(answer)?)
     }

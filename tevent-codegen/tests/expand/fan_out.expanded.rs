@@ -69,6 +69,7 @@ stateDiagram-v2
     s1 --> [*]
  ```*/
 impl Three {
+    #[inline]
     fn start(to: ThreeStartStep<'_>, servers: [SocketAddr; 3]) -> Next<Self> {
         let to = to.create(Three { answers: Vec::new() });
         for s in servers {
@@ -76,6 +77,7 @@ impl Three {
         }
         to.pending()
     }
+    #[inline]
     fn answer(&mut self, to: ThreeAnswerStep<'_>, v: u32) -> Next<Self> {
         self.answers.push(v);
         if self.answers.len() == 3 {

@@ -75,15 +75,18 @@ stateDiagram-v2
     s1 --> s2
  ```*/
 impl Server {
+    #[inline]
     fn start(to: ServerStartStep<'_>, listener: TcpListener) -> Next<Self> {
         let listener = Rc::new(listener);
         let accept = accept_send(to.ev(), &listener);
         to.create(Server { listener }).accepted(accept)
     }
+    #[inline]
     fn accepted(&mut self, to: ServerAcceptedStep<'_>, sock: TcpStream) -> Next<Self> {
         to.client_done(echo_send(to.ev(), Rc::new(sock), 100))?;
         to.accepted(accept_send(to.ev(), &self.listener))
     }
+    #[inline]
     fn client_done(
         &mut self,
         to: ServerClientDoneStep<'_>,

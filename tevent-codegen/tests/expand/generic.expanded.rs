@@ -100,6 +100,7 @@ impl<S> ReadLine<S>
 where
     S: AsFd + 'static,
 {
+    #[inline]
     pub(crate) fn start(
         to: ReadLineStartStep<'_, S>,
         fd: Rc<S>,
@@ -108,6 +109,7 @@ where
         let read = read_until_send(to.ev(), &fd, b'\n', max);
         to.create(ReadLine { fd }).line(read)
     }
+    #[inline]
     fn line(&mut self, to: ReadLineLineStep<'_, S>, bytes: Vec<u8>) -> Next<Self> {
         to.done(String::from_utf8_lossy(&bytes).into_owned())
     }

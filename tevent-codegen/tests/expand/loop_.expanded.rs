@@ -81,16 +81,19 @@ stateDiagram-v2
     s2 --> s1
  ```*/
 impl Echo {
+    #[inline]
     fn start(to: EchoStartStep<'_>, sock: Rc<TcpStream>, bufsize: usize) -> Next<Self> {
         let read = read_some_send(to.ev(), &sock, vec![0; bufsize]);
         to.create(Echo { sock, bufsize }).read(read)
     }
+    #[inline]
     fn read(&mut self, to: EchoReadStep<'_>, data: Vec<u8>) -> Next<Self> {
         if data.is_empty() {
             return to.done(());
         }
         to.write(write_all_send(to.ev(), &self.sock, data))
     }
+    #[inline]
     fn write(
         &mut self,
         to: EchoWriteStep<'_>,

@@ -72,10 +72,12 @@ stateDiagram-v2
     s2 --> [*]
  ```*/
 impl Sum {
+    #[inline]
     fn start(to: SumStartStep<'_>, a: u64, b: u64) -> Next<Self> {
         let left = double_send(to.ev(), a);
         to.create(Sum { b, total: 0 }).left(left)
     }
+    #[inline]
     fn left(
         &mut self,
         to: SumLeftStep<'_>,
@@ -84,6 +86,7 @@ impl Sum {
         self.total = v;
         to.right(double_send(to.ev(), self.b))
     }
+    #[inline]
     fn right(&mut self, to: SumRightStep<'_>, v: u64) -> Next<Self> {
         to.done(self.total + v)
     }

@@ -63,6 +63,7 @@ stateDiagram-v2
     s0 --> [*]
  ```*/
 impl Double {
+    #[inline]
     pub fn start(to: DoubleStartStep<'_>, x: u64) -> Next<Self> {
         to.create(Double).done(x * 2)
     }

@@ -489,6 +489,18 @@ impl<'a, T: Request> Ctl<'a, T> {
         sub: Req<C>,
         then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
     ) -> Result<(), ReqError<T::Error>> {
+        self.wait_inline(sub, then)
+    }
+
+    /// [`Ctl::wait`], always inlined (the generated successor methods call
+    /// it; plain `wait` is left to the optimizer, which inlines it where it
+    /// pays).
+    #[inline(always)]
+    pub(crate) fn wait_inline<C: Request>(
+        &self,
+        sub: Req<C>,
+        then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
+    ) -> Result<(), ReqError<T::Error>> {
         let Slot::Live(child) = &*sub.slot else {
             return Err(ReqError::NoMemory);
         };

@@ -102,13 +102,13 @@ impl<'a, T: Request> StepCtl<'a, T> {
     /// Waits for `sub`; when it finishes, `then` runs as the next step (for
     /// the generated successor methods, which pass their step's glue).
     #[doc(hidden)]
-    #[inline]
+    #[inline(always)]
     pub fn __wait<C: Request>(
         &self,
         sub: Req<C>,
         then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
     ) -> Next<T> {
-        self.ctl.wait(sub, then)?;
+        self.ctl.wait_inline(sub, then)?;
         Ok(Then(Progress::Pending))
     }
 

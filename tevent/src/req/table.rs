@@ -121,6 +121,7 @@ impl<T: Request> ReqCell<T> {
     /// Runs the first step of a request that starts without a state: `f`
     /// builds the state through its [`StartCtl`]. Returns the state reached
     /// if it finished (a panic finishes it `Panicked`, as in `step`).
+    #[inline]
     fn build(
         &mut self,
         ev: &Context,
