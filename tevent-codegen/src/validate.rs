@@ -73,7 +73,9 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
                     .join(", ");
                 errors.at(
                     s.span(),
-                    format!("unknown step `{name}` (the declared steps are {list}, and `done`)"),
+                    format!(
+                        "unknown step `{name}`: the declared steps are {list} (and `done` finishes the request)"
+                    ),
                 );
                 continue;
             };

@@ -1,0 +1,100 @@
+//! The `tevent-expand` tool, run as a user would: expansions, graphs, errors
+//! as `FILE:LINE:COLUMN: message`, and its command line (usage, exit 2).
+
+use std::process::{Command, Output};
+
+fn tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tevent-expand"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("tevent-expand runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn prints_every_item_of_a_file_expanded_and_formatted() {
+    let out = tool(&["tests/cli/two.rs"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("// #[tevent_request] at tests/cli/two.rs:6, expanded"), "{stdout}");
+    assert!(stdout.contains("// #[tevent_request] at tests/cli/two.rs:21, expanded"), "{stdout}");
+    assert!(stdout.contains("fn quick_send(ev: &::tevent::Context) -> ::tevent::Req<Quick>"), "{stdout}");
+    assert!(stdout.contains("pub(crate) fn nap_send("), "{stdout}");
+    // Formatted Rust: the two expansions, one after the other, parse.
+    syn::parse_file(&stdout).expect("the printed expansions are Rust");
+}
+
+#[test]
+fn prints_the_step_graphs() {
+    let out = tool(&["--graph", "dot", "tests/cli/two.rs"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dot = text(&out.stdout);
+    assert!(dot.contains("digraph \"Quick\" {"), "{dot}");
+    assert!(dot.contains("digraph \"Nap\" {"), "{dot}");
+    assert!(dot.contains("s0 -> s1;\n    s1 -> \"done\";"), "{dot}");
+
+    let out = tool(&["--graph", "mermaid", "tests/cli/two.rs"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        "%% Quick (tests/cli/two.rs:6)\nstateDiagram-v2\n    state \"start\" as s0\n    [*] --> s0\n    s0 --> [*]\n\n\
+         %% Nap (tests/cli/two.rs:21)\nstateDiagram-v2\n    state \"start\" as s0\n    state \"woke\" as s1\n    [*] --> s0\n    s0 --> s1\n    s1 --> [*]\n"
+    );
+}
+
+#[test]
+fn an_invalid_item_gives_each_error_at_its_place_and_exit_1() {
+    let out = tool(&["tests/cli/bad.rs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "tests/cli/bad.rs:6:6: missing `type Output = ...;` in this impl block (what the request produces)",
+            "tests/cli/bad.rs:6:6: missing `type Error = ...;` in this impl block (the request's own error type)",
+            "tests/cli/bad.rs:5:34: unknown step `nowhere`: the declared steps are `start` (and `done` finishes the request)",
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_that_does_not_parse_is_reported_at_its_place() {
+    let dir = std::env::temp_dir().join(format!("tevent-expand-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.rs");
+    std::fs::write(&file, "fn main() {\n    let x = ;\n}\n").unwrap();
+    let out = tool(&[file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with(&format!("{}:2:13: ", file.display())), "{stderr}");
+    let out = tool(&[dir.join("missing.rs").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_command_line_prints_the_usage_and_exits_2() {
+    for args in [
+        &[][..],
+        &["--graph", "svg", "tests/cli/two.rs"],
+        &["--graph"],
+        &["--verbose", "tests/cli/two.rs"],
+        &["a.rs", "b.rs"],
+    ] {
+        let out = tool(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("usage: tevent-expand"), "{args:?}: {stderr}");
+    }
+    let out = tool(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("usage: tevent-expand"));
+}
