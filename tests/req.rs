@@ -1,6 +1,7 @@
 //! Requests: finishing exactly once, notification from the loop, recv, poll
 //! (and on the wrong context), callbacks, Debug, cleanup and cancel hooks,
-//! end times and wake-ups, request fd watchers and blocking fds.
+//! end times and wake-ups, request fd watchers and blocking fds, and the
+//! caller's hold on a request after set_callback (abort, cancel, detach).
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -375,4 +376,109 @@ fn set_timeout_duration_max_is_an_end_time_that_never_comes() {
     // Wake-ups at any instant far away work too.
     let w = wakeup_send(&ev, ev.deadline_after(Duration::MAX));
     assert!(w.is_in_progress());
+}
+
+/// A request with a cleanup hook logging the state it reached, and a cancel
+/// hook that finishes it `Cancelled`.
+struct Held {
+    log: Log<ReqState>,
+}
+
+impl Request for Held {
+    type Output = ();
+    type Error = Infallible;
+}
+
+fn held_send(ev: &Context, log: &Log<ReqState>, secs: u64) -> Req<Held> {
+    Req::start(ev, Held { log: log.clone() }, move |_, ctl| {
+        ctl.set_cleanup(|st, reached| st.log.push(reached));
+        ctl.set_cancel(|_, _| Some(Err(ReqError::Cancelled)));
+        let at = ctl.ev().now() + Duration::from_secs(secs);
+        ctl.wait(wakeup_send(ctl.ev(), at), |_, _, _| Ok(Progress::Done(())))?;
+        Ok(Progress::Pending)
+    })
+}
+
+#[test]
+fn aborting_after_set_callback_drops_the_request_and_the_callback_unrun() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = Log::new();
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    let handle = held_send(&ev, &log, 10).set_callback(move |_, _| c.set(true));
+    assert!(handle.is_pending());
+    assert_eq!(handle.state(), ReqState::InProgress);
+    assert!(handle.abort());
+    assert_eq!(log.get(), [ReqState::Dropped], "cleanup ran, once");
+    assert!(!ev.has_events(), "its subrequest and timer went with it");
+    ev.loop_wait().unwrap();
+    assert!(!called.get());
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn aborting_a_finished_request_before_its_callback_ran_stops_the_callback() {
+    let ev = Context::new().unwrap();
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    // Finished inside send: its callback waits for the loop.
+    let handle = echo_send(&ev, 1).set_callback(move |_, _| c.set(true));
+    assert_eq!(handle.state(), ReqState::Done);
+    assert!(handle.is_pending());
+    assert!(handle.abort());
+    assert!(!ev.has_events());
+    ev.loop_wait().unwrap();
+    assert!(!called.get());
+    assert_eq!(ev.event_counts().requests, 0);
+}
+
+#[test]
+fn a_callback_handle_does_nothing_once_the_callback_ran() {
+    let ev = Context::new().unwrap();
+    let got = Log::new();
+    let g = got.clone();
+    let handle = echo_send(&ev, 1).set_callback(move |_, r| g.push(r.recv()));
+    ev.loop_once().unwrap();
+    assert_eq!(got.get(), [Ok(1 ^ 0xa5)]);
+    assert!(!handle.is_pending());
+    assert_eq!(handle.state(), ReqState::Dropped);
+    assert!(!handle.cancel());
+    assert!(!handle.abort());
+}
+
+#[test]
+fn cancelling_through_a_callback_handle_delivers_the_outcome_to_the_callback() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = Log::new();
+    let got = Log::new();
+    let g = got.clone();
+    let handle = held_send(&ev, &log, 10).set_callback(move |_, r| g.push(r.recv()));
+    assert!(handle.cancel());
+    assert!(!handle.cancel(), "finished: nothing left to cancel");
+    ev.loop_wait().unwrap();
+    assert_eq!(got.get(), [Err(ReqError::Cancelled)]);
+    assert_eq!(log.get(), [ReqState::Cancelled]);
+}
+
+#[test]
+fn dropping_a_callback_handle_detaches() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = Log::new();
+    let got = Log::new();
+    let g = got.clone();
+    drop(held_send(&ev, &log, 1).set_callback(move |_, r| g.push(r.recv())));
+    ev.loop_wait().unwrap();
+    assert_eq!(got.get(), [Ok(())]);
+    assert_eq!(log.get(), [ReqState::Done]);
+}
+
+#[test]
+fn a_callback_handle_outliving_its_context_is_inert() {
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = Log::new();
+    let handle = held_send(&ev, &log, 1).set_callback(|_, _| unreachable!());
+    drop(ev);
+    assert_eq!(log.get(), [ReqState::Dropped]);
+    assert!(!handle.is_pending());
+    assert!(!handle.abort());
 }

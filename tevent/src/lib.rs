@@ -46,7 +46,7 @@ pub mod io;
 mod panic;
 pub mod queue;
 mod remote;
-mod req;
+pub mod req;
 mod signal;
 mod slab;
 mod timer;
@@ -63,8 +63,9 @@ pub use immediate::{Immediate, ImmediateRef};
 pub use queue::{Queue, QueueGuard, QueueWait, queue_wait_recv, queue_wait_send};
 pub use remote::{Remote, RemoteError, RemoteFn};
 pub use req::{
-    CancelFn, CleanupFn, Ctl, Next, Profile, Progress, Req, ReqError, ReqState, Request, StartCtl,
-    StepCtl, StepResult, Then, Wakeup, wakeup_recv, wakeup_send,
+    CallbackHandle, CancelFn, CleanupFn, Ctl, First, JoinAll, Next, NoRequests, Outcome, Profile,
+    Progress, Req, ReqError, ReqState, Request, StartCtl, StepCtl, StepResult, Then, Wakeup,
+    first_recv, first_send, join_all_recv, join_all_send, wakeup_recv, wakeup_send,
 };
 #[cfg(feature = "macros")]
 pub use tevent_macros::tevent_request;

@@ -95,6 +95,25 @@ impl<E> ReqError<E> {
     }
 }
 
+impl ReqError<std::convert::Infallible> {
+    /// The same runtime outcome as an error of any request type: a request
+    /// whose error type is `Infallible` (a [`crate::join_all_send`] group, a
+    /// wake-up) can only fail with a runtime outcome, and that converts into
+    /// any parent's error (`sub.recv().map_err(ReqError::widen)?`).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use tevent::ReqError;
+    ///
+    /// let e: ReqError<Infallible> = ReqError::TimedOut;
+    /// let mine: ReqError<std::io::Error> = e.widen();
+    /// assert!(matches!(mine, ReqError::TimedOut));
+    /// ```
+    pub fn widen<E>(self) -> ReqError<E> {
+        self.map_user(|never| match never {})
+    }
+}
+
 impl ReqError<std::io::Error> {
     /// The errno-style view C tevent callers use (`tevent_req_is_unix_error`):
     /// user errors keep their OS error, timeouts are `ETIMEDOUT`, no memory is

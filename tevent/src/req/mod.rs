@@ -25,6 +25,7 @@
 //! finishing parents is walked iteratively, so nesting depth costs no stack.
 
 mod error;
+mod join;
 mod node;
 pub(crate) mod profile;
 pub(crate) mod step;
@@ -41,6 +42,9 @@ use std::time::{Duration, Instant};
 
 pub(crate) use error::Failure;
 pub use error::ReqError;
+pub use join::{
+    First, JoinAll, NoRequests, Outcome, first_recv, first_send, join_all_recv, join_all_send,
+};
 pub(crate) use node::{Flag, NodePool, NodePtr, ReqRef};
 pub use profile::Profile;
 pub use step::{Next, StartCtl, StepCtl, Then};
@@ -304,14 +308,82 @@ impl<T: Request> Req<T> {
         Ok(())
     }
 
+    /// Runs the loop until the request is finished, then takes its result:
+    /// [`Req::poll`] and [`Req::recv`] in one call (tevent's `tevent_req_poll`
+    /// followed by `foo_recv`).
+    ///
+    /// The two kinds of failure stay apart, as in C, where `tevent_req_poll`
+    /// returning false is checked before `foo_recv` runs: the **outer**
+    /// `Result` is the loop's ([`Error::Nested`], [`Error::WrongContext`],
+    /// [`Error::RequestStalled`], a poller failure), the **inner** one is the
+    /// request's own result. In a function that returns [`Error`] (as `main`
+    /// or a test often does), `req.poll_recv(&ev)?` leaves the request's
+    /// result. If the loop fails, the request is dropped (cancelled) with the
+    /// handle, as if it had been received unfinished.
+    ///
+    /// ```
+    /// use tevent::{Context, ReqError, wakeup_send};
+    /// use std::time::Duration;
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let nap = wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+    /// // A wake-up "finishes" timed out: that is the request's result.
+    /// assert_eq!(nap.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    ///
+    /// let other = Context::new()?;
+    /// let nap = wakeup_send(&ev, ev.now());
+    /// // Polled on the wrong context: the loop's error, the request is dropped.
+    /// assert!(matches!(nap.poll_recv(&other), Err(tevent::Error::WrongContext)));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn poll_recv(self, ev: &Context) -> Result<Result<T::Output, ReqError<T::Error>>, Error> {
+        self.poll(ev)?;
+        Ok(self.recv())
+    }
+
     /// Hands the request to the context and runs `callback` with it, from the
-    /// loop, once it finished (at once if it already has). Dropping the
-    /// context first drops the request and the callback unrun.
-    pub fn set_callback(self, callback: impl FnOnce(&Context, Req<T>) + 'static) {
+    /// loop, once it finished (at once if it already has): tevent's
+    /// `tevent_req_set_callback`. Dropping the context first drops the
+    /// request and the callback unrun.
+    ///
+    /// The returned [`CallbackHandle`] keeps the caller in charge of the
+    /// request until the callback runs, as the C caller who keeps the
+    /// `struct tevent_req *` is: [`CallbackHandle::abort`] drops the request
+    /// and the callback unrun (C's `TALLOC_FREE(req)`),
+    /// [`CallbackHandle::cancel`] asks for cooperative cancellation
+    /// (`tevent_req_cancel`). Dropping the handle does *neither*: the
+    /// request goes on and the callback runs (like dropping a tokio
+    /// `JoinHandle`, it detaches), so `req.set_callback(..);` without keeping
+    /// the handle is the fire-and-forget form.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use tevent::{Context, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let fired = Rc::new(Cell::new(0));
+    /// let f = fired.clone();
+    /// wakeup_send(&ev, ev.now() + Duration::from_secs(1))
+    ///     .set_callback(move |_ev, req| { assert!(tevent::wakeup_recv(req)); f.set(f.get() + 1) });
+    /// let f = fired.clone();
+    /// let handle = wakeup_send(&ev, ev.now() + Duration::from_secs(2))
+    ///     .set_callback(move |_, _| f.set(f.get() + 100));
+    /// assert!(handle.abort()); // cancelled: the request and its callback are gone
+    /// ev.loop_wait()?;
+    /// assert_eq!(fired.get(), 1);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn set_callback(
+        self,
+        callback: impl FnOnce(&Context, Req<T>) + 'static,
+    ) -> CallbackHandle<T> {
         match self.into_slot() {
             Slot::Live(node) => {
                 let Some(ev) = node.hdr().context() else {
-                    return;
+                    return CallbackHandle::gone();
                 };
                 let _scope = ev.panic_scope();
                 let registered = make_resume(Callback::<T, _> {
@@ -321,19 +393,34 @@ impl<T: Request> Req<T> {
                 .and_then(|r| ev.req_wait(None, &node, r));
                 match registered {
                     Ok(_) => {
+                        // The runtime holds the owner's reference now; the
+                        // handle keeps a counted one to find the request.
+                        let watch = node.clone();
                         let _ = node.into_raw();
+                        CallbackHandle {
+                            target: Target::Node(watch),
+                            _t: PhantomData,
+                        }
                     }
                     // Out of memory even for the waiter's bookkeeping: the
                     // request could never be delivered, so it is dropped
                     // (cleanup hooks run) together with the callback.
-                    Err(_) => ev.req_drop_owned(node),
+                    Err(_) => {
+                        ev.req_drop_owned(node);
+                        CallbackHandle::gone()
+                    }
                 }
             }
             Slot::NoMemory(ctx) => {
                 let Some(inner) = ctx.upgrade() else {
-                    return;
+                    return CallbackHandle::gone();
                 };
+                let aborted = Rc::new(std::cell::Cell::new(false));
+                let flag = aborted.clone();
                 Context { inner }.post(move |ev| {
+                    if flag.replace(true) {
+                        return;
+                    }
                     callback(
                         ev,
                         Req {
@@ -342,6 +429,10 @@ impl<T: Request> Req<T> {
                         },
                     )
                 });
+                CallbackHandle {
+                    target: Target::NoMemory(aborted),
+                    _t: PhantomData,
+                }
             }
         }
     }
@@ -452,6 +543,141 @@ impl<T: Request> std::fmt::Debug for Req<T> {
             );
         }
         d.finish()
+    }
+}
+
+/// The caller's hold on a request handed to [`Req::set_callback`]: it can
+/// still cancel or drop the request until the callback runs.
+///
+/// Dropping the handle detaches: the request goes on and its callback runs.
+/// Once the callback ran (it received the request) or the context was
+/// dropped, the handle's methods do nothing and return false.
+///
+/// ```
+/// use std::time::Duration;
+/// use tevent::{Context, ReqState, wakeup_send};
+///
+/// let ev = Context::with_manual_clock(true)?;
+/// let handle = wakeup_send(&ev, ev.now() + Duration::from_secs(5))
+///     .set_callback(|_, _| unreachable!("aborted before it finished"));
+/// assert!(handle.is_pending());
+/// assert_eq!(handle.state(), ReqState::InProgress);
+/// assert!(handle.abort());
+/// assert!(!ev.has_events()); // its timer went with it
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct CallbackHandle<T: Request> {
+    target: Target,
+    _t: PhantomData<fn() -> T>,
+}
+
+enum Target {
+    /// A counted reference (not the owner's) to the request.
+    Node(ReqRef),
+    /// A request that could not be allocated: its callback is posted; the
+    /// flag, once set, stops it.
+    NoMemory(Rc<std::cell::Cell<bool>>),
+    /// Nothing left to control.
+    Gone,
+}
+
+impl<T: Request> CallbackHandle<T> {
+    fn gone() -> Self {
+        CallbackHandle {
+            target: Target::Gone,
+            _t: PhantomData,
+        }
+    }
+
+    /// The request, while the runtime still holds it for the callback (the
+    /// callback has not run and the context is alive).
+    fn held(&self) -> Option<(Context, &ReqRef)> {
+        let Target::Node(node) = &self.target else {
+            return None;
+        };
+        let h = node.hdr();
+        if h.owner.get() != table::Owner::Context || h.has(Flag::DOOMED) {
+            return None;
+        }
+        h.context().map(|ev| (ev, node))
+    }
+
+    /// Whether the callback has not run yet (and still will, unless the
+    /// request is aborted or the context dropped).
+    pub fn is_pending(&self) -> bool {
+        match &self.target {
+            Target::NoMemory(done) => !done.get(),
+            _ => self.held().is_some(),
+        }
+    }
+
+    /// Where the request is in its life: [`ReqState::Dropped`] once it was
+    /// aborted, handed to its callback, or dropped with its context.
+    pub fn state(&self) -> ReqState {
+        match &self.target {
+            Target::NoMemory(done) if !done.get() => ReqState::NoMemory,
+            _ => self
+                .held()
+                .map_or(ReqState::Dropped, |(_, n)| n.hdr().state.get()),
+        }
+    }
+
+    /// Asks the request to cancel itself through its cancel hook, as
+    /// [`Req::cancel`] does (tevent's `tevent_req_cancel`); the callback
+    /// then runs with the request's outcome. False if cancellation did not
+    /// start (no hook, already finished, or the callback already ran).
+    pub fn cancel(&self) -> bool {
+        let Some((ev, node)) = self.held() else {
+            return false;
+        };
+        if node.hdr().state.get() != ReqState::InProgress {
+            return false;
+        }
+        let _scope = ev.panic_scope();
+        let mut started = false;
+        ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
+            Some(hook) => match hook(st, ctl) {
+                Some(r) => {
+                    started = true;
+                    r
+                }
+                None => Ok(Progress::Pending),
+            },
+            None => Ok(Progress::Pending),
+        });
+        started
+    }
+
+    /// Drops the request (its subtree, events and cleanup hooks, as dropping
+    /// a [`Req`] does) and the callback unrun: C's `TALLOC_FREE(req)` after
+    /// `tevent_req_set_callback`. Returns whether there was something to
+    /// drop (false once the callback ran or the context is gone). Works
+    /// whether the request is still running or finished and waiting for its
+    /// callback's turn.
+    pub fn abort(self) -> bool {
+        match &self.target {
+            Target::NoMemory(done) => !done.replace(true),
+            _ => {
+                let Some((ev, node)) = self.held() else {
+                    return false;
+                };
+                let _scope = ev.panic_scope();
+                // The runtime holds the owner's reference (owner `Context`),
+                // which the drop takes over.
+                ev.req_drop(node.ptr());
+                true
+            }
+        }
+    }
+}
+
+impl<T: Request> std::fmt::Debug for CallbackHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackHandle")
+            .field("type", &T::name())
+            .field("state", &self.state())
+            .field("pending", &self.is_pending())
+            .finish()
     }
 }
 
