@@ -1,6 +1,7 @@
 //! Allocation failure injected at every allocation point of a nested request
-//! tree, one run per point. Every run must end `NoMemory` or succeed, with no
-//! panic, no abort and nothing leaked.
+//! tree, one run per point, for a hand-written tree and for the same tree
+//! written with `#[tevent_request]`. Every run must end `NoMemory` or
+//! succeed, with no panic, no abort and nothing leaked.
 //!
 //! `harness = false`: the allocator counts every allocation in the process, so
 //! the test runs on one thread. The global allocator below fails exactly the
@@ -13,7 +14,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tevent::{
-    Context, Ctl, Progress, Req, ReqError, Request, StepResult, Wakeup, wakeup_recv, wakeup_send,
+    Context, Ctl, Next, Progress, Req, ReqError, Request, StepResult, Wakeup, tevent_request,
+    wakeup_recv, wakeup_send,
 };
 
 struct Failing;
@@ -124,12 +126,99 @@ fn top_send(ev: &Context) -> Req<Sum> {
     })
 }
 
+// The same tree written with #[tevent_request]: GenTop starts two GenMids at
+// once, each GenMid two GenLeafs; a leaf waits, then allocates fallibly.
+
+struct GenLeaf {
+    size: usize,
+}
+
+#[tevent_request(steps(start => [woke], woke => [done]))]
+impl GenLeaf {
+    type Output = usize;
+    type Error = Infallible;
+
+    fn start(to: GenLeafStartStep<'_>, size: usize, ms: u64) -> Next<Self> {
+        let w = wakeup_send(to.ev(), to.ev().now() + Duration::from_millis(ms));
+        to.create(GenLeaf { size }).woke(w)
+    }
+
+    fn woke(&mut self, to: GenLeafWokeStep<'_>, w: Req<Wakeup>) -> Next<Self> {
+        if !wakeup_recv(w) {
+            return Err(ReqError::NoMemory);
+        }
+        let buf: Vec<u8> = tevent::alloc::try_vec_filled(self.size, 1)?;
+        to.done(buf.iter().map(|b| *b as usize).sum())
+    }
+}
+
+struct GenSum {
+    total: usize,
+    left: u32,
+}
+
+#[tevent_request(steps(start => [leaf, mid], leaf => [done], mid => [done]))]
+impl GenSum {
+    type Output = usize;
+    type Error = Infallible;
+
+    /// A top (`base` is `None`: two mids) or a mid (two leaves).
+    fn start(to: GenSumStartStep<'_>, base: Option<usize>) -> Next<Self> {
+        let to = to.create(GenSum { total: 0, left: 2 });
+        match base {
+            Some(b) => {
+                to.leaf(gen_leaf_send(to.ev(), b, 1))?;
+                to.leaf(gen_leaf_send(to.ev(), b + 1, 2))
+            }
+            None => {
+                to.mid(gen_sum_send(to.ev(), Some(10)))?;
+                to.mid(gen_sum_send(to.ev(), Some(20)))
+            }
+        }
+    }
+
+    fn leaf(&mut self, to: GenSumLeafStep<'_>, v: usize) -> Next<Self> {
+        if self.add(v) {
+            to.done(self.total)
+        } else {
+            to.pending()
+        }
+    }
+
+    fn mid(&mut self, to: GenSumMidStep<'_>, v: usize) -> Next<Self> {
+        if self.add(v) {
+            to.done(self.total)
+        } else {
+            to.pending()
+        }
+    }
+
+    /// Adds a subrequest's output; whether it was the last one.
+    fn add(&mut self, v: usize) -> bool {
+        self.total += v;
+        self.left -= 1;
+        self.left == 0
+    }
+}
+
 /// One run on a fresh context; returns the outcome and the allocations it made.
 fn run(fail_at: u64) -> (Result<usize, ReqError<Infallible>>, u64) {
+    run_tree(fail_at, top_send)
+}
+
+/// One run of the generated tree.
+fn run_generated(fail_at: u64) -> (Result<usize, ReqError<Infallible>>, u64) {
+    run_tree(fail_at, |ev| gen_sum_send(ev, None))
+}
+
+fn run_tree<T: Request<Output = usize, Error = Infallible>>(
+    fail_at: u64,
+    start: impl Fn(&Context) -> Req<T>,
+) -> (Result<usize, ReqError<Infallible>>, u64) {
     let ev = Context::with_manual_clock(true).expect("context");
     COUNT.store(0, Ordering::SeqCst);
     FAIL_AT.store(fail_at, Ordering::SeqCst);
-    let top = top_send(&ev);
+    let top = start(&ev);
     let polled = top.poll(&ev);
     let result = top.recv();
     FAIL_AT.store(0, Ordering::SeqCst);
@@ -145,6 +234,16 @@ fn run(fail_at: u64) -> (Result<usize, ReqError<Infallible>>, u64) {
 }
 
 fn main() {
+    nomem_at_every_allocation_point("hand-written", run);
+    nomem_at_every_allocation_point("generated", run_generated);
+    println!("test result: ok. 2 passed");
+}
+
+/// Fails each allocation point of one tree in turn.
+fn nomem_at_every_allocation_point(
+    what: &str,
+    run: fn(u64) -> (Result<usize, ReqError<Infallible>>, u64),
+) {
     let live_before = LIVE.load(Ordering::SeqCst);
     let (clean, points) = run(0);
     assert_eq!(clean, Ok(10 + 11 + 20 + 21), "the clean run succeeds");
@@ -164,7 +263,6 @@ fn main() {
         );
     }
     println!(
-        "test nomem_at_every_allocation_point ... ok ({points} allocation points, {nomem} ended NoMemory)"
+        "test nomem_at_every_allocation_point ({what} tree) ... ok ({points} allocation points, {nomem} ended NoMemory)"
     );
-    println!("test result: ok. 1 passed");
 }
