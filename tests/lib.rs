@@ -87,6 +87,10 @@ pub mod tutorial {
     pub mod requests {}
     #[doc = include_str!("../docs/04-queues.md")]
     pub mod queues {}
+    #[doc = include_str!("../docs/05-tevent-request-macro.md")]
+    pub mod tevent_request_macro {}
+    #[doc = include_str!("../docs/06-inspecting.md")]
+    pub mod inspecting {}
     #[doc = include_str!("../README.md")]
     pub mod readme {}
 }

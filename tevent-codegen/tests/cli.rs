@@ -20,9 +20,18 @@ fn prints_every_item_of_a_file_expanded_and_formatted() {
     let out = tool(&["tests/cli/two.rs"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(stdout.contains("// #[tevent_request] at tests/cli/two.rs:6, expanded"), "{stdout}");
-    assert!(stdout.contains("// #[tevent_request] at tests/cli/two.rs:21, expanded"), "{stdout}");
-    assert!(stdout.contains("fn quick_send(ev: &::tevent::Context) -> ::tevent::Req<Quick>"), "{stdout}");
+    assert!(
+        stdout.contains("// #[tevent_request] at tests/cli/two.rs:6, expanded"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("// #[tevent_request] at tests/cli/two.rs:21, expanded"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fn quick_send(ev: &::tevent::Context) -> ::tevent::Req<Quick>"),
+        "{stdout}"
+    );
     assert!(stdout.contains("pub(crate) fn nap_send("), "{stdout}");
     // Formatted Rust: the two expansions, one after the other, parse.
     syn::parse_file(&stdout).expect("the printed expansions are Rust");
@@ -73,7 +82,10 @@ fn a_file_that_does_not_parse_is_reported_at_its_place() {
     let out = tool(&[file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with(&format!("{}:2:13: ", file.display())), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("{}:2:13: ", file.display())),
+        "{stderr}"
+    );
     let out = tool(&[dir.join("missing.rs").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read"));
@@ -92,7 +104,10 @@ fn a_bad_command_line_prints_the_usage_and_exits_2() {
         let out = tool(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("usage: tevent-expand"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("usage: tevent-expand"),
+            "{args:?}: {stderr}"
+        );
     }
     let out = tool(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
