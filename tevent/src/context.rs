@@ -106,6 +106,9 @@ pub(crate) struct Inner {
     pub(crate) sig: RefCell<SignalTable>,
     /// Number of signal handlers (checked on every step without a borrow).
     pub(crate) sig_handlers: Cell<usize>,
+    /// Work done elsewhere that will finish a request through the
+    /// [`Remote`] (worker-pool jobs, completers): keeps the loop waiting.
+    pub(crate) outstanding: Cell<usize>,
     pub(crate) remote: OnceCell<Arc<RemoteShared>>,
     /// Every request of this context.
     pub(crate) reqs: crate::req::ReqTable,
@@ -244,6 +247,7 @@ impl Context {
             fds: RefCell::default(),
             sig: RefCell::default(),
             sig_handlers: Cell::new(0),
+            outstanding: Cell::new(0),
             remote: OnceCell::new(),
             reqs: Default::default(),
             node_pool: Default::default(),
@@ -383,8 +387,9 @@ impl Context {
 
     /// Whether `loop_wait` would keep going: an armed timer, a queued
     /// immediate, a signal handler, an fd watcher with non-empty flags, a
-    /// closure sent through a [`Remote`] and not yet run, or a finished request
-    /// whose waiter has not run yet.
+    /// closure sent through a [`Remote`] and not yet run, a finished request
+    /// whose waiter has not run yet, or a request that another thread will
+    /// finish (a [`crate::pool`] job or a [`crate::pool::Completer`]).
     pub fn has_events(&self) -> bool {
         let inner = &*self.inner;
         inner.reqs.has_notifications()
@@ -393,6 +398,7 @@ impl Context {
             || inner.sig_handlers.get() > 0
             || inner.fds.borrow().active() > 0
             || inner.remote.get().is_some_and(|r| r.is_pending())
+            || inner.outstanding.get() > 0
     }
 
     /// Whether a handler of this context is running right now (a loop-driving
@@ -453,6 +459,7 @@ impl Context {
             && inner.sig_handlers.get() == 0
             && inner.fds.borrow().active() == 0
             && !inner.remote.get().is_some_and(|r| r.is_pending())
+            && inner.outstanding.get() == 0
     }
 
     fn guarded_step(&self, stop_if_idle: bool) -> Result<Step, Error> {

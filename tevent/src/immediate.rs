@@ -187,6 +187,13 @@ impl Context {
             .trace_event(EventKind::Immediate, EventPoint::Attach, key.to_u64(), 0);
     }
 
+    /// Schedules the immediate named by `key` (from [`Immediate::key_u64`]);
+    /// false if it is gone. Keys are generational, so a key kept after its
+    /// event was removed never reaches another event.
+    pub(crate) fn schedule_immediate_key(&self, key: u64) -> bool {
+        self.imm_schedule(Key::from_u64(key))
+    }
+
     /// Queues (or moves to the tail) the immediate; false if it is gone. An
     /// event still attached (queued, or running its handler) is reported
     /// detached first, as C tevent does when it re-arms.
@@ -411,6 +418,12 @@ impl ImmediateRef<'_> {
 }
 
 impl Immediate {
+    /// The event's key, as a plain number another thread can carry (see
+    /// [`Context::schedule_immediate_key`]).
+    pub(crate) fn key_u64(&self) -> u64 {
+        self.key.to_u64()
+    }
+
     /// Queues the event at the tail of the immediate FIFO; if it is already
     /// queued it moves to the tail (tevent's rescheduling rule).
     pub fn schedule(&self) -> Result<(), Error> {

@@ -44,6 +44,7 @@ mod fork;
 mod immediate;
 pub mod io;
 mod panic;
+pub mod pool;
 pub mod queue;
 mod remote;
 pub mod req;

@@ -699,6 +699,11 @@ impl<'a, T: Request> Ctl<'a, T> {
         self.ev
     }
 
+    /// The request's node (for the runtime's own requests).
+    pub(crate) fn node_ref(&self) -> &'a ReqRef {
+        self.node
+    }
+
     /// Waits for `sub`: when it finishes, `then` runs as the next step of this
     /// request and receives the finished subrequest (call `recv` on it).
     ///
