@@ -557,3 +557,33 @@ fn a_subrequest_with_an_infallible_error_is_taken_whole() {
     r.poll(&ev).unwrap();
     assert!(locked_recv(r).unwrap());
 }
+
+// ---------------------------------------------------------------------------
+// Input written by a macro_rules! macro (its tokens carry the macro's spans).
+
+macro_rules! constant_request {
+    ($name:ident, $start:ident, $value:expr) => {
+        struct $name;
+
+        #[tevent_request(steps(start => [done]))]
+        impl $name {
+            type Output = u32;
+            type Error = Infallible;
+
+            fn start(to: $start<'_>) -> Next<Self> {
+                to.create($name).done($value)
+            }
+        }
+    };
+}
+
+// Gives `seven_send` and `seven_recv`.
+constant_request!(Seven, SevenStartStep, 7);
+
+#[test]
+fn input_generated_by_macro_rules_works() {
+    let ev = ctx();
+    let r = seven_send(&ev);
+    r.poll(&ev).unwrap();
+    assert_eq!(seven_recv(r), Ok(7));
+}

@@ -533,21 +533,29 @@ fn graph_consts(m: &Machine<'_>) -> TokenStream {
 /// called from one place, its glue (or the send function), and inlining it
 /// there is what makes a generated request cost what a hand-written one does
 /// (a step written as a closure in `Req::start` is inlined the same way).
+/// Resumed steps also allow `clippy::needless_pass_by_value`: they take their
+/// handle by value because the signature says so, whether or not the step
+/// ends by consuming it.
 fn user_impl(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
     let attrs = &req.attrs;
-    let steps: Vec<&Ident> = m.steps.iter().map(|s| &s.method.sig.ident).collect();
-    let items = req.items.iter().map(|item| match item {
-        syn::ImplItem::Fn(f)
-            if steps.contains(&&f.sig.ident)
-                && !f.attrs.iter().any(|a| a.path().is_ident("inline")) =>
-        {
-            let mut f = f.clone();
+    let items = req.items.iter().map(|item| {
+        let syn::ImplItem::Fn(f) = item else {
+            return item.clone();
+        };
+        let Some(step) = m.steps.iter().find(|s| s.method.sig.ident == f.sig.ident) else {
+            return item.clone();
+        };
+        let mut f = f.clone();
+        if !f.attrs.iter().any(|a| a.path().is_ident("inline")) {
             f.attrs.push(parse_quote!(#[inline]));
-            syn::ImplItem::Fn(f)
         }
-        other => other.clone(),
+        if matches!(step.kind, StepKind::Resume(_)) {
+            f.attrs
+                .push(parse_quote!(#[allow(clippy::needless_pass_by_value)]));
+        }
+        syn::ImplItem::Fn(f)
     });
     let (impl_g, _, where_c) = req.generics.split_for_impl();
     let doc = format!(

@@ -93,6 +93,7 @@ impl Lookup {
         }
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn cached(&mut self, to: LookupCachedStep<'_>, hit: Option<String>) -> Next<Self> {
         match hit {
             Some(v) => to.done(v),
@@ -100,6 +101,7 @@ impl Lookup {
         }
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn asked(&mut self, to: LookupAskedStep<'_>, answer: Req<Ask>) -> Next<Self> {
         to.done(ask_recv(answer)?)
     }

@@ -78,6 +78,7 @@ impl Three {
         to.pending()
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn answer(&mut self, to: ThreeAnswerStep<'_>, v: u32) -> Next<Self> {
         self.answers.push(v);
         if self.answers.len() == 3 {

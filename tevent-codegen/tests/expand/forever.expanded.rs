@@ -82,11 +82,13 @@ impl Server {
         to.create(Server { listener }).accepted(accept)
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn accepted(&mut self, to: ServerAcceptedStep<'_>, sock: TcpStream) -> Next<Self> {
         to.client_done(echo_send(to.ev(), Rc::new(sock), 100))?;
         to.accepted(accept_send(to.ev(), &self.listener))
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn client_done(
         &mut self,
         to: ServerClientDoneStep<'_>,

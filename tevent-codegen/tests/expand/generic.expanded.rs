@@ -110,6 +110,7 @@ where
         to.create(ReadLine { fd }).line(read)
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn line(&mut self, to: ReadLineLineStep<'_, S>, bytes: Vec<u8>) -> Next<Self> {
         to.done(String::from_utf8_lossy(&bytes).into_owned())
     }

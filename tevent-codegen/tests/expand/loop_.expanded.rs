@@ -87,6 +87,7 @@ impl Echo {
         to.create(Echo { sock, bufsize }).read(read)
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn read(&mut self, to: EchoReadStep<'_>, data: Vec<u8>) -> Next<Self> {
         if data.is_empty() {
             return to.done(());
@@ -94,6 +95,7 @@ impl Echo {
         to.write(write_all_send(to.ev(), &self.sock, data))
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn write(
         &mut self,
         to: EchoWriteStep<'_>,

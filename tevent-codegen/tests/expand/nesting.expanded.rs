@@ -78,6 +78,7 @@ impl Sum {
         to.create(Sum { b, total: 0 }).left(left)
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn left(
         &mut self,
         to: SumLeftStep<'_>,
@@ -87,6 +88,7 @@ impl Sum {
         to.right(double_send(to.ev(), self.b))
     }
     #[inline]
+    #[allow(clippy::needless_pass_by_value)]
     fn right(&mut self, to: SumRightStep<'_>, v: u64) -> Next<Self> {
         to.done(self.total + v)
     }

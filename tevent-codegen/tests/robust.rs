@@ -1,0 +1,146 @@
+//! The attribute never panics and always gives some output, whatever it is
+//! given: half-typed input (what an editor's analyzer expands while the user
+//! types), every prefix and every single-token deletion of a real item, and
+//! token soup. (The fuzz target in `fuzz/` pushes further.)
+
+use proc_macro2::{TokenStream, TokenTree};
+
+const ATTR: &str = "steps(start => [read], read => [write, done], write => [read])";
+
+const ITEM: &str = r#"
+impl<S: AsFd + 'static> Echo<S> where S: Clone {
+    type Output = ();
+    type Error = std::io::Error;
+
+    /// Starts.
+    pub(crate) fn start(to: EchoStartStep<'_, S>, sock: Rc<S>, n: usize) -> Next<Self> {
+        let read = read_some_send(to.ev(), &sock, vec![0; n]);
+        to.create(Echo { sock }).read(read)
+    }
+
+    fn read(&mut self, to: EchoReadStep<'_, S>, data: Vec<u8>) -> Next<Self> {
+        if data.is_empty() { return to.done(()); }
+        to.write(write_all_send(to.ev(), &self.sock, data))
+    }
+
+    #[cfg(unix)]
+    fn write(&mut self, to: EchoWriteStep<'_, S>, r: Result<Vec<u8>, ReqError<std::io::Error>>) -> Next<Self> {
+        to.read(read_some_send(to.ev(), &self.sock, r?))
+    }
+}
+"#;
+
+fn tokens(s: &str) -> Vec<TokenTree> {
+    s.parse::<TokenStream>()
+        .expect("lexes")
+        .into_iter()
+        .collect()
+}
+
+/// Every token tree, depth first, with the path to reach it (for deletions
+/// inside groups).
+fn flatten(ts: &[TokenTree]) -> usize {
+    ts.iter()
+        .map(|t| match t {
+            TokenTree::Group(g) => 1 + flatten(&g.stream().into_iter().collect::<Vec<_>>()),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `ts` without the `n`-th token tree (depth first).
+fn delete(ts: &[TokenTree], n: &mut usize) -> Vec<TokenTree> {
+    let mut out = Vec::new();
+    for t in ts {
+        if *n == 0 {
+            *n = usize::MAX;
+            continue;
+        }
+        if *n != usize::MAX {
+            *n -= 1;
+        }
+        match t {
+            TokenTree::Group(g) if *n != usize::MAX => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                let kept = delete(&inner, n);
+                let mut ng = proc_macro2::Group::new(g.delimiter(), kept.into_iter().collect());
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+fn expand(attr: &[TokenTree], item: &[TokenTree]) -> TokenStream {
+    tevent_codegen::expand(
+        attr.iter().cloned().collect(),
+        item.iter().cloned().collect(),
+    )
+}
+
+#[test]
+fn the_whole_item_expands_without_errors() {
+    let out = tevent_codegen::try_expand(ATTR.parse().unwrap(), ITEM.parse().unwrap());
+    assert!(out.is_ok(), "{:?}", out.err());
+}
+
+#[test]
+fn every_prefix_of_the_item_and_of_the_attribute_gives_output() {
+    let (attr, item) = (tokens(ATTR), tokens(ITEM));
+    for n in 0..=item.len() {
+        assert!(!expand(&attr, &item[..n]).is_empty() || n == 0);
+    }
+    for n in 0..=attr.len() {
+        let out = expand(&attr[..n], &item);
+        assert!(!out.is_empty());
+    }
+}
+
+#[test]
+fn every_single_token_deletion_gives_output() {
+    let (attr, item) = (tokens(ATTR), tokens(ITEM));
+    for k in 0..flatten(&item) {
+        let mut n = k;
+        let cut = delete(&item, &mut n);
+        let _ = expand(&attr, &cut);
+    }
+    for k in 0..flatten(&attr) {
+        let mut n = k;
+        let cut = delete(&attr, &mut n);
+        let out = expand(&cut, &item);
+        assert!(!out.is_empty());
+    }
+}
+
+#[test]
+fn token_soup_gives_output() {
+    let pieces = [
+        "steps", "(", ")", "[", "]", "=>", ",", "start", "done", "forever", "impl", "fn", "self",
+        "&", "mut", "type", "Output", "=", ";", "{", "}", "<", ">", "'_", "Next", "Self", "::",
+        "#", "!", "1", "\"s\"", "r#type", "async", "where",
+    ];
+    let mut seed = 0x1234_5678_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..2000 {
+        let len = (next() % 24) as usize;
+        let mut s = String::new();
+        for _ in 0..len {
+            s.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+            s.push(' ');
+        }
+        // Only strings that lex (balanced delimiters) reach a macro.
+        let Ok(ts) = s.parse::<TokenStream>() else {
+            continue;
+        };
+        let _ = tevent_codegen::expand(ts.clone(), ITEM.parse().unwrap());
+        let _ = tevent_codegen::expand(ATTR.parse().unwrap(), ts.clone());
+        let _ = tevent_codegen::expand(ts.clone(), ts);
+    }
+}
