@@ -201,20 +201,23 @@ impl GenSum {
     }
 }
 
+/// What one run gives: the top request's result and the allocations made.
+type Run = (Result<usize, ReqError<Infallible>>, u64);
+
 /// One run on a fresh context; returns the outcome and the allocations it made.
-fn run(fail_at: u64) -> (Result<usize, ReqError<Infallible>>, u64) {
+fn run(fail_at: u64) -> Run {
     run_tree(fail_at, top_send)
 }
 
 /// One run of the generated tree.
-fn run_generated(fail_at: u64) -> (Result<usize, ReqError<Infallible>>, u64) {
+fn run_generated(fail_at: u64) -> Run {
     run_tree(fail_at, |ev| gen_sum_send(ev, None))
 }
 
 fn run_tree<T: Request<Output = usize, Error = Infallible>>(
     fail_at: u64,
     start: impl Fn(&Context) -> Req<T>,
-) -> (Result<usize, ReqError<Infallible>>, u64) {
+) -> Run {
     let ev = Context::with_manual_clock(true).expect("context");
     COUNT.store(0, Ordering::SeqCst);
     FAIL_AT.store(fail_at, Ordering::SeqCst);
@@ -242,7 +245,7 @@ fn main() {
 /// Fails each allocation point of one tree in turn.
 fn nomem_at_every_allocation_point(
     what: &str,
-    run: fn(u64) -> (Result<usize, ReqError<Infallible>>, u64),
+    run: fn(u64) -> Run,
 ) {
     let live_before = LIVE.load(Ordering::SeqCst);
     let (clean, points) = run(0);
