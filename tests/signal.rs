@@ -1,7 +1,7 @@
 //! Signal events. `harness = false`: this binary runs on one thread (plus the
 //! ones a test starts itself), so libtest's worker threads cannot take the
 //! signals. Each check runs in turn; a failure panics and the binary exits
-//! non-zero.
+//! non-zero. The checks of sender details (siginfo) are at the end.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -259,6 +259,157 @@ fn a_panicking_handler_leaves_the_other_handlers_their_deliveries() {
     assert_eq!(ev.event_counts().signal_handlers, 2);
 }
 
+/// Our real user id.
+fn uid() -> u32 {
+    // SAFETY: getuid() cannot fail and has no preconditions.
+    unsafe { libc::getuid() }
+}
+
+fn a_handler_with_info_is_told_who_sent_each_signal() {
+    use tevent::signal::{SI_TKILL, SIGUSR1, SigInfo, raise};
+    let ev = Context::new().unwrap();
+    let got = Log::new();
+    let g = got.clone();
+    let _s = ev
+        .add_signal_with_info(SIGUSR1, move |_, me, d| {
+            assert_eq!(me.signum(), SIGUSR1);
+            g.push((d.count, d.infos.to_vec(), d.lost));
+        })
+        .unwrap();
+    raise(SIGUSR1).unwrap();
+    raise(SIGUSR1).unwrap();
+    ev.loop_once().unwrap();
+    let me = SigInfo {
+        pid: std::process::id() as i32,
+        uid: uid(),
+        code: SI_TKILL, // raise() is tgkill() on Linux
+    };
+    assert_eq!(got.get(), [(2, vec![me, me], 0)]);
+}
+
+fn a_signal_from_another_process_names_that_process() {
+    use tevent::signal::{SI_USER, SIGUSR2};
+    let ev = Context::new().unwrap();
+    let got = Log::new();
+    let g = got.clone();
+    let _s = ev
+        .add_signal_with_info(SIGUSR2, move |_, _, d| g.push(d.infos.to_vec()))
+        .unwrap();
+    let mut kill = std::process::Command::new("kill")
+        .arg("-USR2")
+        .arg(std::process::id().to_string())
+        .spawn()
+        .expect("the kill(1) command");
+    let sender = kill.id() as i32;
+    assert!(kill.wait().unwrap().success());
+    ev.loop_once().unwrap();
+    let infos = got.get().concat();
+    assert_eq!(infos.len(), 1, "{infos:?}");
+    assert_eq!((infos[0].pid, infos[0].code), (sender, SI_USER));
+    assert_eq!(infos[0].uid, uid());
+}
+
+fn when_the_ring_overflows_counts_stay_exact_and_the_handler_is_told() {
+    use tevent::signal::{SIGINFO_RING, SIGUSR1, raise};
+    let ev = Context::new().unwrap();
+    let got = Log::new();
+    let g = got.clone();
+    let _s = ev
+        .add_signal_with_info(SIGUSR1, move |_, _, d| {
+            g.push((d.count, d.infos.len(), d.lost, d.overflowed()))
+        })
+        .unwrap();
+    let n = SIGINFO_RING + 5;
+    for _ in 0..n {
+        raise(SIGUSR1).unwrap();
+    }
+    ev.loop_once().unwrap();
+    assert_eq!(got.take(), [(n as u32, SIGINFO_RING, 5, true)]);
+    // The next delivery has its details again.
+    raise(SIGUSR1).unwrap();
+    ev.loop_once().unwrap();
+    assert_eq!(got.take(), [(1, 1, 0, false)]);
+}
+
+fn plain_and_info_handlers_of_one_signal_see_the_same_count() {
+    use tevent::signal::{SIGUSR2, raise};
+    let ev = Context::new().unwrap();
+    let other = Context::new().unwrap();
+    let got = Log::new();
+    let (g1, g2, g3) = (got.clone(), got.clone(), got.clone());
+    let _a = ev
+        .add_signal(SIGUSR2, move |_, _, n| g1.push(("plain", n, 0)))
+        .unwrap();
+    let _b = ev
+        .add_signal_with_info(SIGUSR2, move |_, _, d| {
+            g2.push(("info", d.count, d.infos.len()))
+        })
+        .unwrap();
+    let _c = other
+        .add_signal_with_info_oneshot(SIGUSR2, move |_, _, d| {
+            g3.push(("other", d.count, d.infos.len()))
+        })
+        .unwrap();
+    raise(SIGUSR2).unwrap();
+    raise(SIGUSR2).unwrap();
+    raise(SIGUSR2).unwrap();
+    ev.loop_once().unwrap();
+    other.loop_once().unwrap();
+    assert_eq!(
+        got.get(),
+        [("plain", 3, 0), ("info", 3, 3), ("other", 3, 3)],
+        "each context reads every delivery's details"
+    );
+}
+
+fn concurrent_deliveries_on_several_threads_keep_details_and_losses_exact() {
+    // Real-time signals queue, and raise() delivers on the raising thread
+    // before it returns: every raise is one delivery, and OS handlers run
+    // on several threads at once.
+    const THREADS: usize = 4;
+    const EACH: u32 = 300;
+    let sig = libc::SIGRTMIN() + 3;
+    let ev = Context::new().unwrap();
+    let totals = Rc::new(Cell::new((0u32, 0u32, 0u32)));
+    let t = totals.clone();
+    let _s = ev
+        .add_signal_with_info(sig, move |_, _, d| {
+            let (c, i, l) = t.get();
+            assert!(
+                d.infos
+                    .iter()
+                    .all(|info| info.pid == std::process::id() as i32)
+            );
+            t.set((c + d.count, i + d.infos.len() as u32, l + d.lost));
+        })
+        .unwrap();
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..EACH {
+                    tevent::signal::raise(sig).unwrap();
+                }
+            })
+        })
+        .collect();
+    let all = THREADS as u32 * EACH;
+    while threads.iter().any(|t| !t.is_finished()) {
+        ev.loop_once().unwrap();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    while ev.loop_once().unwrap() {}
+    let (count, infos, lost) = totals.get();
+    assert_eq!(count, all, "every delivery counted once");
+    assert_eq!(
+        infos + lost,
+        all,
+        "each one has its details or is counted lost"
+    );
+}
+
 fn main() {
     // The expected panic of a check is not printed; any other is.
     let default_hook = std::panic::take_hook();
@@ -309,6 +460,26 @@ fn main() {
         (
             "a_signal_handler_adds_and_removes_events_and_itself",
             a_signal_handler_adds_and_removes_events_and_itself,
+        ),
+        (
+            "a_handler_with_info_is_told_who_sent_each_signal",
+            a_handler_with_info_is_told_who_sent_each_signal,
+        ),
+        (
+            "a_signal_from_another_process_names_that_process",
+            a_signal_from_another_process_names_that_process,
+        ),
+        (
+            "when_the_ring_overflows_counts_stay_exact_and_the_handler_is_told",
+            when_the_ring_overflows_counts_stay_exact_and_the_handler_is_told,
+        ),
+        (
+            "plain_and_info_handlers_of_one_signal_see_the_same_count",
+            plain_and_info_handlers_of_one_signal_see_the_same_count,
+        ),
+        (
+            "concurrent_deliveries_on_several_threads_keep_details_and_losses_exact",
+            concurrent_deliveries_on_several_threads_keep_details_and_losses_exact,
         ),
     ];
     for (name, check) in checks {

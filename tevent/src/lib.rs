@@ -48,7 +48,7 @@ pub mod pool;
 pub mod queue;
 mod remote;
 pub mod req;
-mod signal;
+pub mod signal;
 mod slab;
 mod timer;
 pub mod trace;

@@ -1,15 +1,49 @@
 //! Signal events: handlers for POSIX signals that run from the loop, never in
-//! signal context.
+//! signal context ([`Context::add_signal`], C tevent's `tevent_add_signal`),
+//! the signal numbers as constants ([`SIGINT`], [`SIGTERM`], ...: no `libc`
+//! needed), [`raise`], and the sender's details ([`SigInfo`]) for handlers
+//! that ask for them ([`Context::add_signal_with_info`], C tevent's
+//! `SA_SIGINFO` handlers).
 //!
-//! The process-wide part (`sys`) installs one `sigaction` per signal number when
-//! the first handler for it appears anywhere in the process, remembering the
-//! previous disposition, and restores that disposition when the last handler
-//! goes. The installed OS handler only does async-signal-safe work: it bumps a
-//! per-signal counter and a global generation, and writes one byte into the
-//! wake-up pipe of every context that handles the signal. Each context compares
-//! the counters with what it last saw at the start of every loop step, so the
-//! count a handler receives is exactly the number of signals since the previous
-//! dispatch (coalesced, never lost).
+//! ```
+//! use std::cell::Cell;
+//! use std::rc::Rc;
+//! use tevent::Context;
+//! use tevent::signal::{SIGUSR2, raise};
+//!
+//! let ev = Context::new()?;
+//! let seen = Rc::new(Cell::new(0));
+//! let s = seen.clone();
+//! let _usr2 = ev.add_signal(SIGUSR2, move |_ev, _me, count| s.set(s.get() + count))?;
+//! raise(SIGUSR2)?;
+//! ev.loop_once()?;
+//! assert_eq!(seen.get(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The signal numbers are plain `i32` constants with the platform's values
+//! (the ones `libc` has): any other number works too, as in C.
+//!
+//! ## How delivery works
+//!
+//! The process-wide part (`sys`) installs one `sigaction` (with `SA_SIGINFO`
+//! and `SA_RESTART`) per signal number when the first handler for it appears
+//! anywhere in the process, remembering the previous disposition, and
+//! restores that disposition when the last handler goes. The installed OS
+//! handler only does async-signal-safe work, with atomics on static memory:
+//! it records the sender's details in a fixed-size ring per signal
+//! ([`SIGINFO_RING`] entries), bumps a per-signal counter and a global
+//! generation, and writes one byte into the wake-up pipe of every context
+//! that handles the signal. Each context compares the counters with what it
+//! last saw at the start of every loop step, so the count a handler receives
+//! is exactly the number of signals since the previous dispatch (coalesced,
+//! never lost).
+//!
+//! **When the ring overflows** (more than [`SIGINFO_RING`] deliveries of one
+//! signal before a context's loop reads them, or two threads taking the same
+//! signal at the same instant), the count stays exact but the details of the
+//! deliveries that did not fit are lost; the handler is told how many in
+//! [`Deliveries::lost`], so `infos.len() + lost == count` always holds.
 //!
 //! Wake-up pipes come from a fixed pool and are never closed (a closed fd could
 //! be reused while a signal handler on another thread is about to write to it);
@@ -29,8 +63,127 @@ use crate::trace::{EventKind, EventPoint};
 /// Poller key of a context's signal wake-up pipe.
 pub(crate) const SIGNAL_KEY: usize = usize::MAX - 1;
 
-/// The handler of a signal event: `(context, view, count)`.
-pub(crate) type SignalFn = Box<dyn FnMut(&Context, &SignalRef<'_>, u32)>;
+/// The handler of a signal event: `(context, view, deliveries)` (a handler
+/// added without details gets `deliveries.count`).
+pub(crate) type SignalFn = Box<dyn FnMut(&Context, &SignalRef<'_>, &Deliveries<'_>)>;
+
+/// Entries in each signal's ring of sender details: the details of up to
+/// this many deliveries of one signal between two dispatches are kept (see
+/// the [module documentation](self) for what happens beyond).
+pub const SIGINFO_RING: usize = 16;
+
+/// Hangup (`SIGHUP`): often "reload the configuration".
+pub const SIGHUP: i32 = libc::SIGHUP;
+/// Interrupt from the keyboard (`SIGINT`, Ctrl-C).
+pub const SIGINT: i32 = libc::SIGINT;
+/// Quit from the keyboard (`SIGQUIT`).
+pub const SIGQUIT: i32 = libc::SIGQUIT;
+/// Abort (`SIGABRT`).
+pub const SIGABRT: i32 = libc::SIGABRT;
+/// User-defined signal 1 (`SIGUSR1`).
+pub const SIGUSR1: i32 = libc::SIGUSR1;
+/// User-defined signal 2 (`SIGUSR2`).
+pub const SIGUSR2: i32 = libc::SIGUSR2;
+/// Write to a pipe or socket with no reader (`SIGPIPE`).
+pub const SIGPIPE: i32 = libc::SIGPIPE;
+/// Timer signal from `alarm` (`SIGALRM`).
+pub const SIGALRM: i32 = libc::SIGALRM;
+/// Termination request (`SIGTERM`): the polite "please exit".
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// A child process stopped or exited (`SIGCHLD`).
+pub const SIGCHLD: i32 = libc::SIGCHLD;
+/// Continue if stopped (`SIGCONT`).
+pub const SIGCONT: i32 = libc::SIGCONT;
+/// Stop request from the terminal (`SIGTSTP`, Ctrl-Z).
+pub const SIGTSTP: i32 = libc::SIGTSTP;
+/// Terminal window size changed (`SIGWINCH`).
+pub const SIGWINCH: i32 = libc::SIGWINCH;
+/// I/O is possible on a descriptor (`SIGIO`).
+pub const SIGIO: i32 = libc::SIGIO;
+
+/// [`SigInfo::code`] of a signal sent by `kill(2)` (or `raise` on some
+/// systems).
+pub const SI_USER: i32 = libc::SI_USER;
+/// [`SigInfo::code`] of a signal sent by `sigqueue(3)`.
+pub const SI_QUEUE: i32 = libc::SI_QUEUE;
+/// [`SigInfo::code`] of a signal sent to one thread by `tkill`/`tgkill`
+/// (what [`raise`] does on Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const SI_TKILL: i32 = libc::SI_TKILL;
+/// [`SigInfo::code`] of a signal sent by the kernel.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const SI_KERNEL: i32 = libc::SI_KERNEL;
+
+/// Sends `signum` to the calling thread (`raise(3)`): for tests, and for a
+/// program that signals itself. Fails with the OS error (`EINVAL` for a
+/// number that is not a signal).
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::signal::{SIGUSR1, raise};
+///
+/// let ev = Context::new()?;
+/// let got = std::rc::Rc::new(std::cell::Cell::new(0));
+/// let g = got.clone();
+/// let _h = ev.add_signal(SIGUSR1, move |_, _, n| g.set(g.get() + n))?;
+/// raise(SIGUSR1)?;
+/// ev.loop_once()?;
+/// assert_eq!(got.get(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn raise(signum: i32) -> std::io::Result<()> {
+    // SAFETY: raise(3) has no memory preconditions; an invalid number is
+    // reported through its return value.
+    if unsafe { libc::raise(signum) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Who sent one delivery of a signal: the fields of the kernel's
+/// `siginfo_t` that a handler usually wants (C tevent hands the whole
+/// `siginfo_t` to its `SA_SIGINFO` handlers).
+///
+/// `pid` and `uid` are the sender's process id and real user id when a
+/// process sent the signal (`code` is [`SI_USER`], [`SI_QUEUE`] or, on
+/// Linux, [`SI_TKILL`]); for `SIGCHLD` they are the child's; for a signal
+/// the kernel raised they are 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SigInfo {
+    /// The sending process (`si_pid`).
+    pub pid: i32,
+    /// The sender's real user id (`si_uid`).
+    pub uid: u32,
+    /// Why the signal was sent (`si_code`): [`SI_USER`], [`SI_QUEUE`], a
+    /// `CLD_*` code for `SIGCHLD`, ...
+    pub code: i32,
+}
+
+/// What a handler added with [`Context::add_signal_with_info`] receives:
+/// the deliveries of its signal since its previous run.
+///
+/// `count` is exact (as for [`Context::add_signal`]); `infos` has the
+/// sender's details of each delivery whose details were kept, oldest first;
+/// `lost` counts the others (ring overflow; see the [module
+/// documentation](self)). `infos.len() + lost == count` always.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Deliveries<'a> {
+    /// Deliveries since the handler's previous run (signals coalesce).
+    pub count: u32,
+    /// The details of the deliveries that were kept, oldest first.
+    pub infos: &'a [SigInfo],
+    /// Deliveries whose details were lost (the ring overflowed).
+    pub lost: u32,
+}
+
+impl Deliveries<'_> {
+    /// Whether the details of some deliveries were lost.
+    pub fn overflowed(&self) -> bool {
+        self.lost > 0
+    }
+}
 
 pub(crate) mod sys {
     //! Process-global signal state. Everything the OS handler touches is a
@@ -38,16 +191,108 @@ pub(crate) mod sys {
 
     use std::io;
     use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
     use std::sync::{Mutex, MutexGuard};
+
+    use super::SigInfo;
 
     /// Signal numbers are below this (Linux: 1..=64).
     pub(crate) const NSIG: usize = 65;
     /// Contexts that may hold signal handlers at the same time.
     pub(crate) const SLOTS: usize = 64;
+    /// Entries of each signal's ring of sender details.
+    pub(crate) const RING: usize = super::SIGINFO_RING;
 
+    /// Per signal, two wrapping 32-bit counters in one word, so that a
+    /// reader sees both at the same instant: deliveries (low half) and
+    /// deliveries whose details went into the ring (high half). Only the
+    /// OS handler changes them.
     static COUNTS: [AtomicU64; NSIG] = [const { AtomicU64::new(0) }; NSIG];
     static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    /// One delivery's details. `stamp` is a sequence lock: `2 * pos + 1`
+    /// while the entry for ring position `pos` is written, `2 * pos + 2`
+    /// once it is complete.
+    struct Entry {
+        stamp: AtomicU64,
+        pid: AtomicI32,
+        uid: AtomicU32,
+        code: AtomicI32,
+    }
+
+    static RINGS: [[Entry; RING]; NSIG] = [const {
+        [const {
+            Entry {
+                stamp: AtomicU64::new(0),
+                pid: AtomicI32::new(0),
+                uid: AtomicU32::new(0),
+                code: AtomicI32::new(0),
+            }
+        }; RING]
+    }; NSIG];
+
+    /// Held (never waited for) by the OS handler that writes a signal's
+    /// ring: a second thread taking the same signal at the same instant
+    /// does not write, and its details are counted lost.
+    static WRITING: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
+
+    /// The deliveries counter (low half of a `COUNTS` word).
+    #[inline]
+    pub(crate) fn total(word: u64) -> u32 {
+        word as u32
+    }
+
+    /// The ring counter (high half of a `COUNTS` word).
+    #[inline]
+    pub(crate) fn ringed(word: u64) -> u32 {
+        (word >> 32) as u32
+    }
+
+    /// Adds one delivery (and one ring entry if `ring`), each half wrapping
+    /// on its own. Lock-free, so async-signal-safe.
+    fn count_delivery(s: usize, ring: bool) {
+        let _ = COUNTS[s].fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+            let t = total(w).wrapping_add(1);
+            let r = ringed(w).wrapping_add(u32::from(ring));
+            Some((u64::from(r) << 32) | u64::from(t))
+        });
+    }
+
+    /// Records one delivery of `s` with its details (from the OS handler).
+    fn record(s: usize, pid: i32, uid: u32, code: i32) {
+        if WRITING[s].swap(true, Ordering::Acquire) {
+            count_delivery(s, false);
+            return;
+        }
+        // Only the holder of `WRITING[s]` changes the ring half.
+        let pos = ringed(COUNTS[s].load(Ordering::SeqCst));
+        let e = &RINGS[s][pos as usize % RING];
+        e.stamp.store(2 * u64::from(pos) + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        e.pid.store(pid, Ordering::Relaxed);
+        e.uid.store(uid, Ordering::Relaxed);
+        e.code.store(code, Ordering::Relaxed);
+        e.stamp.store(2 * u64::from(pos) + 2, Ordering::Release);
+        count_delivery(s, true);
+        WRITING[s].store(false, Ordering::Release);
+    }
+
+    /// The details at ring position `pos` of signal `s`, if they are still
+    /// there (not overwritten since, nor being overwritten).
+    pub(crate) fn read_entry(s: usize, pos: u32) -> Option<SigInfo> {
+        let e = &RINGS[s][pos as usize % RING];
+        let want = 2 * u64::from(pos) + 2;
+        if e.stamp.load(Ordering::Acquire) != want {
+            return None;
+        }
+        let info = SigInfo {
+            pid: e.pid.load(Ordering::Relaxed),
+            uid: e.uid.load(Ordering::Relaxed),
+            code: e.code.load(Ordering::Relaxed),
+        };
+        fence(Ordering::Acquire);
+        (e.stamp.load(Ordering::Relaxed) == want).then_some(info)
+    }
 
     struct WakeSlot {
         /// Write end of the slot's pipe, or -1 before the pipe exists.
@@ -151,16 +396,28 @@ pub(crate) mod sys {
         unsafe { libc::__error() }
     }
 
-    /// The OS-level handler. Only async-signal-safe operations: atomics and
-    /// `write(2)`; errno is preserved for the interrupted code.
-    extern "C" fn on_signal(signum: libc::c_int) {
+    /// The OS-level handler (`SA_SIGINFO` form). Only async-signal-safe
+    /// operations: atomics and `write(2)`; errno is preserved for the
+    /// interrupted code.
+    extern "C" fn on_signal(
+        signum: libc::c_int,
+        info: *mut libc::siginfo_t,
+        _uctx: *mut libc::c_void,
+    ) {
         let errno = errno_location();
         // SAFETY: errno_location() points at this thread's errno.
         let saved = unsafe { *errno };
         if let Ok(s) = usize::try_from(signum)
             && (1..NSIG).contains(&s)
         {
-            COUNTS[s].fetch_add(1, Ordering::SeqCst);
+            let (pid, uid, code) = if info.is_null() {
+                (0, 0, 0)
+            } else {
+                // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo
+                // for this delivery; reading its fields is a plain load.
+                unsafe { ((*info).si_pid(), (*info).si_uid(), (*info).si_code) }
+            };
+            record(s, pid, uid, code);
             GENERATION.fetch_add(1, Ordering::SeqCst);
             let bit = 1u64 << (s - 1);
             for slot in &WAKE {
@@ -180,8 +437,9 @@ pub(crate) mod sys {
         unsafe { *errno = saved };
     }
 
-    /// Total number of `signum` deliveries since the process started.
-    pub(crate) fn count(signum: usize) -> u64 {
+    /// Both counters of `signum` (see `COUNTS`): compare two readings with
+    /// [`total`] and [`ringed`] and wrapping subtraction.
+    pub(crate) fn counts(signum: usize) -> u64 {
         COUNTS[signum].load(Ordering::SeqCst)
     }
 
@@ -214,7 +472,7 @@ pub(crate) mod sys {
             // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
             let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
             sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
+            sa.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
             // SAFETY: sa is a valid sigaction; the mask pointer is into it.
             unsafe { libc::sigemptyset(&raw mut sa.sa_mask) };
             // SAFETY: as above.
@@ -305,11 +563,54 @@ pub(crate) struct SigEntry {
     seq: u64,
     /// Deliveries counted for this handler and not yet handed to it.
     pending: u32,
+    /// Whether the handler wants the senders' details.
+    wants_info: bool,
+    /// Details of the pending deliveries (at most `SIGINFO_RING`, the
+    /// newest), and how many were lost.
+    infos: Vec<SigInfo>,
+    lost: u32,
+}
+
+impl SigEntry {
+    /// Adds the details of new deliveries to those still pending (a handler
+    /// runs late only after another handler of its dispatch panicked),
+    /// keeping the newest `SIGINFO_RING`.
+    fn add_infos(&mut self, infos: &[SigInfo], lost: u32) {
+        self.lost = self.lost.saturating_add(lost);
+        self.infos.extend_from_slice(infos);
+        let over = self.infos.len().saturating_sub(SIGINFO_RING);
+        if over > 0 {
+            self.infos.drain(..over);
+            self.lost = self
+                .lost
+                .saturating_add(u32::try_from(over).unwrap_or(u32::MAX));
+        }
+    }
+}
+
+/// The details of the `count` deliveries of signal `s` between the counter
+/// readings `last` and `now`, and how many were lost: those whose OS handler
+/// could not write the ring, and those overwritten before this read.
+fn read_infos(s: usize, last: u64, now: u64, count: u32) -> (Vec<SigInfo>, u32) {
+    let (from, to) = (sys::ringed(last), sys::ringed(now));
+    let ringed = to.wrapping_sub(from);
+    // Only the newest `RING` positions can still hold their details.
+    let keep = ringed.min(sys::RING as u32);
+    let start = to.wrapping_sub(keep);
+    let mut infos = Vec::with_capacity(keep as usize);
+    for i in 0..keep {
+        if let Some(info) = sys::read_entry(s, start.wrapping_add(i)) {
+            infos.push(info);
+        }
+    }
+    let found = u32::try_from(infos.len()).unwrap_or(u32::MAX);
+    (infos, count.saturating_sub(found))
 }
 
 /// The signal handlers of one context.
 pub(crate) struct SignalTable {
     slab: Slab<SigEntry>,
+    /// Per signal, the `sys::counts` word at the previous dispatch.
     last_seen: [u64; sys::NSIG],
     per_signal: [u32; sys::NSIG],
     last_gen: u64,
@@ -383,17 +684,48 @@ impl SignalTable {
 impl Context {
     /// Runs `handler` from the loop each time `signum` arrives; `count` is the
     /// number of deliveries since the previous dispatch (signals coalesce).
+    /// C tevent's `tevent_add_signal` without `SA_INFO`; `signum` is a
+    /// number such as [`SIGTERM`] (from this module) or any other signal
+    /// number.
     ///
     /// The first handler for a signal in the process installs the OS handler;
     /// when the last one is dropped the previous disposition is restored.
     /// Signals are delivered to whichever thread the OS picks; the handler
-    /// still runs on this context's loop.
+    /// still runs on this context's loop. Fails with
+    /// [`Error::InvalidSignal`] for a number out of range and for SIGKILL,
+    /// SIGSTOP, SIGSEGV, SIGBUS, SIGILL and SIGFPE, with
+    /// [`Error::TooManySignalContexts`] past 64 contexts with signal
+    /// handlers, and with [`Error::Signal`] if `sigaction` fails.
+    ///
+    /// ```
+    /// use tevent::Context;
+    /// use tevent::signal::{SIGHUP, raise};
+    ///
+    /// let ev = Context::new()?;
+    /// let reloads = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let r = reloads.clone();
+    /// let hup = ev.add_signal(SIGHUP, move |_ev, me, count| {
+    ///     assert_eq!(me.signum(), SIGHUP);
+    ///     r.set(r.get() + count);
+    /// })?;
+    /// raise(SIGHUP)?;
+    /// raise(SIGHUP)?;
+    /// ev.loop_once()?; // both deliveries, in one run
+    /// assert_eq!(reloads.get(), 2);
+    /// drop(hup); // SIGHUP's previous disposition is back
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_signal(
         &self,
         signum: i32,
-        handler: impl FnMut(&Context, &SignalRef<'_>, u32) + 'static,
+        mut handler: impl FnMut(&Context, &SignalRef<'_>, u32) + 'static,
     ) -> Result<Signal, Error> {
-        self.signal_add(signum, false, Box::new(handler))
+        self.signal_add(
+            signum,
+            false,
+            false,
+            Box::new(move |ev, me, d| handler(ev, me, d.count)),
+        )
     }
 
     /// Like [`Context::add_signal`], but the handler is removed after its first
@@ -401,12 +733,65 @@ impl Context {
     pub fn add_signal_oneshot(
         &self,
         signum: i32,
-        handler: impl FnMut(&Context, &SignalRef<'_>, u32) + 'static,
+        mut handler: impl FnMut(&Context, &SignalRef<'_>, u32) + 'static,
     ) -> Result<Signal, Error> {
-        self.signal_add(signum, true, Box::new(handler))
+        self.signal_add(
+            signum,
+            true,
+            false,
+            Box::new(move |ev, me, d| handler(ev, me, d.count)),
+        )
     }
 
-    fn signal_add(&self, signum: i32, one_shot: bool, handler: SignalFn) -> Result<Signal, Error> {
+    /// Like [`Context::add_signal`], and the handler also gets the sender's
+    /// details of each delivery ([`SigInfo`]: pid, uid, code), as C tevent's
+    /// handlers added with `SA_INFO` get the `siginfo_t`. A handler that
+    /// runs for `count` deliveries gets `count` details, unless more than
+    /// [`SIGINFO_RING`] arrived before the loop read them: then the oldest
+    /// details are lost and [`Deliveries::lost`] says how many (the count
+    /// stays exact).
+    ///
+    /// ```
+    /// use tevent::Context;
+    /// use tevent::signal::{SIGUSR1, raise};
+    ///
+    /// let ev = Context::new()?;
+    /// let senders = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    /// let s = senders.clone();
+    /// let _usr1 = ev.add_signal_with_info(SIGUSR1, move |_ev, _me, d| {
+    ///     assert_eq!(d.infos.len() as u32 + d.lost, d.count);
+    ///     s.borrow_mut().extend(d.infos.iter().map(|i| i.pid));
+    /// })?;
+    /// raise(SIGUSR1)?;
+    /// ev.loop_once()?;
+    /// assert_eq!(*senders.borrow(), [std::process::id() as i32]); // we sent it
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_signal_with_info(
+        &self,
+        signum: i32,
+        handler: impl FnMut(&Context, &SignalRef<'_>, &Deliveries<'_>) + 'static,
+    ) -> Result<Signal, Error> {
+        self.signal_add(signum, false, true, Box::new(handler))
+    }
+
+    /// Like [`Context::add_signal_with_info`], but the handler is removed
+    /// after its first run.
+    pub fn add_signal_with_info_oneshot(
+        &self,
+        signum: i32,
+        handler: impl FnMut(&Context, &SignalRef<'_>, &Deliveries<'_>) + 'static,
+    ) -> Result<Signal, Error> {
+        self.signal_add(signum, true, true, Box::new(handler))
+    }
+
+    fn signal_add(
+        &self,
+        signum: i32,
+        one_shot: bool,
+        wants_info: bool,
+        handler: SignalFn,
+    ) -> Result<Signal, Error> {
         if !sys::valid(signum) {
             return Err(Error::InvalidSignal(signum));
         }
@@ -434,7 +819,7 @@ impl Context {
         }
         sys::acquire(signum).map_err(|source| Error::Signal { signum, source })?;
         if t.per_signal[s] == 0 {
-            t.last_seen[s] = sys::count(s);
+            t.last_seen[s] = sys::counts(s);
             sys::set_wake(t.wake.expect("set above").0, signum, true);
         }
         t.per_signal[s] += 1;
@@ -447,6 +832,9 @@ impl Context {
             tag: 0,
             seq,
             pending: 0,
+            wants_info,
+            infos: Vec::new(),
+            lost: 0,
         });
         drop(t);
         self.inner
@@ -517,13 +905,22 @@ impl Context {
                     if t.per_signal[s] == 0 {
                         continue;
                     }
-                    let now = sys::count(s);
-                    let delta = now - t.last_seen[s];
-                    if delta == 0 {
+                    let now = sys::counts(s);
+                    let last = std::mem::replace(&mut t.last_seen[s], now);
+                    let count = sys::total(now).wrapping_sub(sys::total(last));
+                    if count == 0 {
                         continue;
                     }
-                    t.last_seen[s] = now;
-                    let count = u32::try_from(delta).unwrap_or(u32::MAX);
+                    let wanted = t.slab.keys().into_iter().any(|k| {
+                        t.slab
+                            .get(k)
+                            .is_some_and(|e| e.signum as usize == s && e.wants_info)
+                    });
+                    let (infos, lost) = if wanted {
+                        read_infos(s, last, now, count)
+                    } else {
+                        (Vec::new(), 0)
+                    };
                     for k in t.slab.keys() {
                         let e = t.slab.get_mut(k).expect("live");
                         if e.signum as usize == s {
@@ -531,6 +928,9 @@ impl Context {
                                 t.unrun += 1;
                             }
                             e.pending = e.pending.saturating_add(count);
+                            if e.wants_info {
+                                e.add_infos(&infos, lost);
+                            }
                         }
                     }
                 }
@@ -554,8 +954,14 @@ impl Context {
                 let t = &mut *t;
                 let taken = t.slab.get_mut(key).and_then(|e| {
                     let count = std::mem::take(&mut e.pending);
+                    let infos = std::mem::take(&mut e.infos);
+                    let lost = std::mem::take(&mut e.lost);
                     (count > 0)
-                        .then(|| e.handler.take().map(|h| (h, count, e.one_shot, e.tag)))
+                        .then(|| {
+                            e.handler
+                                .take()
+                                .map(|h| (h, (count, infos, lost), e.one_shot, e.tag))
+                        })
                         .flatten()
                 });
                 if taken.is_some() {
@@ -575,10 +981,16 @@ impl Context {
             );
             // The handler goes back into its event (a one-shot is removed)
             // when it returns or panics.
+            let (count, infos, lost) = count;
+            let d = Deliveries {
+                count,
+                infos: &infos,
+                lost,
+            };
             let h = run_handler(
                 h,
                 |h| self.signal_ran(key, one_shot, h),
-                |h| h(self, &SignalRef { ctx: self, key }, count),
+                |h| h(self, &SignalRef { ctx: self, key }, &d),
             );
             self.signal_ran(key, one_shot, h);
             ran = true;
