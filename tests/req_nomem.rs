@@ -243,10 +243,7 @@ fn main() {
 }
 
 /// Fails each allocation point of one tree in turn.
-fn nomem_at_every_allocation_point(
-    what: &str,
-    run: fn(u64) -> Run,
-) {
+fn nomem_at_every_allocation_point(what: &str, run: fn(u64) -> Run) {
     let live_before = LIVE.load(Ordering::SeqCst);
     let (clean, points) = run(0);
     assert_eq!(clean, Ok(10 + 11 + 20 + 21), "the clean run succeeds");

@@ -66,6 +66,9 @@ pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Poller events taken per wait.
 const EVENTS_PER_WAIT: usize = 1024;
 
+/// The key `polling` registers its notifier with (`usize::MAX`).
+const POLLER_NOTIFY_KEY: u64 = u64::MAX;
+
 /// Steps in a row that may run request notifications, signals, immediates or
 /// timers (tevent's priority order) before a fairness step gives the lower
 /// classes a turn (see [`Context::loop_once`]).
@@ -117,7 +120,10 @@ pub(crate) struct Inner {
     /// This context, as a pointer that came from `Rc::into_raw` (requests
     /// keep it, uncounted, to reach their context while they are live).
     pub(crate) this: Cell<*const Inner>,
+    /// The poller's own event buffer (precise waits, clearing its notifier).
     events: RefCell<Events>,
+    /// What `epoll_wait` reads (every other wait).
+    epoll_events: RefCell<Vec<rustix::event::epoll::Event>>,
     in_loop: Cell<bool>,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
@@ -255,6 +261,7 @@ impl Context {
             events: RefCell::new(Events::with_capacity(
                 NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
             )),
+            epoll_events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
             in_loop: Cell::new(false),
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
@@ -650,11 +657,19 @@ impl Context {
             timeout = Some(Duration::ZERO);
         }
 
+        // A wait whose end needs sub-millisecond precision (timer slack 0)
+        // goes through the poller's own wait, which times out with a timerfd;
+        // every other wait reads epoll directly (see `epoll_wait`).
+        let precise = inner.timer_slack.get().is_zero()
+            && timeout.is_some_and(|t| t.subsec_nanos() % 1_000_000 != 0);
+
         inner.trace_loop(LoopPoint::BeforeWait);
-        let res = {
+        let res = if precise {
             let mut events = inner.events.borrow_mut();
             events.clear();
             poller.wait(&mut events, timeout)
+        } else {
+            self.epoll_wait(&poller, timeout)
         };
         inner.trace_loop(LoopPoint::AfterWait);
         let n = res.map_err(Error::Poller)?;
@@ -664,20 +679,89 @@ impl Context {
             }
             return Ok(());
         }
-        let events = inner.events.borrow();
         let mut fds = inner.fds.borrow_mut();
-        for ev in events.iter() {
-            if ev.key == SIGNAL_KEY {
-                // Drain now: the counters, not the bytes, say what arrived, and a
-                // byte left behind would make every level-triggered wait return.
-                if let Some((_, rd)) = self.signal_wake() {
-                    crate::signal::sys::drain(rd);
+        if precise {
+            let events = inner.events.borrow();
+            for ev in events.iter() {
+                if ev.key == SIGNAL_KEY {
+                    self.drain_signal_wake();
+                    continue;
                 }
-                continue;
+                fds.push_ready(&ev);
             }
-            fds.push_ready(&ev);
+            return Ok(());
+        }
+        use rustix::event::epoll::EventFlags as F;
+        let mut notified = false;
+        for ev in inner.epoll_events.borrow().iter() {
+            let key = ev.data.u64();
+            let flags = ev.flags;
+            if key == SIGNAL_KEY as u64 {
+                self.drain_signal_wake();
+            } else if key == POLLER_NOTIFY_KEY {
+                notified = true;
+            } else {
+                fds.push_ready_raw(
+                    key,
+                    flags.intersects(F::IN | F::HUP | F::ERR | F::PRI),
+                    flags.intersects(F::OUT | F::HUP | F::ERR),
+                    flags.intersects(F::HUP | F::ERR),
+                );
+            }
+        }
+        drop(fds);
+        if notified {
+            // The poller's notifier (a `Remote` woke the loop) is one-shot and
+            // only the poller's own wait clears and re-arms it; a wait that does
+            // not block does that. Its fd events are left alone: registrations
+            // are level-triggered, so they are reported again.
+            let mut events = inner.events.borrow_mut();
+            events.clear();
+            poller
+                .wait(&mut events, Some(Duration::ZERO))
+                .map_err(Error::Poller)?;
+            events.clear();
         }
         Ok(())
+    }
+
+    /// One `epoll_wait` on the poller's epoll fd, into `Inner::epoll_events`:
+    /// the poller's own wait costs four more system calls each time (it arms
+    /// a timerfd for the timeout and re-arms its notifier), which the loop's
+    /// steady state does not need. The timeout is rounded up to whole
+    /// milliseconds (so a timer may fire up to 1 ms after its slack boundary)
+    /// and capped at `i32::MAX` ms (a spurious wake-up after 24 days).
+    /// Returns the number of events; an interrupted wait returns 0.
+    fn epoll_wait(&self, poller: &Poller, timeout: Option<Duration>) -> std::io::Result<usize> {
+        use std::os::fd::AsFd;
+        let ms = timeout.map(|t| {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            u64::try_from(ms).unwrap_or(u64::MAX).min(i32::MAX as u64)
+        });
+        let ts = ms.map(|ms| rustix::time::Timespec {
+            tv_sec: (ms / 1000) as i64,
+            tv_nsec: ((ms % 1000) * 1_000_000) as _,
+        });
+        let mut events = self.inner.epoll_events.borrow_mut();
+        events.clear();
+        match rustix::event::epoll::wait(
+            poller.as_fd(),
+            rustix::buffer::spare_capacity(&mut *events),
+            ts.as_ref(),
+        ) {
+            Ok(n) => Ok(n),
+            Err(rustix::io::Errno::INTR) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Empties this context's signal wake-up pipe: the counters, not the
+    /// bytes, say what arrived, and a byte left behind would make every
+    /// level-triggered wait return.
+    fn drain_signal_wake(&self) {
+        if let Some((_, rd)) = self.signal_wake() {
+            crate::signal::sys::drain(rd);
+        }
     }
 
     fn signal_wake(&self) -> Option<(usize, std::os::fd::RawFd)> {

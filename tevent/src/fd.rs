@@ -271,16 +271,28 @@ impl FdTable {
 
     /// Expands one poller event into batch entries, rotating the first watcher.
     pub(crate) fn push_ready(&mut self, ev: &Event) {
-        let fkey = Key::from_u64(ev.key as u64);
+        let failed = ev.is_interrupt() || ev.is_err() == Some(true);
+        self.push_ready_raw(ev.key as u64, ev.readable, ev.writable, failed);
+    }
+
+    /// [`FdTable::push_ready`] for an event read from epoll directly:
+    /// `key` is the registration's key, `failed` a hang-up or an error.
+    pub(crate) fn push_ready_raw(
+        &mut self,
+        key: u64,
+        readable: bool,
+        writable: bool,
+        failed: bool,
+    ) {
+        let fkey = Key::from_u64(key);
         let Some(file) = self.files.get_mut(fkey) else {
             return;
         };
         let mut ready = FdFlags::empty();
-        let failed = ev.is_interrupt() || ev.is_err() == Some(true);
-        if ev.readable {
+        if readable {
             ready |= FdFlags::READ;
         }
-        if ev.writable {
+        if writable {
             ready |= FdFlags::WRITE;
         }
         if failed {
