@@ -338,8 +338,12 @@ impl Context {
     /// Sets the timer slack; returns the previous value. A wait for a timer
     /// ends on the next multiple of the slack (measured on the clock) at or
     /// after the deadline, so nearby timers share one wake-up. A timer never
-    /// fires early; with the default 1 ms it may fire up to 1 ms late.
-    /// `Duration::ZERO` wakes exactly at each deadline.
+    /// fires early; with a non-zero slack it may fire up to the slack plus
+    /// 1 ms late (the wait itself is in whole milliseconds: one `epoll_wait`,
+    /// no timer fd to arm), so up to 2 ms with the default 1 ms.
+    /// `Duration::ZERO` wakes exactly at each deadline (each such wait arms a
+    /// timerfd: four more system calls). C tevent rounds its waits up to
+    /// whole milliseconds too.
     pub fn set_timer_slack(&self, slack: Duration) -> Duration {
         self.inner.timer_slack.replace(slack)
     }
