@@ -76,21 +76,5 @@ impl<T: Clone> Log<T> {
     }
 }
 
-/// The tutorial chapters, compiled and run as doctests.
-#[cfg(doctest)]
-pub mod tutorial {
-    #[doc = include_str!("../docs/01-context.md")]
-    pub mod context {}
-    #[doc = include_str!("../docs/02-events.md")]
-    pub mod events {}
-    #[doc = include_str!("../docs/03-requests.md")]
-    pub mod requests {}
-    #[doc = include_str!("../docs/04-queues.md")]
-    pub mod queues {}
-    #[doc = include_str!("../docs/05-tevent-request-macro.md")]
-    pub mod tevent_request_macro {}
-    #[doc = include_str!("../docs/06-inspecting.md")]
-    pub mod inspecting {}
-    #[doc = include_str!("../README.md")]
-    pub mod readme {}
-}
+// The tutorial chapters and the README run as doctests of `tevent` itself
+// (its `tutorial` module and a `cfg(doctest)` module in tevent/src/lib.rs).

@@ -1,17 +1,36 @@
 //! # tevent for Rust
 //!
-//! A single-threaded event loop with fd, timer, immediate and signal events, and
-//! (built on it) tevent-style asynchronous requests: a Rust re-creation of
-//! Samba's [tevent](https://tevent.samba.org/) library.
+//! A single-threaded event loop with fd, timer, immediate and signal events,
+//! and (built on it) tevent-style asynchronous **requests**: a Rust
+//! re-creation of Samba's [tevent](https://tevent.samba.org/) library.
+//!
+//! New here? The [`tutorial`] chapters (rendered from `docs/*.md`, and run
+//! as this crate's doctests) walk through all of it in order.
+//!
+//! ## Where to start
+//!
+//! | you want to | start at |
+//! |---|---|
+//! | run a loop, react to fds, timers, immediates, signals | [`Context`] ([`Context::loop_once`], [`Context::loop_wait`], [`Context::add_fd`], [`Context::add_timer`], [`Context::add_immediate`], [`Context::add_signal`]); the [`context`] module for the dispatch order |
+//! | reach the loop from another thread | [`Context::remote`] and [`Remote`] |
+//! | write an asynchronous computation as `foo_send` / `foo_recv` | the [`req`] module's overview, [`Request`], [`Req::start`], [`Ctl`] |
+//! | get a result at the top level | [`Req::poll_recv`] (or [`Req::poll`], then [`Req::recv`]); [`Req::set_callback`] for a callback |
+//! | wait for several requests | [`join_all_send`], [`first_send`] |
+//! | declare a request's steps and have them checked | the [`tevent_request`] attribute (tutorial chapter 5, `docs/05-tevent-request-macro.md`; chapter 6, `docs/06-inspecting.md`, shows how to look inside requests) |
+//! | read, write, accept, connect | [`io`]: `read_exact_send`, `read_until_send`, `write_all_send`, `accept_send`, ... |
+//! | run blocking work, or finish a request from another thread | [`pool`]: [`pool::job_send`], [`pool::completion_send`] |
+//! | let requests take turns | [`Queue`], [`queue_wait_send`] |
+//! | handle signals, with the sender's details | [`signal`]: [`Context::add_signal`], [`Context::add_signal_with_info`], `signal::SIGTERM`, ... |
+//! | observe the loop and requests | [`trace`], [`Req::enable_profile`], [`Req::waiting_in`] |
+//!
+//! ## Events
 //!
 //! ```
-//! use std::cell::Cell;
-//! use std::rc::Rc;
 //! use std::time::Duration;
 //! use tevent::Context;
 //!
 //! let ev = Context::with_manual_clock(true)?; // time jumps instead of sleeping
-//! let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+//! let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
 //!
 //! let o = order.clone();
 //! let _timer = ev.add_timer_after(Duration::from_millis(50), move |_, _| o.borrow_mut().push("timer"));
@@ -26,14 +45,84 @@
 //!
 //! The loop keeps tevent's dispatch discipline: one handler per
 //! [`Context::loop_once`], signals first, then immediates (FIFO), then due
-//! timers (deadline order, FIFO on ties), then ready fds (round-robin). See
-//! [`context`] for the details and `docs/` for the tutorial.
+//! timers (deadline order, FIFO on ties), then ready fds (round-robin). Every
+//! event is owned by a handle ([`Timer`], [`Immediate`], [`FdEvent`],
+//! [`Signal`]) and removed when the handle drops.
 //!
-//! Differences from C tevent, on purpose: misuse returns an [`Error`] instead of
-//! aborting (a nested loop call is [`Error::Nested`]); timers run on a monotonic
-//! clock; a watcher waiting only for `WRITE` is woken by a hang-up instead of
-//! being silently disarmed; every event is owned by a handle and removed when
-//! the handle drops.
+//! ## Requests
+//!
+//! A request is tevent's unit of asynchronous work: a state type
+//! implementing [`Request`], started by a `foo_send` function that returns a
+//! [`Req<Foo>`](Req), finished by its steps, and received with `foo_recv`.
+//! A request waits for subrequests ([`Ctl::wait`]), fds ([`Ctl::watch_fd`])
+//! and its end time ([`Ctl::set_endtime`]); a parent owns its subrequests,
+//! and dropping a request drops its whole subtree. See the [`req`] module
+//! for when waiters run and who owns what.
+//!
+//! ```
+//! use std::io;
+//! use std::os::unix::net::UnixStream;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//! use tevent::io::{ReadUntil, read_until_send};
+//! use tevent::{Context, Ctl, Progress, Req, Request, StepResult};
+//!
+//! /// Reads one line, within five seconds, and answers its length.
+//! struct LineLen;
+//!
+//! impl Request for LineLen {
+//!     type Output = usize;
+//!     type Error = io::Error;
+//! }
+//!
+//! impl LineLen {
+//!     fn got_line(&mut self, _: &mut Ctl<'_, Self>, sub: Req<ReadUntil<UnixStream>>) -> StepResult<Self> {
+//!         let line = sub.recv()?; // a failure of the subrequest ends this request too
+//!         Ok(Progress::Done(line.len()))
+//!     }
+//! }
+//!
+//! fn line_len_send(ev: &Context, sock: &Rc<UnixStream>) -> Req<LineLen> {
+//!     Req::start(ev, LineLen, |_, ctl| {
+//!         ctl.set_timeout(Duration::from_secs(5))?;
+//!         ctl.wait(read_until_send(ctl.ev(), sock, b'\n', 1024), LineLen::got_line)?;
+//!         Ok(Progress::Pending)
+//!     })
+//! }
+//!
+//! let ev = Context::new()?;
+//! let (a, b) = UnixStream::pair().unwrap();
+//! std::io::Write::write_all(&mut &b, b"hello\n").unwrap();
+//! let req = line_len_send(&ev, &Rc::new(a));
+//! assert_eq!(req.poll_recv(&ev)?.unwrap(), 6);
+//! # Ok::<(), tevent::Error>(())
+//! ```
+//!
+//! The [`tevent_request`] attribute writes the `foo_send` / `foo_recv` pair
+//! and the glue from a declared list of steps, and checks at compile time
+//! that each step only waits where its declaration allows (tutorial
+//! [chapter 5](tutorial::tevent_request_macro), and
+//! [chapter 6](tutorial::inspecting) for the step graph, the expansion and
+//! live inspection).
+//!
+//! ## Differences from C tevent, on purpose
+//!
+//! Misuse returns an [`Error`] instead of aborting (a nested loop call is
+//! [`Error::Nested`]); a request finishes exactly once by construction and
+//! its caller is always notified from the loop (no `tevent_req_post`);
+//! allocation failure in a request ends it `NoMemory` instead of aborting;
+//! timers run on a monotonic clock; a watcher waiting only for `WRITE` is
+//! woken by a hang-up instead of being silently disarmed; every event and
+//! request is owned by a handle and removed when the handle drops.
+
+#![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+// Lets the tutorial chapters' links (and code generated by
+// `#[tevent_request]`) name this crate `tevent` from inside it; only
+// rustdoc's link resolution uses it, which the lint does not see.
+#[allow(unused_extern_crates)]
+extern crate self as tevent;
 
 pub mod alloc;
 mod clock;
@@ -52,6 +141,36 @@ pub mod signal;
 mod slab;
 mod timer;
 pub mod trace;
+
+/// The tutorial: the chapters of `docs/`, rendered here and run as this
+/// crate's doctests (`cargo test -p tevent --doc`).
+///
+/// Read them in order: [the event context](tutorial::context),
+/// [events](tutorial::events), [requests](tutorial::requests),
+/// [queues](tutorial::queues), [requests with
+/// `#[tevent_request]`](tutorial::tevent_request_macro), [inspecting
+/// requests](tutorial::inspecting).
+pub mod tutorial {
+    #[doc = include_str!("../docs/01-context.md")]
+    pub mod context {}
+    #[doc = include_str!("../docs/02-events.md")]
+    pub mod events {}
+    #[doc = include_str!("../docs/03-requests.md")]
+    pub mod requests {}
+    #[doc = include_str!("../docs/04-queues.md")]
+    pub mod queues {}
+    #[cfg(feature = "macros")]
+    #[doc = include_str!("../docs/05-tevent-request-macro.md")]
+    pub mod tevent_request_macro {}
+    #[cfg(feature = "macros")]
+    #[doc = include_str!("../docs/06-inspecting.md")]
+    pub mod inspecting {}
+}
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
 
 pub use clock::FAR_FUTURE;
 pub use context::{
