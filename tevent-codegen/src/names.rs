@@ -44,29 +44,55 @@ pub(crate) fn snake(s: &str) -> String {
     out
 }
 
+/// A type's name without `r#`.
+fn bare(ty: &Ident) -> String {
+    let s = ty.to_string();
+    s.strip_prefix("r#").map_or_else(|| s.clone(), str::to_string)
+}
+
 /// The handle type of step `step` of request `ty`: `EchoReadStep`.
 pub(crate) fn handle(ty: &Ident, step: &str) -> String {
-    format!("{}{}Step", ty, camel(step))
+    format!("{}{}Step", bare(ty), camel(step))
 }
 
 /// The handle of `start`'s successors (after `create`): `EchoStarted`.
 pub(crate) fn started(ty: &Ident) -> String {
-    format!("{ty}Started")
+    format!("{}Started", bare(ty))
 }
 
-/// An identifier at `span`.
+/// Whether `s` can name an item: an identifier (`r#` allowed), not a
+/// keyword unless raw.
+pub(crate) fn is_item_name(s: &str) -> bool {
+    syn::parse_str::<Ident>(s).is_ok()
+}
+
+/// An identifier for `name` at `span`, raw if `name` is written raw; never
+/// panics (a name that cannot be an identifier, which the checks report
+/// first, becomes a placeholder).
 pub(crate) fn ident(name: &str, span: Span) -> Ident {
-    Ident::new(name, span)
+    let raw = name.strip_prefix("r#");
+    let text = raw.unwrap_or(name);
+    let plain = !text.is_empty()
+        && text.chars().next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && text.chars().all(|c| c == '_' || c.is_alphanumeric())
+        && text != "_";
+    match (plain, raw.is_some()) {
+        (false, _) => Ident::new("__tevent_request_bad_name", span),
+        (true, true) if !matches!(text, "self" | "Self" | "super" | "crate") => {
+            Ident::new_raw(text, span)
+        }
+        _ => Ident::new(text, span),
+    }
 }
 
 /// `echo_send`.
 pub(crate) fn send(ty: &Ident) -> Ident {
-    Ident::new(&format!("{}_send", snake(&ty.to_string())), ty.span())
+    ident(&format!("{}_send", snake(&bare(ty))), ty.span())
 }
 
 /// `echo_recv`.
 pub(crate) fn recv(ty: &Ident) -> Ident {
-    Ident::new(&format!("{}_recv", snake(&ty.to_string())), ty.span())
+    ident(&format!("{}_recv", snake(&bare(ty))), ty.span())
 }
 
 #[cfg(test)]

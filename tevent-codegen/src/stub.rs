@@ -42,7 +42,8 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     calls.insert("done".to_string());
     let calls: Vec<Ident> = calls
         .iter()
-        .filter_map(|c| syn::parse_str::<Ident>(c).ok())
+        .filter(|c| names::is_item_name(c))
+        .map(|c| names::ident(c, proc_macro2::Span::call_site()))
         .collect();
     let lenient = quote! {
         #(
@@ -66,7 +67,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     handles.remove(&start_name);
     let mut out = Vec::new();
     for h in &handles {
-        let h = format_ident!("{}", h);
+        let h = names::ident(h, proc_macro2::Span::call_site());
         out.push(quote! {
             #[allow(dead_code, missing_docs)]
             pub struct #h #h_impl (::tevent::StepCtl<'__a, #self_ty>) #h_where;
@@ -76,8 +77,8 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             impl #h_impl #h #h_ty #h_where { #lenient }
         });
     }
-    let start_h = format_ident!("{}", start_name);
-    let started = format_ident!("{}", names::started(&req.ident));
+    let start_h = names::ident(&start_name, proc_macro2::Span::call_site());
+    let started = names::ident(&names::started(&req.ident), proc_macro2::Span::call_site());
     out.push(quote! {
         #[allow(dead_code, missing_docs)]
         pub struct #start_h #h_impl (::tevent::StartCtl<'__a, #self_ty>) #h_where;

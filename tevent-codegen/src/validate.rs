@@ -36,6 +36,15 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
     let mut declared = Vec::new();
     for d in &req.decls {
         let name = d.name.to_string();
+        if !names::is_item_name(&name) && name != "done" {
+            // Reported, and still declared: its uses are not unknown steps.
+            errors.at(
+                d.name.span(),
+                format!(
+                    "`{name}` cannot name a step: it is a keyword (a step named like a keyword is written raw, `r#{name}`)"
+                ),
+            );
+        }
         if name == "done" {
             errors.at(
                 d.name.span(),

@@ -144,3 +144,36 @@ fn token_soup_gives_output() {
         let _ = tevent_codegen::expand(ts.clone(), ts);
     }
 }
+
+/// Found by the fuzz target `graphs`: a step named with a raw identifier
+/// (`r#type`) panicked in `Ident::new` while naming its handle method.
+#[test]
+fn raw_step_and_type_names_expand_and_keywords_are_errors() {
+    let attr = "steps(start => [r#type], r#type => [done])".parse().unwrap();
+    let item = "impl r#Match { type Output = (); type Error = (); \
+        fn start(to: MatchStartStep<'_>) -> Next<Self> { to.create(r#Match).pending() } \
+        fn r#type(&mut self, to: MatchTypeStep<'_>, _: ()) -> Next<Self> { to.done(()) } }"
+        .parse()
+        .unwrap();
+    let out = tevent_codegen::try_expand(attr, item).expect("raw names expand");
+    let text = out.to_string();
+    assert!(text.contains("fn r#type"), "{text}");
+    assert!(text.contains("MatchTypeStep"), "{text}");
+    assert!(text.contains("fn match_send"), "{text}");
+
+    let attr = "steps(start => [type], type => [done])".parse().unwrap();
+    let item = "impl Echo { type Output = (); type Error = (); \
+        fn start(to: EchoStartStep<'_>) -> Next<Self> { to.create(Echo).pending() } }"
+        .parse()
+        .unwrap();
+    let e = tevent_codegen::try_expand(attr, item).unwrap_err();
+    let messages: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("`type` cannot name a step: it is a keyword")),
+        "{messages:?}"
+    );
+    // Its uses are not also reported as unknown steps.
+    assert!(!messages.iter().any(|m| m.contains("unknown step")), "{messages:?}");
+}
