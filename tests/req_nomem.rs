@@ -239,7 +239,314 @@ fn run_tree<T: Request<Output = usize, Error = Infallible>>(
 fn main() {
     nomem_at_every_allocation_point("hand-written", run);
     nomem_at_every_allocation_point("generated", run_generated);
-    println!("test result: ok. 2 passed");
+    random_trees();
+    println!("test result: ok. 3 passed");
+}
+
+// ---------------------------------------------------------------------------
+// Random trees (the shapes of tests/random_trees.rs, limited to what
+// allocates fallibly: wake-ups, end times, request nodes and waits), every
+// node hand-written or generated at random.
+
+/// A random tree, allocated before the allocator is armed and never freed.
+#[derive(Debug)]
+enum Node {
+    /// Waits `ms`, then gives `value`, fails with `fail`, or times out.
+    Leaf {
+        generated: bool,
+        ms: u8,
+        end: LeafEnd,
+    },
+    Inner {
+        generated: bool,
+        kids: Vec<Node>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LeafEnd {
+    Value(u8),
+    Fail(u8),
+    TimeOut,
+    Alloc(u16),
+}
+
+/// Deterministic pseudo-random numbers (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+fn random_node(rng: &mut Rng, depth: u32) -> Node {
+    let generated = rng.below(2) == 0;
+    if depth == 0 || rng.below(3) == 0 {
+        let end = match rng.below(8) {
+            0 => LeafEnd::Fail(rng.below(200) as u8),
+            1 => LeafEnd::TimeOut,
+            2 => LeafEnd::Alloc(rng.below(4096) as u16),
+            _ => LeafEnd::Value(rng.below(200) as u8),
+        };
+        return Node::Leaf {
+            generated,
+            ms: 1 + rng.below(20) as u8,
+            end,
+        };
+    }
+    let n = 1 + rng.below(4);
+    Node::Inner {
+        generated,
+        kids: (0..n).map(|_| random_node(rng, depth - 1)).collect(),
+    }
+}
+
+struct RLeaf {
+    end: LeafEnd,
+}
+
+impl Request for RLeaf {
+    type Output = usize;
+    type Error = u8;
+}
+
+impl RLeaf {
+    fn woke(&mut self, _: &mut Ctl<'_, Self>, w: Req<Wakeup>) -> StepResult<Self> {
+        if !wakeup_recv(w) {
+            return Err(ReqError::NoMemory);
+        }
+        leaf_end(self.end).map(Progress::Done)
+    }
+}
+
+/// A leaf's result once it woke (fallible allocations only).
+fn leaf_end(end: LeafEnd) -> Result<usize, ReqError<u8>> {
+    match end {
+        LeafEnd::Value(v) => Ok(usize::from(v)),
+        LeafEnd::Fail(e) => Err(ReqError::User(e)),
+        LeafEnd::TimeOut => Err(ReqError::User(255)),
+        LeafEnd::Alloc(n) => {
+            let buf: Vec<u8> = tevent::alloc::try_vec_filled(usize::from(n), 1)?;
+            Ok(buf.len())
+        }
+    }
+}
+
+fn r_leaf_send(ev: &Context, ms: u8, end: LeafEnd) -> Req<RLeaf> {
+    Req::start(ev, RLeaf { end }, move |_, ctl| {
+        let ms = if end == LeafEnd::TimeOut {
+            ctl.set_timeout(Duration::from_millis(5))?;
+            50
+        } else {
+            u64::from(ms)
+        };
+        ctl.wait(
+            wakeup_send(ctl.ev(), ctl.ev().now() + Duration::from_millis(ms)),
+            RLeaf::woke,
+        )?;
+        Ok(Progress::Pending)
+    })
+}
+
+struct GrLeaf {
+    end: LeafEnd,
+}
+
+#[tevent_request(steps(start => [woke], woke => [done]))]
+impl GrLeaf {
+    type Output = usize;
+    type Error = u8;
+
+    fn start(to: GrLeafStartStep<'_>, ms: u8, end: LeafEnd) -> Next<Self> {
+        let to = to.create(GrLeaf { end });
+        let ms = if end == LeafEnd::TimeOut {
+            to.set_timeout(Duration::from_millis(5))?;
+            50
+        } else {
+            u64::from(ms)
+        };
+        to.woke(wakeup_send(
+            to.ev(),
+            to.ev().now() + Duration::from_millis(ms),
+        ))
+    }
+
+    fn woke(&mut self, to: GrLeafWokeStep<'_>, w: Req<Wakeup>) -> Next<Self> {
+        if !wakeup_recv(w) {
+            return Err(ReqError::NoMemory);
+        }
+        to.done(leaf_end(self.end)?)
+    }
+}
+
+struct RInner {
+    total: usize,
+    left: usize,
+}
+
+impl Request for RInner {
+    type Output = usize;
+    type Error = u8;
+}
+
+fn r_inner_add<C: Request<Output = usize, Error = u8>>(
+    st: &mut RInner,
+    _: &mut Ctl<'_, RInner>,
+    sub: Req<C>,
+) -> StepResult<RInner> {
+    st.total += sub.recv()?;
+    st.left -= 1;
+    Ok(if st.left == 0 {
+        Progress::Done(st.total)
+    } else {
+        Progress::Pending
+    })
+}
+
+fn r_inner_send(ev: &Context, kids: &'static [Node]) -> Req<RInner> {
+    let state = RInner {
+        total: 0,
+        left: kids.len(),
+    };
+    Req::start(ev, state, move |_, ctl| {
+        for k in kids {
+            match start_random(ctl.ev(), k) {
+                Started::R(r) => ctl.wait(r, r_inner_add::<RLeaf>)?,
+                Started::G(r) => ctl.wait(r, r_inner_add::<GrLeaf>)?,
+                Started::RI(r) => ctl.wait(r, r_inner_add::<RInner>)?,
+                Started::GI(r) => ctl.wait(r, r_inner_add::<GrInner>)?,
+            }
+        }
+        Ok(Progress::Pending)
+    })
+}
+
+struct GrInner {
+    total: usize,
+    left: usize,
+}
+
+#[tevent_request(steps(start => [kid], kid => [done]))]
+impl GrInner {
+    type Output = usize;
+    type Error = u8;
+
+    fn start(to: GrInnerStartStep<'_>, kids: &'static [Node]) -> Next<Self> {
+        let ev = to.ev();
+        let to = to.create(GrInner {
+            total: 0,
+            left: kids.len(),
+        });
+        for k in kids {
+            match start_random(ev, k) {
+                Started::R(r) => to.kid(r)?,
+                Started::G(r) => to.kid(r)?,
+                Started::RI(r) => to.kid(r)?,
+                Started::GI(r) => to.kid(r)?,
+            };
+        }
+        to.pending()
+    }
+
+    fn kid(&mut self, to: GrInnerKidStep<'_>, v: usize) -> Next<Self> {
+        self.total += v;
+        self.left -= 1;
+        if self.left == 0 {
+            to.done(self.total)
+        } else {
+            to.pending()
+        }
+    }
+}
+
+enum Started {
+    R(Req<RLeaf>),
+    G(Req<GrLeaf>),
+    RI(Req<RInner>),
+    GI(Req<GrInner>),
+}
+
+fn start_random(ev: &Context, n: &'static Node) -> Started {
+    match n {
+        Node::Leaf {
+            generated: false,
+            ms,
+            end,
+        } => Started::R(r_leaf_send(ev, *ms, *end)),
+        Node::Leaf {
+            generated: true,
+            ms,
+            end,
+        } => Started::G(gr_leaf_send(ev, *ms, *end)),
+        Node::Inner {
+            generated: false,
+            kids,
+        } => Started::RI(r_inner_send(ev, kids)),
+        Node::Inner {
+            generated: true,
+            kids,
+        } => Started::GI(gr_inner_send(ev, kids)),
+    }
+}
+
+/// One run of a random tree with the `fail_at`-th allocation failing.
+fn run_random(tree: &'static Node, fail_at: u64) -> (Result<usize, ReqError<u8>>, u64) {
+    let ev = Context::with_manual_clock(true).expect("context");
+    COUNT.store(0, Ordering::SeqCst);
+    FAIL_AT.store(fail_at, Ordering::SeqCst);
+    let result = match start_random(&ev, tree) {
+        Started::R(r) => r.poll_recv(&ev),
+        Started::G(r) => r.poll(&ev).map(|()| gr_leaf_recv(r)),
+        Started::RI(r) => r.poll_recv(&ev),
+        Started::GI(r) => r.poll(&ev).map(|()| gr_inner_recv(r)),
+    };
+    FAIL_AT.store(0, Ordering::SeqCst);
+    let allocs = COUNT.load(Ordering::SeqCst);
+    let result = result.unwrap_or_else(|e| panic!("run {fail_at}: the loop failed: {e}"));
+    assert_eq!(
+        ev.event_counts().total(),
+        0,
+        "run {fail_at}: events left behind"
+    );
+    drop(ev);
+    (result, allocs)
+}
+
+/// Random trees, each run once per allocation point: the top ends as the
+/// clean run did, or `NoMemory`; nothing leaks.
+fn random_trees() {
+    const TREES: u64 = 60;
+    let mut rng = Rng(0x006e_06e0_2026);
+    let mut points_total = 0;
+    let mut nomem = 0;
+    for tree_no in 0..TREES {
+        let tree: &'static Node = Box::leak(Box::new(random_node(&mut rng, 5)));
+        let live_before = LIVE.load(Ordering::SeqCst);
+        let (clean, points) = run_random(tree, 0);
+        for k in 1..=points {
+            let (r, _) = run_random(tree, k);
+            if r == Err(ReqError::NoMemory) {
+                nomem += 1;
+            } else {
+                assert_eq!(r, clean, "tree {tree_no}, run {k}: {tree:?}");
+            }
+            assert_eq!(
+                LIVE.load(Ordering::SeqCst),
+                live_before,
+                "tree {tree_no}, run {k}: memory leaked: {tree:?}"
+            );
+        }
+        points_total += points;
+    }
+    println!(
+        "test nomem_at_every_allocation_point (random trees) ... ok ({TREES} random request trees, \
+         {points_total} allocation points, {nomem} runs ended NoMemory)"
+    );
 }
 
 /// Fails each allocation point of one tree in turn.

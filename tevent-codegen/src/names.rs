@@ -47,7 +47,8 @@ pub(crate) fn snake(s: &str) -> String {
 /// A type's name without `r#`.
 fn bare(ty: &Ident) -> String {
     let s = ty.to_string();
-    s.strip_prefix("r#").map_or_else(|| s.clone(), str::to_string)
+    s.strip_prefix("r#")
+        .map_or_else(|| s.clone(), str::to_string)
 }
 
 /// The handle type of step `step` of request `ty`: `EchoReadStep`.
@@ -73,7 +74,10 @@ pub(crate) fn ident(name: &str, span: Span) -> Ident {
     let raw = name.strip_prefix("r#");
     let text = raw.unwrap_or(name);
     let plain = !text.is_empty()
-        && text.chars().next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c == '_' || c.is_alphabetic())
         && text.chars().all(|c| c == '_' || c.is_alphanumeric())
         && text != "_";
     match (plain, raw.is_some()) {

@@ -149,7 +149,9 @@ fn token_soup_gives_output() {
 /// (`r#type`) panicked in `Ident::new` while naming its handle method.
 #[test]
 fn raw_step_and_type_names_expand_and_keywords_are_errors() {
-    let attr = "steps(start => [r#type], r#type => [done])".parse().unwrap();
+    let attr = "steps(start => [r#type], r#type => [done])"
+        .parse()
+        .unwrap();
     let item = "impl r#Match { type Output = (); type Error = (); \
         fn start(to: MatchStartStep<'_>) -> Next<Self> { to.create(r#Match).pending() } \
         fn r#type(&mut self, to: MatchTypeStep<'_>, _: ()) -> Next<Self> { to.done(()) } }"
@@ -175,5 +177,8 @@ fn raw_step_and_type_names_expand_and_keywords_are_errors() {
         "{messages:?}"
     );
     // Its uses are not also reported as unknown steps.
-    assert!(!messages.iter().any(|m| m.contains("unknown step")), "{messages:?}");
+    assert!(
+        !messages.iter().any(|m| m.contains("unknown step")),
+        "{messages:?}"
+    );
 }
