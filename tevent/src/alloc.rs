@@ -15,6 +15,11 @@ use crate::ReqError;
 /// Allocates `v` on the heap, or hands it back if allocation fails.
 ///
 /// The box holds a one-element array (same size and layout as `T`).
+///
+/// ```
+/// let b = tevent::alloc::try_box(5u32).unwrap_or_else(|_| panic!("out of memory"));
+/// assert_eq!(b[0], 5);
+/// ```
 pub fn try_box<T>(v: T) -> Result<Box<[T; 1]>, T> {
     let mut vec = Vec::new();
     if vec.try_reserve_exact(1).is_err() {
@@ -30,6 +35,14 @@ pub fn try_box<T>(v: T) -> Result<Box<[T; 1]>, T> {
 }
 
 /// A vector with room for `capacity` elements, or `NoMemory`.
+///
+/// ```
+/// use tevent::{ReqError, alloc::try_vec};
+/// let buf: Vec<u8> = try_vec::<u8, ()>(4096)?;
+/// assert!(buf.capacity() >= 4096);
+/// assert_eq!(try_vec::<u64, ()>(usize::MAX / 8), Err(ReqError::NoMemory));
+/// # Ok::<(), ReqError<()>>(())
+/// ```
 pub fn try_vec<T, E>(capacity: usize) -> Result<Vec<T>, ReqError<E>> {
     let mut v = Vec::new();
     v.try_reserve_exact(capacity)
@@ -38,6 +51,12 @@ pub fn try_vec<T, E>(capacity: usize) -> Result<Vec<T>, ReqError<E>> {
 }
 
 /// A vector of `len` copies of `value`, or `NoMemory`.
+///
+/// ```
+/// let buf = tevent::alloc::try_vec_filled::<u8, ()>(3, 0)?;
+/// assert_eq!(buf, [0, 0, 0]);
+/// # Ok::<(), tevent::ReqError<()>>(())
+/// ```
 pub fn try_vec_filled<T: Clone, E>(len: usize, value: T) -> Result<Vec<T>, ReqError<E>> {
     let mut v = try_vec(len)?;
     v.resize(len, value);
@@ -45,6 +64,13 @@ pub fn try_vec_filled<T: Clone, E>(len: usize, value: T) -> Result<Vec<T>, ReqEr
 }
 
 /// Pushes onto `v`, growing it fallibly.
+///
+/// ```
+/// let mut v = Vec::new();
+/// tevent::alloc::try_push::<_, ()>(&mut v, 1)?;
+/// assert_eq!(v, [1]);
+/// # Ok::<(), tevent::ReqError<()>>(())
+/// ```
 pub fn try_push<T, E>(v: &mut Vec<T>, item: T) -> Result<(), ReqError<E>> {
     v.try_reserve(1).map_err(|_| ReqError::NoMemory)?;
     v.push(item);

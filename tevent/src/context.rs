@@ -139,6 +139,16 @@ pub(crate) struct Inner {
 ///
 /// Handlers receive `&Context`; capturing a `Context` clone inside a handler
 /// creates a reference cycle that keeps the loop alive, so don't.
+///
+/// ```
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let also = ev.clone(); // the same loop
+/// also.post(|_| println!("hello from the loop"));
+/// ev.loop_wait()?; // runs until nothing is left
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Context {
     pub(crate) inner: Rc<Inner>,
@@ -153,6 +163,15 @@ pub(crate) fn upgrade(w: &Weak<Inner>) -> Result<Context, Error> {
 }
 
 /// Counts of what a context holds, from [`Context::event_counts`].
+///
+/// ```
+/// let ev = tevent::Context::new()?;
+/// let _t = ev.add_timer_after(std::time::Duration::from_secs(1), |_, _| {});
+/// let counts = ev.event_counts();
+/// assert_eq!((counts.timers, counts.armed_timers), (1, 1));
+/// assert_eq!(counts.total(), 1);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventCounts {
@@ -212,6 +231,12 @@ impl Drop for LoopGuard<'_> {
 
 impl Context {
     /// Creates a context on the monotonic system clock.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?; // tevent_context_init
+    /// assert!(!ev.has_manual_clock());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn new() -> Result<Context, Error> {
         Self::with_clock(Clock::System)
     }
@@ -221,6 +246,15 @@ impl Context {
     /// by jumping to the next timer's deadline whenever the loop would otherwise
     /// sleep for it (fds are still polled, without blocking). Timer and timeout
     /// behaviour can then be tested without sleeping.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(false)?;
+    /// let t0 = ev.now();
+    /// ev.advance(Duration::from_secs(10)); // only this moves it
+    /// assert_eq!(ev.now(), t0 + Duration::from_secs(10));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn with_manual_clock(auto_advance: bool) -> Result<Context, Error> {
         Self::with_clock(Clock::Manual {
             now: Cell::new(Instant::now()),
@@ -311,6 +345,15 @@ impl Context {
     /// The instant `after` from now on this context's clock, with `after`
     /// clamped to [`FAR_FUTURE`] so that `Duration::MAX` means "never"
     /// instead of overflowing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(false)?;
+    /// assert_eq!(ev.deadline_after(Duration::from_secs(1)), ev.now() + Duration::from_secs(1));
+    /// let never = ev.deadline_after(Duration::MAX); // no overflow: "never"
+    /// assert_eq!(never, ev.now() + tevent::FAR_FUTURE);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     #[inline]
     pub fn deadline_after(&self, after: Duration) -> Instant {
         crate::clock::add(self.now(), after)
@@ -326,6 +369,15 @@ impl Context {
     /// `Duration::MAX`) waits forever; `Some(Duration::ZERO)` is poll mode: a
     /// step that finds nothing ready returns `Ok(false)` at once (tevent's
     /// `tevent_context_set_wait_timeout`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::new()?;
+    /// let old = ev.set_wait_timeout(Some(Duration::ZERO)); // poll mode
+    /// assert_eq!(old, Some(tevent::DEFAULT_WAIT_TIMEOUT));
+    /// assert!(!ev.loop_once()?); // returned at once
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_wait_timeout(&self, timeout: Option<Duration>) -> Option<Duration> {
         self.inner.wait_timeout.replace(timeout)
     }
@@ -349,6 +401,16 @@ impl Context {
     }
 
     /// A thread-safe handle that schedules closures onto this loop.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let remote = ev.remote();
+    /// std::thread::spawn(move || remote.send(|_ev| println!("on the loop")).unwrap())
+    ///     .join()
+    ///     .unwrap();
+    /// ev.loop_once()?;
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn remote(&self) -> Remote {
         let shared = self.inner.remote.get_or_init(|| {
             Arc::new(RemoteShared::new(
@@ -401,6 +463,14 @@ impl Context {
     /// closure sent through a [`Remote`] and not yet run, a finished request
     /// whose waiter has not run yet, or a request that another thread will
     /// finish (a [`crate::pool`] job or a [`crate::pool::Completer`]).
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// assert!(!ev.has_events());
+    /// ev.post(|_| {});
+    /// assert!(ev.has_events());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn has_events(&self) -> bool {
         let inner = &*self.inner;
         inner.reqs.has_notifications()
@@ -426,11 +496,32 @@ impl Context {
     /// [`Error::Nested`] (C tevent aborts). A panic in a handler (or in any
     /// user code the step runs) propagates out of this call, with the
     /// context left usable.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::Context;
+    ///
+    /// let ev = Context::new()?;
+    /// ev.post(|_| {});
+    /// assert!(ev.loop_once()?); // ran the posted closure
+    /// ev.set_wait_timeout(Some(Duration::ZERO));
+    /// assert!(!ev.loop_once()?); // nothing to run, did not block
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn loop_once(&self) -> Result<bool, Error> {
         self.guarded_step(false).map(|s| matches!(s, Step::Ran))
     }
 
     /// Runs steps while the context has events (see [`Context::has_events`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(true)?;
+    /// let _t = ev.add_timer_after(Duration::from_secs(1), |ev, _| ev.post(|_| {}));
+    /// ev.loop_wait()?; // the timer, then the closure it posted, then nothing is left
+    /// assert!(!ev.has_events());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn loop_wait(&self) -> Result<(), Error> {
         loop {
             match self.guarded_step(true)? {
@@ -446,6 +537,18 @@ impl Context {
     }
 
     /// Runs steps until `done()` returns true (checked before every step).
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let n = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// for _ in 0..5 {
+    ///     let n = n.clone();
+    ///     ev.post(move |_| n.set(n.get() + 1));
+    /// }
+    /// ev.loop_until(|| n.get() == 2)?;
+    /// assert_eq!(n.get(), 2); // three are still queued
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn loop_until(&self, mut done: impl FnMut() -> bool) -> Result<(), Error> {
         while !done() {
             if !self.loop_once()? && self.stalled() {

@@ -4,6 +4,19 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// What can go wrong when using a [`crate::Context`] or one of its events.
+///
+/// ```
+/// use tevent::{Context, Error};
+///
+/// let ev = Context::new()?;
+/// ev.post(|ev| {
+///     // A loop-driving call inside a handler: C tevent aborts, this refuses.
+///     assert!(matches!(ev.loop_once(), Err(Error::Nested)));
+/// });
+/// ev.loop_wait()?;
+/// assert!(matches!(ev.add_signal(9, |_, _, _| {}), Err(Error::InvalidSignal(9)))); // SIGKILL
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -34,6 +34,13 @@ use crate::slab::{Key, Slab};
 use crate::trace::{EventKind, EventPoint};
 
 /// Readiness and interest flags of an fd watcher.
+///
+/// ```
+/// use tevent::FdFlags;
+/// let both = FdFlags::READ | FdFlags::WRITE;
+/// assert!(both.contains(FdFlags::READ) && !both.contains(FdFlags::ERROR));
+/// assert!(FdFlags::empty().is_empty());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FdFlags(u8);
 
@@ -437,6 +444,28 @@ impl Context {
     ///
     /// The fd may be in blocking mode (as in tevent, the handler decides what
     /// to do with it); request watchers ([`crate::Ctl::watch_fd`]) refuse one.
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use tevent::{Context, FdFlags};
+    ///
+    /// let ev = Context::new()?;
+    /// let (a, b) = UnixStream::pair().unwrap();
+    /// std::io::Write::write_all(&mut &b, b"x").unwrap();
+    /// let hits = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let h = hits.clone();
+    /// // The context owns the fd, and closes it when the watcher is dropped.
+    /// let watcher = ev.add_fd(OwnedFd::from(a), FdFlags::READ, move |_, me, ready| {
+    ///     assert_eq!(ready, FdFlags::READ);
+    ///     h.set(h.get() + 1);
+    ///     me.set_flags(FdFlags::empty()); // pause
+    /// })?;
+    /// ev.loop_once()?;
+    /// assert_eq!(hits.get(), 1);
+    /// drop(watcher);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_fd(
         &self,
         fd: OwnedFd,
@@ -460,6 +489,23 @@ impl Context {
     /// Watches an fd shared through an `Rc`; the context keeps a clone while
     /// the fd is registered, so it cannot be closed underneath the poller.
     /// Blocking fds are accepted, as by [`Context::add_fd`].
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::rc::Rc;
+    /// use tevent::{Context, FdFlags};
+    ///
+    /// let ev = Context::new()?;
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// let a = Rc::new(a); // shared: the handler and the caller use it too
+    /// let sock = a.clone();
+    /// let _w = ev.add_fd_shared(a.clone(), FdFlags::WRITE, move |_, me, _| {
+    ///     std::io::Write::write_all(&mut &*sock, b"hello").unwrap();
+    ///     me.set_flags(FdFlags::empty());
+    /// })?;
+    /// ev.loop_once()?;
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_fd_shared<T: AsFd + 'static>(
         &self,
         fd: Rc<T>,
@@ -488,6 +534,22 @@ impl Context {
     /// Watches a borrowed fd. The returned handle carries the borrow, so the fd
     /// cannot be closed while it is watched; dropping the handle deregisters it.
     /// Blocking fds are accepted, as by [`Context::add_fd`].
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use tevent::{Context, FdFlags};
+    ///
+    /// let ev = Context::new()?;
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// {
+    ///     // The watcher borrows `a`: it cannot outlive it (FdEvent<'fd>).
+    ///     let _w = ev.add_fd_borrowed(a.as_fd(), FdFlags::WRITE, |_, me, _| me.set_flags(FdFlags::empty()))?;
+    ///     ev.loop_once()?;
+    /// }
+    /// drop(a); // never closed by the context
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_fd_borrowed<'fd>(
         &self,
         fd: BorrowedFd<'fd>,
@@ -746,6 +808,20 @@ impl Context {
 ///
 /// The lifetime is that of a borrowed fd ([`Context::add_fd_borrowed`]);
 /// owned and shared fds give `FdEvent<'static>`.
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use std::rc::Rc;
+/// use tevent::{Context, FdFlags};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = UnixStream::pair().unwrap();
+/// let w = ev.add_fd_shared(Rc::new(a), FdFlags::READ, |_, _, _| {})?;
+/// assert_eq!(w.flags(), FdFlags::READ);
+/// w.set_flags(FdFlags::empty())?; // paused: registered, but loop_wait does not wait for it
+/// assert!(!ev.has_events());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[must_use = "dropping an FdEvent removes the watcher"]
 pub struct FdEvent<'fd> {
     ctx: Weak<Inner>,
@@ -754,6 +830,21 @@ pub struct FdEvent<'fd> {
 }
 
 /// A borrowed view of an fd watcher, given to its handler.
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use std::rc::Rc;
+/// use tevent::{Context, FdFlags, FdRef};
+///
+/// let ev = Context::new()?;
+/// let (a, _b) = UnixStream::pair().unwrap();
+/// let _w = ev.add_fd_shared(Rc::new(a), FdFlags::WRITE, |_, me: &FdRef<'_>, _| {
+///     assert!(me.fd() >= 0);
+///     me.set_flags(FdFlags::empty()); // the handler reconfigures its own watcher
+/// })?;
+/// ev.loop_once()?;
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct FdRef<'a> {
     ctx: &'a Context,
     key: Key,

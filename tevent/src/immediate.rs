@@ -153,6 +153,22 @@ impl Context {
     /// the loop, and may schedule its own immediate again through the
     /// [`ImmediateRef`] it receives. Dropping the [`Immediate`] removes the event,
     /// also from inside any handler.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let runs = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let r = runs.clone();
+    /// let imm = ev.add_immediate(move |_, me| {
+    ///     r.set(r.get() + 1);
+    ///     if r.get() < 2 {
+    ///         me.schedule(); // once more, behind what is queued
+    ///     }
+    /// });
+    /// imm.schedule()?;
+    /// ev.loop_wait()?;
+    /// assert_eq!(runs.get(), 2);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_immediate(
         &self,
         handler: impl FnMut(&Context, &ImmediateRef<'_>) + 'static,
@@ -172,6 +188,18 @@ impl Context {
     /// Runs `f` once, from the loop, as an immediate event (at the tail of the
     /// immediate FIFO). There is no handle: the closure always runs unless the
     /// context is dropped first, in which case it is dropped unrun.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    /// for i in 0..3 {
+    ///     let l = log.clone();
+    ///     ev.post(move |_ev| l.borrow_mut().push(i));
+    /// }
+    /// ev.loop_wait()?;
+    /// assert_eq!(*log.borrow(), [0, 1, 2]); // FIFO
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn post(&self, f: impl FnOnce(&Context) + 'static) {
         let _scope = self.panic_scope();
         self.post_boxed(Box::new(f));
@@ -375,6 +403,16 @@ impl Drop for OnceDetach<'_> {
 /// An immediate event, owned: dropping it removes the event.
 ///
 /// Created by [`Context::add_immediate`].
+///
+/// ```
+/// let ev = tevent::Context::new()?;
+/// let imm = ev.add_immediate(|_, _| unreachable!("cancelled"));
+/// imm.schedule()?;
+/// assert!(imm.is_scheduled());
+/// assert!(imm.cancel());
+/// ev.loop_wait()?; // nothing left
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[must_use = "dropping an Immediate removes the event"]
 pub struct Immediate {
     ctx: Weak<Inner>,
@@ -382,6 +420,18 @@ pub struct Immediate {
 }
 
 /// A borrowed view of an immediate event, given to its handler.
+///
+/// ```
+/// let ev = tevent::Context::new()?;
+/// let imm = ev.add_immediate(|_, me: &tevent::ImmediateRef<'_>| {
+///     assert!(!me.is_scheduled()); // it is running
+///     me.set_tag(7);
+/// });
+/// imm.schedule()?;
+/// ev.loop_once()?;
+/// assert_eq!(imm.tag(), 7);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct ImmediateRef<'a> {
     ctx: &'a Context,
     key: Key,

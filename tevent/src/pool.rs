@@ -98,6 +98,14 @@ impl Drop for Hold {
 /// The state of a request that another thread finishes: a [`job_send`]
 /// job, or the request half of [`completion_send`]. Its output is the value
 /// handed over.
+///
+/// ```
+/// use tevent::pool::{Job, Pool, job_send};
+/// let ev = tevent::Context::new()?;
+/// let job: tevent::Req<Job<u8>> = job_send(&ev, &Pool::new(1), || 7);
+/// assert_eq!(job.poll_recv(&ev)?, Ok(7));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct Job<R: Send + 'static> {
     shared: Arc<Shared<R>>,
     /// Scheduled (from the loop, through the `Remote`) when the value is
@@ -138,6 +146,15 @@ impl<R: Send + 'static> Drop for Job<R> {
 /// Dropping it without calling [`Completer::complete`] finishes the request
 /// with [`ReqError::Cancelled`], so a request never waits for a completer
 /// that is gone.
+///
+/// ```
+/// use tevent::pool::completion_send;
+/// let ev = tevent::Context::new()?;
+/// let (req, completer) = completion_send::<u32>(&ev);
+/// std::thread::spawn(move || drop(completer)).join().unwrap(); // never completed
+/// assert_eq!(req.poll_recv(&ev)?, Err(tevent::ReqError::Cancelled));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct Completer<R: Send + 'static> {
     shared: Arc<Shared<R>>,
     remote: Remote,

@@ -105,12 +105,43 @@ impl QueueLink {
 }
 
 /// A FIFO of requests that take turns (see the module documentation).
+///
+/// ```
+/// use tevent::{Context, Progress, Queue, Req, Request};
+///
+/// struct Job(u32);
+/// impl Request for Job {
+///     type Output = u32;
+///     type Error = std::convert::Infallible;
+/// }
+///
+/// let ev = Context::new()?;
+/// let q = Queue::new(&ev, "jobs");
+/// let a = Req::start(&ev, Job(1), |_, _| Ok(Progress::Pending));
+/// let b = Req::start(&ev, Job(2), |_, _| Ok(Progress::Pending));
+/// // Each finishes when its turn comes (its trigger runs as one of its steps).
+/// q.add(&a, |st, _| Ok(Progress::Done(st.0))).unwrap();
+/// q.add(&b, |st, _| Ok(Progress::Done(st.0 * 10))).unwrap();
+/// assert_eq!(q.len(), 2);
+/// assert_eq!(b.poll_recv(&ev)?, Ok(20));
+/// assert_eq!(a.recv(), Ok(1));
+/// assert!(q.is_empty());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct Queue {
     inner: Rc<QueueInner>,
 }
 
 impl Queue {
     /// An empty, running queue on `ev`.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let q = tevent::Queue::new(&ev, "writes");
+    /// assert_eq!(q.name(), "writes");
+    /// assert!(q.is_running() && q.is_empty());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn new(ev: &Context, name: &str) -> Queue {
         Queue {
             inner: Rc::new(QueueInner {
@@ -147,6 +178,18 @@ impl Queue {
     }
 
     /// Stops triggering. A head already triggered stays triggered.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let q = tevent::Queue::new(&ev, "q");
+    /// q.stop();
+    /// let w = tevent::queue_wait_send(&ev, &q);
+    /// ev.loop_wait()?;
+    /// assert!(w.is_in_progress()); // not triggered while stopped
+    /// q.start();
+    /// assert!(w.poll_recv(&ev)?.is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn stop(&self) {
         self.inner.state.borrow_mut().running = false;
     }
@@ -166,6 +209,24 @@ impl Queue {
     /// Fails with `NoMemory` if the entry cannot be allocated (or `req` is a
     /// request that could not be allocated), and with `Cancelled` if `req`
     /// has already finished or is already in a queue.
+    ///
+    /// ```
+    /// use tevent::{Context, Progress, Queue, Req, Request};
+    ///
+    /// struct Write;
+    /// impl Request for Write {
+    ///     type Output = &'static str;
+    ///     type Error = std::convert::Infallible;
+    /// }
+    ///
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "writes");
+    /// let w = Req::start(&ev, Write, |_, _| Ok(Progress::Pending));
+    /// q.add(&w, |_, _| Ok(Progress::Done("my turn")))
+    ///     .expect("in progress, in no queue");
+    /// assert_eq!(w.poll_recv(&ev)?, Ok("my turn"));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add<T, F>(&self, req: &Req<T>, trigger: F) -> Result<(), ReqError<T::Error>>
     where
         T: Request,
@@ -186,6 +247,26 @@ impl Queue {
 
     /// Appends a *blocker*: an entry with no trigger that holds its place
     /// (and, at the head, holds the queue) until `req` finishes or is dropped.
+    ///
+    /// ```
+    /// use tevent::{Context, Progress, Queue, Req, Request};
+    ///
+    /// struct Hold;
+    /// impl Request for Hold {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "q");
+    /// let holder = Req::start(&ev, Hold, |_, _| Ok(Progress::Pending));
+    /// q.add_blocker(&holder).unwrap();
+    /// let waiter = tevent::queue_wait_send(&ev, &q);
+    /// ev.loop_wait()?;
+    /// assert!(waiter.is_in_progress()); // blocked behind `holder`
+    /// drop(holder);
+    /// assert!(waiter.poll_recv(&ev)?.is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_blocker<T: Request>(&self, req: &Req<T>) -> Result<(), ReqError<T::Error>> {
         self.add_entry(req.node(), None).map_err(Failure::to_req)
     }
@@ -320,6 +401,22 @@ impl std::fmt::Debug for Queue {
 
 /// Holding the queue: while the guard lives the queue does not advance past
 /// its entry. Dropping it releases the queue.
+///
+/// ```
+/// use tevent::{Context, Queue, queue_wait_recv, queue_wait_send};
+///
+/// let ev = Context::new()?;
+/// let q = Queue::new(&ev, "lock");
+/// let first = queue_wait_send(&ev, &q);
+/// first.poll(&ev)?;
+/// let guard = queue_wait_recv(first).expect("at the head");
+/// let next = queue_wait_send(&ev, &q);
+/// ev.loop_wait()?;
+/// assert!(next.is_in_progress()); // the queue is held while the guard lives
+/// drop(guard);
+/// assert!(next.poll_recv(&ev)?.is_ok());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[must_use = "dropping the guard releases the queue at once"]
 pub struct QueueGuard {
     link: Option<QueueLink>,
@@ -342,6 +439,14 @@ impl std::fmt::Debug for QueueGuard {
 }
 
 /// The state of a [`queue_wait_send`] request.
+///
+/// ```
+/// let ev = tevent::Context::new()?;
+/// let q = tevent::Queue::new(&ev, "lock");
+/// let w: tevent::Req<tevent::QueueWait> = tevent::queue_wait_send(&ev, &q);
+/// assert!(w.poll_recv(&ev)?.is_ok());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct QueueWait;
 
@@ -353,6 +458,18 @@ impl Request for QueueWait {
 /// A request that finishes when it reaches the head of `queue`; its output is
 /// a [`QueueGuard`] that holds the queue until dropped (tevent's
 /// `tevent_queue_wait_send`, with the lock made explicit).
+///
+/// ```
+/// use tevent::{Context, Queue, queue_wait_recv, queue_wait_send};
+///
+/// let ev = Context::new()?;
+/// let q = Queue::new(&ev, "one writer");
+/// let turn = queue_wait_send(&ev, &q);
+/// turn.poll(&ev)?;
+/// let _guard = queue_wait_recv(turn).expect("the queue was empty");
+/// assert_eq!(q.len(), 1); // our entry, held by the guard
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[track_caller]
 pub fn queue_wait_send(ev: &Context, queue: &Queue) -> Req<QueueWait> {
     let req = Req::start(ev, QueueWait, |_, _| Ok(Progress::Pending));

@@ -16,9 +16,26 @@ use polling::Poller;
 use crate::context::Context;
 
 /// A closure sent to a loop from another thread.
+///
+/// ```
+/// let f: tevent::RemoteFn = Box::new(|_ev| println!("on the loop"));
+/// let ev = tevent::Context::new()?;
+/// ev.remote().send(f)?;
+/// ev.loop_once()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type RemoteFn = Box<dyn FnOnce(&Context) + Send + 'static>;
 
 /// `send` failed because the context is gone; the closure is handed back.
+///
+/// ```
+/// let ev = tevent::Context::new()?;
+/// let remote = ev.remote();
+/// drop(ev);
+/// let tevent::RemoteError(f) = remote.send(|_| println!("never runs")).unwrap_err();
+/// drop(f); // the closure is back with the caller
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(thiserror::Error)]
 #[error("the event context behind this Remote has been dropped")]
 pub struct RemoteError(pub RemoteFn);
@@ -89,6 +106,22 @@ impl RemoteShared {
 
 /// A `Send + Sync` handle that schedules closures onto a [`Context`]'s loop
 /// from any thread. Create it with [`Context::remote`].
+///
+/// ```
+/// use std::sync::mpsc;
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let remote = ev.remote(); // Send + Sync + Clone
+/// let (tx, rx) = mpsc::channel();
+/// let worker = std::thread::spawn(move || {
+///     remote.send(move |_ev| tx.send("ran on the loop").unwrap()).unwrap();
+/// });
+/// worker.join().unwrap();
+/// ev.loop_wait()?; // a closure sent and not yet run is an event
+/// assert_eq!(rx.recv().unwrap(), "ran on the loop");
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Remote {
     shared: Arc<RemoteShared>,
@@ -103,6 +136,20 @@ impl Remote {
     /// queued) and wakes the loop if it is waiting.
     ///
     /// Fails, handing `f` back, if the context has been dropped.
+    ///
+    /// ```
+    /// use tevent::Context;
+    ///
+    /// let ev = Context::new()?;
+    /// let remote = ev.remote();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// remote.send(move |_| tx.send(1).unwrap()).expect("the context is alive");
+    /// ev.loop_once()?;
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// drop(ev);
+    /// assert!(remote.send(|_| {}).is_err()); // handed back, never silently lost
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn send(&self, f: impl FnOnce(&Context) + Send + 'static) -> Result<(), RemoteError> {
         let mut q = self.shared.lock();
         if q.closed {

@@ -149,6 +149,18 @@ pub fn raise(signum: i32) -> std::io::Result<()> {
 /// process sent the signal (`code` is [`SI_USER`], [`SI_QUEUE`] or, on
 /// Linux, [`SI_TKILL`]); for `SIGCHLD` they are the child's; for a signal
 /// the kernel raised they are 0.
+///
+/// ```
+/// use tevent::signal::{SIGUSR1, SigInfo, raise};
+/// let ev = tevent::Context::new()?;
+/// let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::<SigInfo>::new()));
+/// let g = got.clone();
+/// let _h = ev.add_signal_with_info(SIGUSR1, move |_, _, d| g.borrow_mut().extend_from_slice(d.infos))?;
+/// raise(SIGUSR1)?;
+/// ev.loop_once()?;
+/// assert_eq!(got.borrow()[0].pid, std::process::id() as i32);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SigInfo {
     /// The sending process (`si_pid`).
@@ -167,6 +179,23 @@ pub struct SigInfo {
 /// sender's details of each delivery whose details were kept, oldest first;
 /// `lost` counts the others (ring overflow; see the [module
 /// documentation](self)). `infos.len() + lost == count` always.
+///
+/// ```
+/// use tevent::signal::{SIGINFO_RING, SIGUSR2, raise};
+/// let ev = tevent::Context::new()?;
+/// let seen = std::rc::Rc::new(std::cell::Cell::new((0, 0, 0)));
+/// let s = seen.clone();
+/// let _h = ev.add_signal_with_info(SIGUSR2, move |_, _, d| {
+///     s.set((d.count, d.infos.len() as u32, d.lost))
+/// })?;
+/// for _ in 0..SIGINFO_RING + 2 {
+///     raise(SIGUSR2)?; // more than the ring holds before the loop looks
+/// }
+/// ev.loop_once()?;
+/// let n = SIGINFO_RING as u32;
+/// assert_eq!(seen.get(), (n + 2, n, 2)); // exact count, newest details, 2 lost
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Deliveries<'a> {
@@ -730,6 +759,16 @@ impl Context {
 
     /// Like [`Context::add_signal`], but the handler is removed after its first
     /// run (the handle then reports [`Signal::is_active`] false).
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR1, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
+    /// raise(SIGUSR1)?;
+    /// ev.loop_once()?;
+    /// assert!(!once.is_active());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_signal_oneshot(
         &self,
         signum: i32,
@@ -777,6 +816,16 @@ impl Context {
 
     /// Like [`Context::add_signal_with_info`], but the handler is removed
     /// after its first run.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR2, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let once = ev.add_signal_with_info_oneshot(SIGUSR2, |_, _, d| assert_eq!(d.count, 1))?;
+    /// raise(SIGUSR2)?;
+    /// ev.loop_once()?;
+    /// assert!(!once.is_active());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_signal_with_info_oneshot(
         &self,
         signum: i32,
@@ -1046,6 +1095,16 @@ impl Context {
 }
 
 /// A signal handler, owned: dropping it removes the handler.
+///
+/// ```
+/// use tevent::signal::SIGTERM;
+/// let ev = tevent::Context::new()?;
+/// let term = ev.add_signal(SIGTERM, |_, _, _| println!("shutting down"))?;
+/// assert_eq!(term.signum(), Some(SIGTERM));
+/// term.set_tag(1);
+/// drop(term); // SIGTERM's previous disposition is back
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[must_use = "dropping a Signal removes the handler"]
 pub struct Signal {
     ctx: Weak<Inner>,
@@ -1053,6 +1112,15 @@ pub struct Signal {
 }
 
 /// A borrowed view of a signal handler, given to the handler.
+///
+/// ```
+/// use tevent::signal::{SIGUSR1, raise};
+/// let ev = tevent::Context::new()?;
+/// let _h = ev.add_signal(SIGUSR1, |_, me: &tevent::SignalRef<'_>, _| assert_eq!(me.signum(), SIGUSR1))?;
+/// raise(SIGUSR1)?;
+/// ev.loop_once()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct SignalRef<'a> {
     ctx: &'a Context,
     key: Key,

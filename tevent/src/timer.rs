@@ -235,6 +235,23 @@ impl Context {
     /// handle: dropping it cancels the timer (also from inside any handler); after
     /// it fired, [`TimerRef::restart`] inside the handler or [`Timer::restart`]
     /// arms it again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::Context;
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let at = ev.now() + Duration::from_secs(5);
+    /// let fired = std::rc::Rc::new(std::cell::Cell::new(false));
+    /// let f = fired.clone();
+    /// let timer = ev.add_timer(at, move |_ev, me| {
+    ///     assert_eq!(me.deadline(), at);
+    ///     f.set(true);
+    /// });
+    /// ev.loop_wait()?;
+    /// assert!(fired.get() && !timer.is_armed());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_timer(
         &self,
         deadline: Instant,
@@ -251,6 +268,24 @@ impl Context {
     /// Adds a timer that fires once, `after` from now. A duration beyond
     /// [`FAR_FUTURE`](crate::FAR_FUTURE) (such as `Duration::MAX`, "never")
     /// is clamped to it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::Context;
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let ticks = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let t = ticks.clone();
+    /// let _every_second = ev.add_timer_after(Duration::from_secs(1), move |_, me| {
+    ///     t.set(t.get() + 1);
+    ///     if t.get() < 3 {
+    ///         me.restart_after(Duration::from_secs(1)); // a repeating timer
+    ///     }
+    /// });
+    /// ev.loop_wait()?;
+    /// assert_eq!(ticks.get(), 3);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn add_timer_after(
         &self,
         after: Duration,
@@ -479,6 +514,17 @@ impl Context {
 /// A timer, owned: dropping it cancels and removes the timer.
 ///
 /// Created by [`Context::add_timer`] or [`Context::add_timer_after`].
+///
+/// ```
+/// use std::time::Duration;
+/// let ev = tevent::Context::with_manual_clock(false)?;
+/// let timer = ev.add_timer_after(Duration::from_secs(1), |_, _| unreachable!());
+/// assert!(timer.is_armed());
+/// timer.restart_after(Duration::from_secs(10))?; // moved
+/// assert!(timer.cancel());
+/// drop(timer); // removed
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[must_use = "dropping a Timer cancels it"]
 pub struct Timer {
     ctx: Weak<Inner>,
@@ -486,6 +532,17 @@ pub struct Timer {
 }
 
 /// A borrowed view of a timer, given to its handler.
+///
+/// ```
+/// use std::time::Duration;
+/// let ev = tevent::Context::with_manual_clock(true)?;
+/// let _t = ev.add_timer_after(Duration::from_secs(1), |ev, me: &tevent::TimerRef<'_>| {
+///     assert!(ev.loop_time() >= me.deadline());
+///     assert!(!me.is_armed()); // it fired; restart() would arm it again
+/// });
+/// ev.loop_wait()?;
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct TimerRef<'a> {
     ctx: &'a Context,
     key: Key,

@@ -13,6 +13,21 @@ use crate::context::Inner;
 use crate::panic::PanicSlot;
 
 /// A point in the life of one loop step.
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::trace::{LoopHook, LoopPoint};
+///
+/// let ev = Context::new()?;
+/// let points = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let p = points.clone();
+/// let hook: LoopHook = Box::new(move |point| p.borrow_mut().push(point));
+/// ev.set_loop_trace_hook(Some(hook));
+/// ev.post(|_| {});
+/// ev.loop_once()?;
+/// assert_eq!(*points.borrow(), [LoopPoint::BeforeLoopOnce, LoopPoint::AfterLoopOnce]);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LoopPoint {
     /// Just before the loop blocks in the poller.
@@ -26,6 +41,23 @@ pub enum LoopPoint {
 }
 
 /// The kind of event an [`EventTrace`] is about.
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
+///
+/// let ev = Context::new()?;
+/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
+/// ev.set_event_trace_hook(Some(hook));
+/// let imm = ev.add_immediate(|_, _| {});
+/// imm.set_tag(9);
+/// imm.schedule()?;
+/// ev.loop_once()?;
+/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// A file-descriptor watcher.
@@ -39,6 +71,23 @@ pub enum EventKind {
 }
 
 /// A point in the life of one event.
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
+///
+/// let ev = Context::new()?;
+/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
+/// ev.set_event_trace_hook(Some(hook));
+/// let imm = ev.add_immediate(|_, _| {});
+/// imm.set_tag(9);
+/// imm.schedule()?;
+/// ev.loop_once()?;
+/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventPoint {
     /// The event became pending: an fd watcher or signal handler was added, a
@@ -53,6 +102,23 @@ pub enum EventPoint {
 }
 
 /// One report to the event hook.
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
+///
+/// let ev = Context::new()?;
+/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
+/// ev.set_event_trace_hook(Some(hook));
+/// let imm = ev.add_immediate(|_, _| {});
+/// imm.set_tag(9);
+/// imm.schedule()?;
+/// ev.loop_once()?;
+/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EventTrace {
     /// Which kind of event.
@@ -66,8 +132,40 @@ pub struct EventTrace {
 }
 
 /// A loop hook.
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::trace::{LoopHook, LoopPoint};
+///
+/// let ev = Context::new()?;
+/// let points = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let p = points.clone();
+/// let hook: LoopHook = Box::new(move |point| p.borrow_mut().push(point));
+/// ev.set_loop_trace_hook(Some(hook));
+/// ev.post(|_| {});
+/// ev.loop_once()?;
+/// assert_eq!(*points.borrow(), [LoopPoint::BeforeLoopOnce, LoopPoint::AfterLoopOnce]);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub type LoopHook = Box<dyn FnMut(LoopPoint)>;
 /// An event hook.
+///
+/// ```
+/// use tevent::Context;
+/// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
+///
+/// let ev = Context::new()?;
+/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
+/// ev.set_event_trace_hook(Some(hook));
+/// let imm = ev.add_immediate(|_, _| {});
+/// imm.set_tag(9);
+/// imm.schedule()?;
+/// ev.loop_once()?;
+/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub type EventHook = Box<dyn FnMut(&EventTrace)>;
 
 /// The installed hooks. A hook is taken out while it runs, so it may replace

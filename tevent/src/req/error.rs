@@ -8,6 +8,21 @@ use std::fmt;
 /// runtime's outcomes and keep their meaning across nesting: a parent that
 /// propagates a subrequest's error with `?` (or [`crate::Req::recv_into`]) turns
 /// `ReqError<E1>` into `ReqError<E2>` by converting only the `User` payload.
+///
+/// ```
+/// use std::time::Duration;
+/// use tevent::{Context, ReqError, wakeup_send};
+///
+/// let ev = Context::with_manual_clock(true)?;
+/// let slow = wakeup_send(&ev, ev.now() + Duration::from_secs(60));
+/// slow.set_endtime(ev.now() + Duration::from_secs(1))?;
+/// match slow.poll_recv(&ev)? {
+///     Err(ReqError::TimedOut) => {} // a runtime outcome, whatever the request type
+///     Err(ReqError::User(never)) => match never {},
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReqError<E> {
     /// The request failed with its own error.

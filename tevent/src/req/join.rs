@@ -14,9 +14,23 @@ use crate::context::Context;
 use crate::req::{Ctl, Progress, Req, ReqError, Request, StepResult};
 
 /// The result of one request of a group: what its `recv` returned.
+///
+/// ```
+/// use tevent::{Outcome, ReqError, Wakeup};
+/// let woke: Outcome<Wakeup> = Err(ReqError::TimedOut); // how a wake-up ends
+/// assert!(woke.is_err());
+/// ```
 pub type Outcome<T> = Result<<T as Request>::Output, ReqError<<T as Request>::Error>>;
 
 /// The state of a [`join_all_send`] request: the results gathered so far.
+///
+/// ```
+/// use tevent::{Context, JoinAll, Req, wakeup_send};
+/// let ev = Context::with_manual_clock(true)?;
+/// let all: Req<JoinAll<tevent::Wakeup>> = tevent::join_all_send(&ev, vec![wakeup_send(&ev, ev.now())]);
+/// assert_eq!(all.poll_recv(&ev)?.unwrap().len(), 1);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct JoinAll<T: Request> {
     results: Vec<Option<Outcome<T>>>,
     left: usize,
@@ -102,11 +116,27 @@ pub fn join_all_recv<T: Request>(
 }
 
 /// The state of a [`first_send`] request.
+///
+/// ```
+/// use tevent::{Context, First, Req, wakeup_send};
+/// let ev = Context::with_manual_clock(true)?;
+/// let race: Req<First<tevent::Wakeup>> = tevent::first_send(&ev, vec![wakeup_send(&ev, ev.now())]);
+/// assert_eq!(race.poll_recv(&ev)?.unwrap().0, 0);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct First<T: Request> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
 /// [`first_send`] was given no request, so none could finish first.
+///
+/// ```
+/// use tevent::{Context, NoRequests, ReqError, Wakeup, first_send};
+/// let ev = Context::new()?;
+/// let race = first_send::<Wakeup>(&ev, Vec::new());
+/// assert_eq!(race.poll_recv(&ev)?, Err(ReqError::User(NoRequests)));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("first_send was given no request to wait for")]
 pub struct NoRequests;

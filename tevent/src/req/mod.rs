@@ -147,6 +147,22 @@ fn strip_paths(full: &str) -> String {
 }
 
 /// What a step decided.
+///
+/// ```
+/// use tevent::{Context, Progress, Req, Request};
+///
+/// struct Countdown(u32);
+/// impl Request for Countdown {
+///     type Output = &'static str;
+///     type Error = std::convert::Infallible;
+/// }
+/// let ev = Context::new()?;
+/// let now = Req::start(&ev, Countdown(0), |st, _| {
+///     Ok(if st.0 == 0 { Progress::Done("liftoff") } else { Progress::Pending })
+/// });
+/// assert_eq!(now.poll_recv(&ev)?, Ok("liftoff"));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress<O> {
     /// Keep waiting: something registered in this step will run the next step.
@@ -156,9 +172,41 @@ pub enum Progress<O> {
 }
 
 /// The result of a step of request `T`.
+///
+/// ```
+/// use tevent::{Ctl, Progress, ReqError, Request, StepResult};
+///
+/// struct Parse { input: String }
+/// impl Request for Parse {
+///     type Output = u32;
+///     type Error = std::num::ParseIntError;
+/// }
+/// fn parse(st: &mut Parse, _: &mut Ctl<'_, Parse>) -> StepResult<Parse> {
+///     let n = st.input.trim().parse()?; // an error of its own ends the request
+///     Ok(Progress::Done(n))
+/// }
+/// let ev = tevent::Context::new()?;
+/// let r = tevent::Req::start(&ev, Parse { input: " 42 ".into() }, parse);
+/// assert_eq!(r.poll_recv(&ev)?, Ok(42));
+/// let r = tevent::Req::start(&ev, Parse { input: "x".into() }, parse);
+/// assert!(matches!(r.poll_recv(&ev)?, Err(ReqError::User(_))));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub type StepResult<T> = Result<Progress<<T as Request>::Output>, ReqError<<T as Request>::Error>>;
 
 /// Where a request is in its life.
+///
+/// ```
+/// use std::time::Duration;
+/// use tevent::{Context, ReqState, wakeup_send};
+///
+/// let ev = Context::with_manual_clock(true)?;
+/// let nap = wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+/// assert_eq!(nap.state(), ReqState::InProgress);
+/// nap.poll(&ev)?;
+/// assert_eq!(nap.state(), ReqState::TimedOut); // how a wake-up finishes
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReqState {
     /// Not finished yet.
@@ -188,6 +236,18 @@ enum Slot {
 
 /// An owned request of type `T`. Dropping it cancels the request and its
 /// whole subtree (no callback runs).
+///
+/// ```
+/// use std::time::Duration;
+/// use tevent::{Context, Req, Wakeup, wakeup_send};
+///
+/// let ev = Context::with_manual_clock(true)?;
+/// let nap: Req<Wakeup> = wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+/// assert!(nap.is_in_progress());
+/// drop(nap); // cancelled: its timer is gone, nothing is called back
+/// assert!(!ev.has_events());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[must_use = "dropping a Req cancels the request"]
 pub struct Req<T: Request> {
     /// Dropped by hand, in `Drop` or `into_slot`.
@@ -204,6 +264,35 @@ impl<T: Request> Req<T> {
     ///
     /// If the request cannot be allocated, the returned handle is a finished
     /// request in state [`ReqState::NoMemory`] (and `first` does not run).
+    ///
+    /// ```
+    /// use tevent::{Context, Ctl, Progress, Req, Request, StepResult, Wakeup, wakeup_send};
+    ///
+    /// /// Counts to `n`, one loop step at a time.
+    /// struct Count { n: u32, at: u32 }
+    /// impl Request for Count {
+    ///     type Output = u32;
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn tick(st: &mut Count, ctl: &mut Ctl<'_, Count>, _: Req<Wakeup>) -> StepResult<Count> {
+    ///     st.at += 1;
+    ///     if st.at == st.n {
+    ///         return Ok(Progress::Done(st.at));
+    ///     }
+    ///     ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now()), tick)?;
+    ///     Ok(Progress::Pending)
+    /// }
+    /// fn count_send(ev: &Context, n: u32) -> Req<Count> {
+    ///     Req::start(ev, Count { n, at: 0 }, |_, ctl| {
+    ///         ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now()), tick)?;
+    ///         Ok(Progress::Pending)
+    ///     })
+    /// }
+    ///
+    /// let ev = Context::new()?;
+    /// assert_eq!(count_send(&ev, 3).poll_recv(&ev)?, Ok(3));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     #[track_caller]
     pub fn start(
         ev: &Context,
@@ -250,6 +339,16 @@ impl<T: Request> Req<T> {
     }
 
     /// Where the request is in its life.
+    ///
+    /// ```
+    /// use tevent::{Context, ReqState, wakeup_send};
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let w = wakeup_send(&ev, ev.now());
+    /// assert_eq!(w.state(), ReqState::InProgress);
+    /// w.poll(&ev)?;
+    /// assert_eq!(w.state(), ReqState::TimedOut);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn state(&self) -> ReqState {
         match &*self.slot {
             Slot::NoMemory(_) => ReqState::NoMemory,
@@ -268,6 +367,19 @@ impl<T: Request> Req<T> {
     ///
     /// A request received before it finished is dropped (cancelled) and the
     /// result is `Err(ReqError::InProgress)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, ReqError, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let nap = wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+    /// nap.poll(&ev)?;
+    /// assert_eq!(nap.recv(), Err(ReqError::TimedOut));
+    /// let early = wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+    /// assert_eq!(early.recv(), Err(ReqError::InProgress)); // and it is dropped
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     #[inline]
     pub fn recv(self) -> Result<T::Output, ReqError<T::Error>> {
         let node = match self.into_slot() {
@@ -281,6 +393,32 @@ impl<T: Request> Req<T> {
     /// `User` payload goes through `From`, timeouts, no-memory and the other
     /// runtime outcomes stay as they are. In a step, `sub.recv_into()?`
     /// propagates a subrequest's failure whatever its error type.
+    ///
+    /// ```
+    /// use tevent::{Context, Ctl, Progress, Req, ReqError, Request, StepResult, Wakeup, wakeup_send};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct MyError;
+    /// impl From<std::convert::Infallible> for MyError {
+    ///     fn from(never: std::convert::Infallible) -> Self { match never {} }
+    /// }
+    /// struct Op;
+    /// impl Request for Op {
+    ///     type Output = ();
+    ///     type Error = MyError;
+    /// }
+    /// fn woke(_: &mut Op, _: &mut Ctl<'_, Op>, sub: Req<Wakeup>) -> StepResult<Op> {
+    ///     sub.recv_into()?; // a wake-up "fails" TimedOut: propagated as is
+    ///     Ok(Progress::Done(()))
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let op = Req::start(&ev, Op, |_, ctl| {
+    ///     ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now()), woke)?;
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(op.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn recv_into<E2: From<T::Error>>(self) -> Result<T::Output, ReqError<E2>> {
         self.recv().map_err(ReqError::convert)
     }
@@ -292,6 +430,25 @@ impl<T: Request> Req<T> {
     /// started on (that loop could never finish it), and with
     /// [`Error::RequestStalled`] if the request is unfinished and the context
     /// has no event left that could finish it (C tevent would wait forever).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Error, Progress, Req, Request, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let nap = wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+    /// nap.poll(&ev)?; // runs the loop until it finished
+    /// assert!(!nap.is_in_progress());
+    ///
+    /// struct Never;
+    /// impl Request for Never {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let stuck = Req::start(&ev, Never, |_, _| Ok(Progress::Pending));
+    /// assert!(matches!(stuck.poll(&ev), Err(Error::RequestStalled))); // C would hang
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn poll(&self, ev: &Context) -> Result<(), Error> {
         let ours = match &*self.slot {
             Slot::Live(node) => node.hdr().belongs_to(&ev.inner),
@@ -442,6 +599,27 @@ impl<T: Request> Req<T> {
     /// still finishes through the normal path, and only its result says
     /// whether it really was cancelled. Without a hook, or once finished, this
     /// returns false (tevent's `tevent_req_cancel`).
+    ///
+    /// ```
+    /// use tevent::{Context, Ctl, Progress, Req, ReqError, Request, StepResult};
+    ///
+    /// struct Op;
+    /// impl Request for Op {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn on_cancel(_: &mut Op, _: &mut Ctl<'_, Op>) -> Option<StepResult<Op>> {
+    ///     Some(Err(ReqError::Cancelled))
+    /// }
+    /// let ev = Context::new()?;
+    /// let op = Req::start(&ev, Op, |_, ctl| {
+    ///     ctl.set_cancel(on_cancel);
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert!(op.cancel()); // cancellation started (here it finished at once)
+    /// assert_eq!(op.poll_recv(&ev)?, Err(ReqError::Cancelled));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn cancel(&self) -> bool {
         let Some((ev, node)) = self.live() else {
             return false;
@@ -463,6 +641,19 @@ impl<T: Request> Req<T> {
 
     /// Sets (or moves) the request's end time: if it has not finished by
     /// `at`, it finishes [`ReqError::TimedOut`] and its subtree is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, ReqError, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let t0 = ev.now();
+    /// let slow = wakeup_send(&ev, t0 + Duration::from_secs(60));
+    /// slow.set_endtime(t0 + Duration::from_secs(2))?;
+    /// assert_eq!(slow.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// assert_eq!(ev.now(), t0 + Duration::from_secs(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         match (&*self.slot, self.live()) {
             (_, Some((ev, node))) => {
@@ -683,6 +874,28 @@ impl<T: Request> std::fmt::Debug for CallbackHandle<T> {
 
 /// What a step may do besides changing its state: wait for subrequests and
 /// events, set its end time and hooks. A step gets `&mut Ctl<Self>`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tevent::{Context, Ctl, Progress, Req, Request, StepResult, Wakeup, wakeup_send};
+///
+/// struct Nap;
+/// impl Request for Nap {
+///     type Output = ();
+///     type Error = std::convert::Infallible;
+/// }
+/// fn woke(_: &mut Nap, _: &mut Ctl<'_, Nap>, _: Req<Wakeup>) -> StepResult<Nap> {
+///     Ok(Progress::Done(()))
+/// }
+/// let ev = Context::with_manual_clock(true)?;
+/// let nap = Req::start(&ev, Nap, |_, ctl: &mut Ctl<'_, Nap>| {
+///     ctl.set_timeout(Duration::from_secs(10))?; // an end time for the whole request
+///     ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now() + Duration::from_secs(1)), woke)?;
+///     Ok(Progress::Pending)
+/// });
+/// assert_eq!(nap.poll_recv(&ev)?, Ok(()));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct Ctl<'a, T: Request> {
     ev: &'a Context,
     node: &'a ReqRef,
@@ -715,6 +928,33 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// Fails with `NoMemory` if `sub` could not be allocated or the wait could
     /// not be recorded; `ctl.wait(sub, ..)?` then finishes this request
     /// `NoMemory` (tevent's `tevent_req_nomem(subreq, req)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Ctl, Progress, Req, Request, StepResult, Wakeup, wakeup_recv, wakeup_send};
+    ///
+    /// /// Waits for two wake-ups in parallel.
+    /// struct Both { left: u32 }
+    /// impl Request for Both {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn one_done(st: &mut Both, _: &mut Ctl<'_, Both>, sub: Req<Wakeup>) -> StepResult<Both> {
+    ///     assert!(wakeup_recv(sub));
+    ///     st.left -= 1;
+    ///     Ok(if st.left == 0 { Progress::Done(()) } else { Progress::Pending })
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let t0 = ev.now();
+    /// let both = Req::start(&ev, Both { left: 2 }, |_, ctl| {
+    ///     ctl.wait(wakeup_send(ctl.ev(), t0 + Duration::from_secs(1)), one_done)?;
+    ///     ctl.wait(wakeup_send(ctl.ev(), t0 + Duration::from_secs(2)), one_done)?;
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(both.poll_recv(&ev)?, Ok(()));
+    /// assert_eq!(ev.now(), t0 + Duration::from_secs(2));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn wait<C: Request>(
         &self,
         sub: Req<C>,
@@ -763,6 +1003,24 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// Sets this request's end time `after` from now (clamped to
     /// [`FAR_FUTURE`](crate::FAR_FUTURE), so `Duration::MAX` means "never").
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Progress, Req, ReqError, Request};
+    ///
+    /// struct Forever;
+    /// impl Request for Forever {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let r = Req::start(&ev, Forever, |_, ctl| {
+    ///     ctl.set_timeout(Duration::from_secs(3))?; // 3 s from now, on the context's clock
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_timeout(&self, after: Duration) -> Result<(), ReqError<T::Error>> {
         let at = self.ev.deadline_after(after);
         self.set_endtime(at)
@@ -776,11 +1034,54 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// Sets the cleanup hook: it runs exactly once, when the state is dropped,
     /// with the state the request reached ([`ReqState::Dropped`] if the
     /// request was dropped unfinished).
+    ///
+    /// ```
+    /// use tevent::{Context, Progress, Req, ReqState, Request};
+    ///
+    /// struct Tmp { path: &'static str, removed: std::rc::Rc<std::cell::Cell<bool>> }
+    /// impl Request for Tmp {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::new()?;
+    /// let removed = std::rc::Rc::new(std::cell::Cell::new(false));
+    /// let r = Req::start(&ev, Tmp { path: "/tmp/x", removed: removed.clone() }, |_, ctl| {
+    ///     ctl.set_cleanup(|st, reached| {
+    ///         assert_eq!(reached, ReqState::Done);
+    ///         st.removed.set(!st.path.is_empty()); // e.g. remove the file
+    ///     });
+    ///     Ok(Progress::Done(()))
+    /// });
+    /// assert!(removed.get()); // the state is dropped as soon as the request finishes
+    /// assert_eq!(r.poll_recv(&ev)?, Ok(()));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_cleanup(&mut self, hook: CleanupFn<T>) {
         self.hooks.cleanup = Some(hook);
     }
 
     /// Sets the cancel hook run by [`Req::cancel`].
+    ///
+    /// ```
+    /// use tevent::{Context, Ctl, Progress, Req, ReqError, Request, StepResult};
+    ///
+    /// struct Job;
+    /// impl Request for Job {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn cancel(_: &mut Job, _: &mut Ctl<'_, Job>) -> Option<StepResult<Job>> {
+    ///     Some(Err(ReqError::Cancelled))
+    /// }
+    /// let ev = Context::new()?;
+    /// let r = Req::start(&ev, Job, |_, ctl| {
+    ///     ctl.set_cancel(cancel);
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert!(r.cancel());
+    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::Cancelled));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_cancel(&mut self, hook: CancelFn<T>) {
         self.hooks.cancel = Some(hook);
     }

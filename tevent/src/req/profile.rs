@@ -16,6 +16,20 @@ use crate::req::table::{Owner, extra_mut, is_profiled};
 use crate::req::{ReqRef, ReqState};
 
 /// The profile of one request and its subrequests.
+///
+/// ```
+/// use std::time::Duration;
+/// use tevent::{Context, wakeup_send};
+///
+/// let ev = Context::with_manual_clock(true)?;
+/// let nap = wakeup_send(&ev, ev.now() + Duration::from_secs(2));
+/// assert!(nap.enable_profile());
+/// nap.poll(&ev)?;
+/// let profile = nap.take_profile().expect("recorded");
+/// assert_eq!(profile.duration(), Some(Duration::from_secs(2)));
+/// assert!(profile.render().contains("Wakeup"));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Profile {
     /// The request type's name.

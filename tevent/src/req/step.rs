@@ -21,11 +21,50 @@ use crate::req::{CancelFn, CleanupFn, Ctl, Progress, Req, ReqError, Request, Ste
 /// ([`StepCtl::pending`], or the generated `done` and successor methods).
 /// A step that starts several waits ignores what all but the last successor
 /// call returned (`to.lookup(a)?; to.lookup(b)`): each says "keep waiting".
+///
+/// ```
+/// use tevent::{Context, Next, Req, tevent_request};
+///
+/// struct Answer;
+/// #[tevent_request(steps(start => [done]))]
+/// impl Answer {
+///     type Output = u32;
+///     type Error = std::convert::Infallible;
+///
+///     fn start(to: AnswerStartStep<'_>) -> Next<Self> {
+///         let to = to.create(Answer);
+///         let then = to.done(42)?; // a Then: what the step decided
+///         assert!(then.is_done());
+///         Ok(then)
+///     }
+/// }
+/// let ev = Context::new()?;
+/// assert_eq!(answer_send(&ev).poll_recv(&ev)?, Ok(42));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct Then<T: Request>(Progress<T::Output>);
 
 /// What a step of a `#[tevent_request]` request returns: `Ok` with what its
 /// handle built, or the error that ends the request (`?` works on any
 /// `ReqError` of the request's error type, and on `tevent::alloc` failures).
+///
+/// ```
+/// use tevent::{Context, Next, tevent_request};
+///
+/// struct Hello;
+/// #[tevent_request(steps(start => [done]))]
+/// impl Hello {
+///     type Output = &'static str;
+///     type Error = std::convert::Infallible;
+///
+///     fn start(to: HelloStartStep<'_>) -> Next<Self> {
+///         to.create(Hello).done("hello")
+///     }
+/// }
+/// let ev = Context::new()?;
+/// assert_eq!(hello_send(&ev).poll_recv(&ev)?, Ok("hello"));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub type Next<T> = Result<Then<T>, ReqError<<T as Request>::Error>>;
 
 impl<T: Request> Then<T> {
@@ -172,6 +211,31 @@ impl<'a, T: Request> StepCtl<'a, T> {
 /// the generated `create`, which returns the handle of its successors. An
 /// error returned before that ends the request without a state (no cleanup
 /// hook runs: there is nothing to clean up).
+///
+/// ```
+/// use tevent::{Context, Next, Req, Wakeup, tevent_request, wakeup_send};
+///
+/// /// Its state holds nothing until the first step built it.
+/// struct Later { started: std::time::Instant }
+/// #[tevent_request(steps(start => [woke], woke => [done]))]
+/// impl Later {
+///     type Output = std::time::Duration;
+///     type Error = std::convert::Infallible;
+///
+///     fn start(to: LaterStartStep<'_>) -> Next<Self> {
+///         let now = to.ev().now(); // a StartCtl method, before the state exists
+///         let to = to.create(Later { started: now });
+///         to.woke(wakeup_send(to.ev(), now + std::time::Duration::from_secs(1)))
+///     }
+///
+///     fn woke(&mut self, to: LaterWokeStep<'_>, _w: Req<Wakeup>) -> Next<Self> {
+///         to.done(to.ev().now() - self.started)
+///     }
+/// }
+/// let ev = Context::with_manual_clock(true)?;
+/// assert_eq!(later_send(&ev).poll_recv(&ev)?, Ok(std::time::Duration::from_secs(1)));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub struct StartCtl<'a, T: Request> {
     ctl: Ctl<'a, T>,
     slot: &'a mut Option<T>,

@@ -41,9 +41,54 @@ pub(crate) struct ReqCell<T: Request> {
 }
 
 /// A cleanup hook: runs once, with the state the request reached.
+///
+/// ```
+/// use tevent::{Context, Progress, Req, ReqState, Request};
+///
+/// struct Conn { log: std::rc::Rc<std::cell::Cell<Option<ReqState>>> }
+/// impl Request for Conn {
+///     type Output = ();
+///     type Error = std::convert::Infallible;
+/// }
+/// fn cleanup(st: &mut Conn, reached: ReqState) {
+///     st.log.set(Some(reached)); // close what the state holds, log the outcome...
+/// }
+///
+/// let ev = Context::new()?;
+/// let log = std::rc::Rc::new(std::cell::Cell::new(None));
+/// let req = Req::start(&ev, Conn { log: log.clone() }, |_, ctl| {
+///     ctl.set_cleanup(cleanup);
+///     Ok(Progress::Pending)
+/// });
+/// drop(req);
+/// assert_eq!(log.get(), Some(ReqState::Dropped));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub type CleanupFn<T> = fn(&mut T, ReqState);
 /// A cancel hook: returns `None` if cancellation cannot start, otherwise the
 /// step result (usually `Pending`, or the request finished as cancelled).
+///
+/// ```
+/// use tevent::{Context, Ctl, Progress, Req, ReqError, Request, StepResult};
+///
+/// struct Lookup;
+/// impl Request for Lookup {
+///     type Output = ();
+///     type Error = std::convert::Infallible;
+/// }
+/// fn cancel(_: &mut Lookup, _: &mut Ctl<'_, Lookup>) -> Option<StepResult<Lookup>> {
+///     Some(Err(ReqError::Cancelled)) // cancellation possible: finish at once
+/// }
+///
+/// let ev = Context::new()?;
+/// let req = Req::start(&ev, Lookup, |_, ctl| {
+///     ctl.set_cancel(cancel);
+///     Ok(Progress::Pending)
+/// });
+/// assert!(req.cancel());
+/// assert_eq!(req.poll_recv(&ev)?, Err(ReqError::Cancelled));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub type CancelFn<T> = fn(&mut T, &mut Ctl<'_, T>) -> Option<StepResult<T>>;
 
 /// Hooks of a request, set through its [`Ctl`].
