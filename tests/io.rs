@@ -924,3 +924,232 @@ fn shutdown_is_delivered_from_the_loop_and_fails_on_a_pipe() {
         Some(libc::ENOTSOCK)
     );
 }
+
+// ---------------------------------------------------------------------------
+// read_pooled and BufPool
+
+mod pooled {
+    use super::*;
+    use tevent::io::{BufPool, read_pooled_recv, read_pooled_send};
+
+    /// A read that waits holds no buffer; once data is there it takes one,
+    /// and the buffer goes back when its output is dropped.
+    fn a_waiting_read_holds_no_buffer<F: AsFd + 'static>(reader: F, mut writer: File) {
+        let ev = Context::new().unwrap();
+        let pool = BufPool::new(64);
+        let reader = Rc::new(reader);
+        let reads: Vec<_> = (0..3)
+            .map(|_| read_pooled_send(&ev, &reader, &pool))
+            .collect();
+        ev.set_wait_timeout(Some(Duration::ZERO));
+        for _ in 0..5 {
+            ev.loop_once().unwrap();
+        }
+        assert!(reads.iter().all(|r| r.is_in_progress()), "nothing to read");
+        assert_eq!(
+            (pool.lent(), pool.cached()),
+            (0, 0),
+            "no buffer while waiting"
+        );
+        drop(reads);
+        ev.set_wait_timeout(None);
+
+        writer.write_all(b"pooled").unwrap();
+        let r = read_pooled_send(&ev, &reader, &pool);
+        r.poll(&ev).unwrap();
+        let got = read_pooled_recv(r).unwrap();
+        assert_eq!(&got[..], b"pooled");
+        assert!(got.capacity() >= 64);
+        assert_eq!((pool.lent(), pool.cached()), (1, 0));
+        drop(got);
+        assert_eq!(
+            (pool.lent(), pool.cached()),
+            (0, 1),
+            "back for the next read"
+        );
+
+        // The next read reuses that buffer: nothing new is allocated.
+        writer.write_all(b"again").unwrap();
+        let r = read_pooled_send(&ev, &reader, &pool);
+        r.poll(&ev).unwrap();
+        let got = read_pooled_recv(r).unwrap();
+        assert_eq!(&got[..], b"again");
+        assert_eq!((pool.lent(), pool.cached()), (1, 0));
+        drop(got);
+
+        drop(writer);
+        let r = read_pooled_send(&ev, &reader, &pool);
+        r.poll(&ev).unwrap();
+        assert!(read_pooled_recv(r).unwrap().is_empty(), "end of file");
+        assert_eq!((pool.lent(), pool.cached()), (0, 1));
+    }
+
+    #[test]
+    fn a_waiting_read_holds_no_buffer_tcp() {
+        let (r, w) = super::tcp();
+        a_waiting_read_holds_no_buffer(r, w);
+    }
+
+    #[test]
+    fn a_waiting_read_holds_no_buffer_unix() {
+        let (r, w) = super::unix();
+        a_waiting_read_holds_no_buffer(r, w);
+    }
+
+    #[test]
+    fn a_waiting_read_holds_no_buffer_pipe() {
+        let (r, w) = super::pipe();
+        a_waiting_read_holds_no_buffer(r, w);
+    }
+
+    #[test]
+    fn a_read_takes_at_most_the_pool_size_and_leaves_the_rest() {
+        let ev = Context::new().unwrap();
+        let pool = BufPool::new(4);
+        let (a, mut b) = super::unix();
+        let a = Rc::new(a);
+        b.write_all(b"abcdefghij").unwrap();
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let r = read_pooled_send(&ev, &a, &pool);
+            r.poll(&ev).unwrap();
+            let buf = read_pooled_recv(r).unwrap();
+            assert!(!buf.is_empty() && buf.len() <= 4, "{buf:?}");
+            got.extend_from_slice(&buf);
+        }
+        assert_eq!(got, b"abcdefghij");
+        assert_eq!(pool.cached(), 1, "one buffer served every read");
+    }
+
+    /// Two reads wait on one fd and one byte arrives: the first takes it;
+    /// the second, woken by the same readiness, finds nothing, gives its
+    /// buffer back and waits on (readiness is only a hint).
+    #[test]
+    fn a_read_that_finds_nothing_gives_its_buffer_back_and_waits() {
+        let ev = Context::new().unwrap();
+        let pool = BufPool::new(16);
+        let (a, mut b) = super::unix();
+        let a = Rc::new(a);
+        let first = read_pooled_send(&ev, &a, &pool);
+        let second = read_pooled_send(&ev, &a, &pool);
+        b.write_all(b"x").unwrap();
+        first.poll(&ev).unwrap();
+        // Serve what is left of the batch (the second reader's turn).
+        ev.set_wait_timeout(Some(Duration::ZERO));
+        for _ in 0..4 {
+            ev.loop_once().unwrap();
+        }
+        assert!(second.is_in_progress());
+        let got = read_pooled_recv(first).unwrap();
+        assert_eq!(&got[..], b"x");
+        assert_eq!(
+            pool.lent(),
+            1,
+            "only the first read's output holds a buffer"
+        );
+        drop(got);
+        ev.set_wait_timeout(None);
+        b.write_all(b"y").unwrap();
+        second.poll(&ev).unwrap();
+        assert_eq!(&read_pooled_recv(second).unwrap()[..], b"y");
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_keep_buffers() {
+        let pool = BufPool::with_keep(8, 2);
+        let bufs: Vec<_> = (0..5).map(|_| pool.take::<()>().unwrap()).collect();
+        assert_eq!((pool.lent(), pool.cached()), (5, 0));
+        drop(bufs);
+        assert_eq!((pool.lent(), pool.cached()), (0, 2), "three were freed");
+        let none = BufPool::with_keep(8, 0);
+        drop(none.take::<()>().unwrap());
+        assert_eq!(none.cached(), 0);
+        assert_eq!(BufPool::new(0).size(), 1, "a size of 0 is taken as 1");
+    }
+
+    #[test]
+    fn a_pooled_buffer_never_grows_and_into_vec_detaches_it() {
+        let pool = BufPool::new(4);
+        let mut buf = pool.take::<()>().unwrap();
+        let room = buf.capacity();
+        assert_eq!(buf.extend_from_slice(&vec![1; room + 3]), Err(3));
+        assert!(buf.is_empty(), "nothing appended when it does not fit");
+        buf.extend_from_slice(b"ab").unwrap();
+        buf[1] = b'z';
+        assert_eq!(&buf[..], b"az");
+        buf.clear();
+        assert!(buf.is_empty());
+        buf.extend_from_slice(b"kept").unwrap();
+        let v = buf.into_vec();
+        assert_eq!(v, b"kept");
+        assert_eq!(
+            (pool.lent(), pool.cached()),
+            (0, 0),
+            "detached, not returned"
+        );
+    }
+
+    /// The echo: read into a pooled buffer, write it back with write_all,
+    /// which hands the same buffer back; dropping it returns it.
+    #[test]
+    fn write_all_takes_a_pooled_buffer_and_hands_it_back() {
+        let ev = Context::new().unwrap();
+        let pool = BufPool::new(32);
+        let (a, mut b) = super::unix();
+        let a = Rc::new(a);
+        b.write_all(b"echo me").unwrap();
+        let r = read_pooled_send(&ev, &a, &pool);
+        r.poll(&ev).unwrap();
+        let data = read_pooled_recv(r).unwrap();
+        let w = write_all_send(&ev, &a, data);
+        w.poll(&ev).unwrap();
+        let back = write_all_recv(w).unwrap();
+        assert_eq!(&back[..], b"echo me");
+        assert_eq!(pool.lent(), 1);
+        drop(back);
+        assert_eq!((pool.lent(), pool.cached()), (0, 1));
+        let mut got = [0u8; 7];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"echo me");
+    }
+
+    #[test]
+    fn a_pooled_read_refuses_a_blocking_pipe() {
+        let ev = Context::new().unwrap();
+        let pool = BufPool::new(8);
+        let (r, _w) = blocking_pipe();
+        let req = read_pooled_send(&ev, &Rc::new(r), &pool);
+        req.poll(&ev).unwrap();
+        let e = io_error(read_pooled_recv(req));
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(pool.lent(), 0);
+    }
+
+    /// Read after read on one connection: each request's fd watcher is
+    /// parked when the request ends and taken over by the next one. The
+    /// counts never show a parked watcher, and a parked watcher is never
+    /// called (the fd is readable while none of them waits).
+    #[test]
+    fn one_shot_reads_in_turn_leave_no_watcher_behind() {
+        let ev = Context::new().unwrap();
+        let pool = BufPool::new(8);
+        let (a, mut b) = super::unix();
+        let a = Rc::new(a);
+        for round in 0..5u8 {
+            b.write_all(&[round; 3]).unwrap();
+            let r = read_pooled_send(&ev, &a, &pool);
+            assert_eq!(ev.event_counts().fd_watchers, 1);
+            r.poll(&ev).unwrap();
+            assert_eq!(&read_pooled_recv(r).unwrap()[..], &[round; 3]);
+            assert_eq!(ev.event_counts().fd_watchers, 0, "round {round}");
+            assert_eq!(ev.event_counts().active_fd_watchers, 0);
+        }
+        // Readable, with nobody waiting: no handler runs, and the loop has
+        // nothing left to wait for.
+        b.write_all(b"unread").unwrap();
+        ev.set_wait_timeout(Some(Duration::ZERO));
+        assert!(!ev.loop_once().unwrap());
+        assert!(!ev.has_events());
+        ev.loop_wait().unwrap();
+    }
+}

@@ -128,6 +128,20 @@ impl std::fmt::Debug for FdFlags {
 /// The handler of an fd watcher.
 pub(crate) type FdFn = Box<dyn FnMut(&Context, &FdRef<'_>, FdFlags)>;
 
+/// The step a request's fd watcher runs on its request (see
+/// [`crate::Ctl::watch_fd`]). It captures only the step function, so for a
+/// step given as a function item it is zero-sized and boxing it allocates
+/// nothing.
+pub(crate) type ReqFdFn = Box<dyn FnMut(&Context, &crate::req::ReqRef, FdFlags)>;
+
+/// What an fd watcher runs.
+pub(crate) enum FdHandler {
+    /// A closure of [`Context::add_fd`] and its siblings.
+    Plain(FdFn),
+    /// A step of the request `.0` (a request's watcher).
+    Req(crate::req::ReqRef, ReqFdFn),
+}
+
 /// What keeps a watched fd open while it is registered. The payloads are
 /// never read: holding them is the point, and dropping them closes the fd
 /// (owned) or releases our share of it.
@@ -161,6 +175,9 @@ struct FileEntry {
     socket: Option<bool>,
     keep: Vec<Keep>,
     watchers: Vec<Key>,
+    /// Parked watchers of the fd, for the next watcher to take over (see
+    /// [`Context::fd_remove`]); not in `watchers`.
+    parked: Vec<Key>,
     /// Interest bits currently registered in the poller (READ | WRITE), or
     /// `None` if the fd is not registered.
     registered: Option<u8>,
@@ -172,22 +189,55 @@ struct FileEntry {
 struct Watcher {
     file: Key,
     flags: FdFlags,
-    /// `None` while the handler runs.
-    handler: Option<FdFn>,
+    /// `None` while the handler runs, and while parked.
+    handler: Option<FdHandler>,
     tag: u64,
+    /// Dropped by its handle, but kept (with empty flags, no handler) on an
+    /// fd that lingers registered, for the next watcher on the fd to take
+    /// over: see [`Context::fd_remove`]. A parked watcher is invisible:
+    /// it is not counted, traced, found by key or ever called.
+    parked: bool,
 }
+
+/// A hasher for fd numbers: one multiplication (an `RawFd` is hashed as
+/// one `i32`), instead of SipHash, which cost more than the rest of a
+/// lookup. Fds are small integers chosen by the kernel, not by a peer, so
+/// no hash flooding is possible.
+#[derive(Default, Clone, Copy)]
+struct FdHasher(u64);
+
+impl std::hash::Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        // The high bits pick the group in the table: multiply them in.
+        self.0 = u64::from(n as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type FdMap = HashMap<RawFd, Key, std::hash::BuildHasherDefault<FdHasher>>;
 
 /// All fds and watchers of a context.
 #[derive(Default)]
 pub(crate) struct FdTable {
     watchers: Slab<Watcher>,
     files: Slab<FileEntry>,
-    by_fd: HashMap<RawFd, Key>,
+    by_fd: FdMap,
     dirty: Vec<Key>,
     /// Ready (watcher, readiness) pairs from the last wait, served one per step.
     batch: VecDeque<(Key, FdFlags)>,
     /// Watchers whose flags are not empty (they keep `loop_wait` going).
     active: usize,
+    /// Parked watchers (in `watchers`, but not counted as watchers).
+    parked: usize,
 }
 
 impl FdTable {
@@ -196,7 +246,16 @@ impl FdTable {
     }
 
     pub(crate) fn watchers(&self) -> usize {
-        self.watchers.len()
+        self.watchers.len() - self.parked
+    }
+
+    /// Drops the parked watchers of a file that leaves the table.
+    fn drop_parked(&mut self, parked: Vec<Key>) {
+        for k in parked {
+            if self.watchers.remove(k).is_some() {
+                self.parked -= 1;
+            }
+        }
     }
 
     /// Fds currently registered in the poller (for tests and statistics).
@@ -236,7 +295,8 @@ impl FdTable {
                 continue;
             };
             if file.watchers.is_empty() {
-                let file = self.files.remove(fkey).expect("live");
+                let mut file = self.files.remove(fkey).expect("live");
+                self.drop_parked(std::mem::take(&mut file.parked));
                 self.by_fd.remove(&file.fd);
                 if file.registered.is_some() {
                     deregister(poller, file.fd);
@@ -338,10 +398,11 @@ impl FdTable {
         }
     }
 
-    pub(crate) fn take_all(&mut self, poller: Option<&Poller>) -> (Vec<FdFn>, Vec<Keep>) {
+    pub(crate) fn take_all(&mut self, poller: Option<&Poller>) -> (Vec<FdHandler>, Vec<Keep>) {
         self.batch.clear();
         self.dirty.clear();
         self.active = 0;
+        self.parked = 0;
         let handlers = self
             .watchers
             .drain()
@@ -479,7 +540,7 @@ impl Context {
                 raw,
                 Some(Keep::Owned(fd)),
                 flags,
-                Box::new(handler),
+                FdHandler::Plain(Box::new(handler)),
                 Require::Any,
             )
             .map(|key| FdEvent::new(self, key));
@@ -512,7 +573,7 @@ impl Context {
         flags: FdFlags,
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'static>, Error> {
-        self.add_fd_shared_with(fd, flags, Box::new(handler), Require::Any)
+        self.add_fd_shared_with(fd, flags, FdHandler::Plain(Box::new(handler)), Require::Any)
     }
 
     /// [`Context::add_fd_shared`], with a requirement on the fd's mode.
@@ -520,7 +581,7 @@ impl Context {
         &self,
         fd: Rc<T>,
         flags: FdFlags,
-        handler: FdFn,
+        handler: FdHandler,
         require: Require,
     ) -> Result<FdEvent<'static>, Error> {
         let raw = fd.as_fd().as_raw_fd();
@@ -558,7 +619,13 @@ impl Context {
     ) -> Result<FdEvent<'fd>, Error> {
         let scope = self.panic_scope();
         let r = self
-            .fd_add(fd.as_raw_fd(), None, flags, Box::new(handler), Require::Any)
+            .fd_add(
+                fd.as_raw_fd(),
+                None,
+                flags,
+                FdHandler::Plain(Box::new(handler)),
+                Require::Any,
+            )
             .map(|key| FdEvent::new(self, key));
         scope.end(r)
     }
@@ -568,7 +635,7 @@ impl Context {
         raw: RawFd,
         keep: Option<Keep>,
         flags: FdFlags,
-        handler: FdFn,
+        handler: FdHandler,
         require: Require,
     ) -> Result<Key, Error> {
         self.inner.check_fork();
@@ -602,6 +669,7 @@ impl Context {
                     socket,
                     keep: Vec::new(),
                     watchers: Vec::new(),
+                    parked: Vec::new(),
                     registered: None,
                     rr: 0,
                     dirty: false,
@@ -631,17 +699,37 @@ impl Context {
                 fkey
             }
         };
-        let wkey = t.watchers.insert(Watcher {
-            file: fkey,
-            flags,
-            handler: Some(handler),
-            tag: 0,
-        });
         if !flags.is_empty() {
             t.active += 1;
         }
+        // A watcher parked on the fd (the previous one-shot request's) is
+        // taken over, under a new key: no slab insertion.
+        let parked = t.files.get_mut(fkey).expect("live").parked.pop();
+        let wkey = match parked {
+            Some(old) => {
+                let new = t.watchers.rekey(old).expect("parked watchers are live");
+                let w = t.watchers.get_mut(new).expect("live");
+                w.flags = flags;
+                w.handler = Some(handler);
+                w.tag = 0;
+                w.parked = false;
+                t.parked -= 1;
+                t.files.get_mut(fkey).expect("live").watchers.push(new);
+                new
+            }
+            None => {
+                let wkey = t.watchers.insert(Watcher {
+                    file: fkey,
+                    flags,
+                    handler: Some(handler),
+                    tag: 0,
+                    parked: false,
+                });
+                t.files.get_mut(fkey).expect("live").watchers.push(wkey);
+                wkey
+            }
+        };
         let file = t.files.get_mut(fkey).expect("live");
-        file.watchers.push(wkey);
         // Only an owned fd, or the first keeper, is kept; an extra `Rc` clone of
         // an fd already kept open is redundant.
         let mut extra = None;
@@ -660,28 +748,62 @@ impl Context {
         Ok(wkey)
     }
 
+    /// Removes a watcher (its handle was dropped).
+    ///
+    /// On a shared fd the fd lingers, registered, until the next wait: a new
+    /// watcher on it before then (the next one-shot request) costs no system
+    /// call, and the `Rc` the table holds keeps the fd number from being
+    /// reused meanwhile. The watcher itself is parked there rather than
+    /// removed (it leaves the counts and traces at once, keeps no handler,
+    /// and is never called), and that next watcher takes it over: the usual
+    /// read-after-read of a connection then costs no slab or list work.
+    /// Parked watchers of an fd nobody took over go at the next wait, with
+    /// the fd's registration.
     pub(crate) fn fd_remove(&self, wkey: Key) {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
-        let Some(w) = t.watchers.remove(wkey) else {
+        let Some(w) = t.watchers.get(wkey) else {
             return;
         };
+        if w.parked {
+            return;
+        }
+        let fkey = w.file;
+        let linger = t.files.get(fkey).is_some_and(|file| {
+            !file.keep.is_empty() && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)))
+        });
+        if linger {
+            let w = t.watchers.get_mut(wkey).expect("live");
+            let (flags, tag, handler) = (w.flags, w.tag, w.handler.take());
+            w.flags = FdFlags::empty();
+            w.tag = 0;
+            w.parked = true;
+            t.parked += 1;
+            let file = t.files.get_mut(fkey).expect("a watcher's file is live");
+            file.watchers.retain(|k| *k != wkey);
+            file.parked.push(wkey);
+            if !flags.is_empty() {
+                t.active -= 1;
+            }
+            t.mark_dirty(fkey);
+            drop(t);
+            self.inner
+                .trace_event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), tag);
+            drop(handler);
+            return;
+        }
+        let w = t.watchers.remove(wkey).expect("live");
         if !w.flags.is_empty() {
             t.active -= 1;
         }
         let mut released = Vec::new();
         if let Some(file) = t.files.get_mut(w.file) {
             file.watchers.retain(|k| *k != wkey);
-            // A shared fd may linger, registered, until the next wait: a new
-            // watcher on it before then (the next one-shot request) costs no
-            // system call, and the `Rc` we hold keeps the fd number from being
-            // reused meanwhile.
-            let linger =
-                !file.keep.is_empty() && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)));
-            if file.watchers.is_empty() && !linger {
+            if file.watchers.is_empty() {
                 // Owned fds close now, after deregistration; borrowed fds leave the
                 // poller now because their borrow may end right after this call.
-                let file = t.files.remove(w.file).expect("live");
+                let mut file = t.files.remove(w.file).expect("live");
+                t.drop_parked(std::mem::take(&mut file.parked));
                 t.by_fd.remove(&file.fd);
                 if file.registered.is_some()
                     && let Some(p) = self.inner.poller()
@@ -702,7 +824,7 @@ impl Context {
 
     pub(crate) fn fd_set_flags(&self, wkey: Key, flags: FdFlags) -> Result<(), Error> {
         let mut t = self.inner.fds.borrow_mut();
-        let Some(w) = t.watchers.get_mut(wkey) else {
+        let Some(w) = t.watchers.get_mut(wkey).filter(|w| !w.parked) else {
             return Err(Error::EventGone);
         };
         let (was, file) = (w.flags, w.file);
@@ -720,13 +842,15 @@ impl Context {
 
     fn fd_info(&self, wkey: Key) -> Option<(FdFlags, RawFd, u64)> {
         let t = self.inner.fds.borrow();
-        let w = t.watchers.get(wkey)?;
+        let w = t.watchers.get(wkey).filter(|w| !w.parked)?;
         let f = t.files.get(w.file)?;
         Some((w.flags, f.fd, w.tag))
     }
 
     fn fd_set_tag(&self, wkey: Key, tag: u64) {
-        if let Some(w) = self.inner.fds.borrow_mut().watchers.get_mut(wkey) {
+        if let Some(w) = self.inner.fds.borrow_mut().watchers.get_mut(wkey)
+            && !w.parked
+        {
             w.tag = tag;
         }
     }
@@ -759,15 +883,16 @@ impl Context {
         let handler = run_handler(
             handler,
             |h| self.fd_ran(wkey, h),
-            |h| {
-                h(
+            |h| match h {
+                FdHandler::Plain(h) => h(
                     self,
                     &FdRef {
                         ctx: self,
                         key: wkey,
                     },
                     delivered,
-                )
+                ),
+                FdHandler::Req(node, step) => step(self, node, delivered),
             },
         );
         self.fd_ran(wkey, handler);
@@ -775,14 +900,14 @@ impl Context {
     }
 
     /// Puts a watcher's handler back after it ran (or drops it, if the
-    /// watcher was removed meanwhile).
-    fn fd_ran(&self, wkey: Key, handler: FdFn) {
+    /// watcher was removed or parked meanwhile).
+    fn fd_ran(&self, wkey: Key, handler: FdHandler) {
         let leftover = match self.inner.fds.borrow_mut().watchers.get_mut(wkey) {
-            Some(w) => {
+            Some(w) if !w.parked => {
                 w.handler = Some(handler);
                 None
             }
-            None => Some(handler),
+            _ => Some(handler),
         };
         drop(leftover);
     }
@@ -794,7 +919,12 @@ impl Context {
             t.watchers
                 .keys()
                 .into_iter()
-                .filter_map(|k| t.watchers.get(k).map(|w| (k.to_u64(), w.tag)))
+                .filter_map(|k| {
+                    t.watchers
+                        .get(k)
+                        .filter(|w| !w.parked)
+                        .map(|w| (k.to_u64(), w.tag))
+                })
                 .collect()
         };
         for (id, tag) in all {

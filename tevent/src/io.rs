@@ -7,11 +7,12 @@
 //! | request | output | closest C counterpart |
 //! |---|---|---|
 //! | [`read_some_send`] → [`ReadSome`] | the bytes of one read (empty at end of file) | the tutorial's fd event + `read()` |
+//! | [`read_pooled_send`] → [`ReadPooled`] | the bytes of one read, in a buffer of a [`BufPool`] taken only once the fd is readable | none (see [`BufPool`]) |
 //! | [`read_exact_send`] → [`ReadExact`] | exactly `len` bytes | `read_packet_send` with a fixed size, `tstream_readv_send` |
 //! | [`read_until_send`] → [`ReadUntil`] | one line: up to and including a delimiter | `read_packet_send` with a "more" callback |
 //! | [`read_to_end_send`] → [`ReadToEnd`] | everything until end of file | none |
 //! | [`write_some_send`] → [`WriteSome`] | the count of one write | the tutorial's fd event + `write()` |
-//! | [`write_all_send`] → [`WriteAll`] | the buffer, back, once all of it is written | `writev_send`, `tstream_writev_send` |
+//! | [`write_all_send`] → [`WriteAll`] | the buffer (a `Vec<u8>`, a [`PooledBuf`]...), back, once all of it is written | `writev_send`, `tstream_writev_send` |
 //! | [`accept_send`] → [`Accept`] | one connection, typed after the [`Listener`] | the tutorial's fd event + `accept()` |
 //! | [`connect_send`] → [`Connect`] | a connected `TcpStream` | `async_connect_send` |
 //! | [`connect_unix_send`] → [`ConnectUnix`] | a connected `UnixStream` | `async_connect_send` on `AF_UNIX` |
@@ -219,6 +220,26 @@ impl<F: AsFd + 'static> Io<F> {
         }
     }
 
+    /// One read into the spare capacity of `buf` (which must have some),
+    /// appending what came: `Some(n)` (0 at end of file), or `None` for
+    /// "wait for readiness again". The spare capacity is never zero-filled:
+    /// the kernel writes into it and `buf`'s length grows by what it wrote.
+    fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        use rustix::buffer::spare_capacity;
+        loop {
+            let r = match self.kind {
+                Kind::File => rustix::io::read(self.fd.as_fd(), spare_capacity(buf)),
+                _ => rustix::net::recv(self.fd.as_fd(), spare_capacity(buf), RecvFlags::DONTWAIT)
+                    .map(|(n, _)| n),
+            };
+            match self.outcome(r)? {
+                Outcome::Bytes(n) => return Ok(Some(n)),
+                Outcome::Again => return Ok(None),
+                Outcome::Retry => {}
+            }
+        }
+    }
+
     /// One write of `data`: `Some(n)`, or `None` for "wait until writable".
     fn write(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
         loop {
@@ -241,14 +262,15 @@ impl<F: AsFd + 'static> Io<F> {
     /// Starts watching the fd for `flags` on behalf of the request, if not
     /// yet. The fd must be nonblocking or a socket (checked once per fd
     /// registration).
-    fn watch<T>(
+    fn watch<T, S>(
         &mut self,
         ctl: &mut Ctl<'_, T>,
         flags: FdFlags,
-        step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
+        step: S,
     ) -> Result<(), ReqError<io::Error>>
     where
         T: Request<Error = io::Error>,
+        S: Fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T> + Copy + 'static,
     {
         watch(
             ctl,
@@ -262,17 +284,20 @@ impl<F: AsFd + 'static> Io<F> {
 }
 
 /// Starts watching `fd` for `flags` on behalf of the request, if not yet.
-fn watch<T, F>(
+/// `step` is a function item (`ReadSome::ready`): zero-sized, so the watcher
+/// costs no allocation.
+fn watch<T, F, S>(
     ctl: &mut Ctl<'_, T>,
     slot: &mut Option<FdEvent<'static>>,
     fd: &Rc<F>,
     flags: FdFlags,
-    step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
+    step: S,
     require: Require,
 ) -> Result<(), ReqError<io::Error>>
 where
     T: Request<Error = io::Error>,
     F: AsFd + 'static,
+    S: Fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T> + Copy + 'static,
 {
     if slot.is_none() {
         *slot = Some(
@@ -395,6 +420,350 @@ pub fn read_some_send<F: AsFd + 'static>(
 pub fn read_some_recv<F: AsFd + 'static>(
     req: Req<ReadSome<F>>,
 ) -> Result<Vec<u8>, ReqError<io::Error>> {
+    req.recv()
+}
+
+// ---------------------------------------------------------------------------
+
+/// Read buffers of one size, lent out by [`read_pooled_send`] only once there
+/// is something to read, and taken back when the [`PooledBuf`] that holds one
+/// is dropped.
+///
+/// A server that reads with [`read_some_send`] hands every waiting read a
+/// buffer of its own, so each idle connection holds a full buffer (16 KiB at
+/// a 16 KiB read size) for as long as it stays idle. With a pool, a read
+/// request holds no buffer while it waits: it takes one when the fd is
+/// readable, reads into it, and hands it out as a [`PooledBuf`]; dropping that
+/// (for instance after writing it back with [`write_all_send`], which returns
+/// it) gives the buffer back for the next read. A loop that serves one
+/// connection at a time therefore cycles through a handful of buffers,
+/// whatever the number of connections.
+///
+/// - `size` is the capacity of each buffer, in bytes: the most one read
+///   takes (a size of 0 is taken as 1).
+/// - `keep` is how many returned buffers the pool holds for reuse; a buffer
+///   returned beyond that is freed, so a burst of activity does not leave
+///   memory behind. [`BufPool::new`] keeps [`BufPool::DEFAULT_KEEP`].
+/// - Buffers are allocated fallibly (a failed allocation is
+///   [`ReqError::NoMemory`]) and never zero-filled: a read fills the
+///   buffer's spare capacity, so only the bytes that arrived are ever
+///   touched.
+///
+/// The pool is a cheap handle (`Rc`) tied to one thread, like the
+/// [`Context`]; clone it into every request that reads with it. C tevent has
+/// no such thing: its echo example allocates a buffer per read with talloc,
+/// and Samba's `read_packet_send` allocates its buffer when the request
+/// starts. It is a separate object rather than part of the context so that
+/// each user chooses the buffer size and how many buffers stay cached, and
+/// dropping the last handle frees them.
+///
+/// ```
+/// use tevent::io::BufPool;
+///
+/// let pool = BufPool::new(16384);
+/// assert_eq!((pool.size(), pool.lent(), pool.cached()), (16384, 0, 0));
+/// let buf = pool.take::<()>().unwrap(); // empty, with room for 16384 bytes
+/// assert!(buf.is_empty() && buf.capacity() >= 16384);
+/// assert_eq!(pool.lent(), 1);
+/// drop(buf); // back to the pool
+/// assert_eq!((pool.lent(), pool.cached()), (0, 1));
+/// ```
+#[derive(Clone)]
+pub struct BufPool {
+    shared: Rc<PoolShared>,
+}
+
+struct PoolShared {
+    size: usize,
+    keep: usize,
+    /// Returned buffers, empty, with at least `size` bytes of capacity.
+    free: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// Buffers out in [`PooledBuf`]s.
+    lent: std::cell::Cell<usize>,
+}
+
+impl BufPool {
+    /// How many returned buffers [`BufPool::new`] keeps for reuse.
+    pub const DEFAULT_KEEP: usize = 16;
+
+    /// A pool of `size`-byte buffers that keeps up to
+    /// [`BufPool::DEFAULT_KEEP`] returned buffers. Allocates nothing yet.
+    pub fn new(size: usize) -> BufPool {
+        BufPool::with_keep(size, Self::DEFAULT_KEEP)
+    }
+
+    /// A pool of `size`-byte buffers (at least 1) that keeps up to `keep`
+    /// returned buffers for reuse (0: every buffer is freed when returned).
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::with_keep(100, 1);
+    /// let (a, b) = (pool.take::<()>().unwrap(), pool.take::<()>().unwrap());
+    /// drop((a, b));
+    /// assert_eq!(pool.cached(), 1); // the second one was freed
+    /// ```
+    pub fn with_keep(size: usize, keep: usize) -> BufPool {
+        BufPool {
+            shared: Rc::new(PoolShared {
+                size: size.max(1),
+                keep,
+                free: std::cell::RefCell::new(Vec::new()),
+                lent: std::cell::Cell::new(0),
+            }),
+        }
+    }
+
+    /// The capacity of each buffer, in bytes.
+    pub fn size(&self) -> usize {
+        self.shared.size
+    }
+
+    /// How many returned buffers the pool keeps at most.
+    pub fn keep(&self) -> usize {
+        self.shared.keep
+    }
+
+    /// Buffers lent out right now (held by [`PooledBuf`]s).
+    pub fn lent(&self) -> usize {
+        self.shared.lent.get()
+    }
+
+    /// Returned buffers held for reuse right now.
+    pub fn cached(&self) -> usize {
+        self.shared.free.borrow().len()
+    }
+
+    /// Lends a buffer: empty, with room for at least [`BufPool::size`]
+    /// bytes; a cached one if there is one, else a new allocation (without
+    /// zero-filling). Fails with [`ReqError::NoMemory`] if the allocation
+    /// fails; `E` is the error type of the request asking (as in
+    /// [`crate::alloc`]).
+    pub fn take<E>(&self) -> Result<PooledBuf, ReqError<E>> {
+        let cached = self.shared.free.borrow_mut().pop();
+        let buf = match cached {
+            Some(buf) => buf,
+            None => crate::alloc::try_vec(self.shared.size)?,
+        };
+        self.shared.lent.set(self.shared.lent.get() + 1);
+        Ok(PooledBuf {
+            buf,
+            pool: self.shared.clone(),
+        })
+    }
+}
+
+impl std::fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufPool")
+            .field("size", &self.size())
+            .field("keep", &self.keep())
+            .field("lent", &self.lent())
+            .field("cached", &self.cached())
+            .finish()
+    }
+}
+
+/// A buffer lent by a [`BufPool`]: derefs to the bytes it holds (the bytes a
+/// [`read_pooled_send`] read), and goes back to its pool when dropped.
+///
+/// Pass it on as it is ([`write_all_send`] takes it and hands it back when
+/// the write is done), or keep the bytes with [`PooledBuf::into_vec`], which
+/// takes the buffer out of the pool's accounting for good.
+///
+/// ```
+/// use tevent::io::BufPool;
+///
+/// let pool = BufPool::new(8);
+/// let mut buf = pool.take::<()>().unwrap();
+/// buf.extend_from_slice(b"abc").unwrap();
+/// assert_eq!(&buf[..], b"abc");
+/// buf[0] = b'x';
+/// let bytes: Vec<u8> = buf.into_vec(); // detached: the pool lends nothing now
+/// assert_eq!(bytes, b"xbc");
+/// assert_eq!((pool.lent(), pool.cached()), (0, 0));
+/// ```
+pub struct PooledBuf {
+    buf: Vec<u8>,
+    pool: Rc<PoolShared>,
+}
+
+impl PooledBuf {
+    /// The room the buffer has, in bytes (at least its pool's size).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Appends `data` if it fits in the capacity (the buffer never grows:
+    /// it goes back to a pool of fixed-size buffers); otherwise appends
+    /// nothing and returns the number of bytes that would not fit.
+    pub fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), usize> {
+        let room = self.buf.capacity() - self.buf.len();
+        if data.len() > room {
+            return Err(data.len() - room);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Empties the buffer (its capacity stays).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Takes the bytes out as a plain `Vec`, which the pool no longer
+    /// counts or gets back.
+    pub fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+impl std::ops::Deref for PooledBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for PooledBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        let pool = &self.pool;
+        pool.lent.set(pool.lent.get() - 1);
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() < pool.size {
+            return; // taken out by `into_vec`: nothing to give back
+        }
+        let mut free = pool.free.borrow_mut();
+        if free.len() < pool.keep && free.try_reserve(1).is_ok() {
+            buf.clear();
+            free.push(buf);
+        }
+    }
+}
+
+impl std::fmt::Debug for PooledBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBuf")
+            .field("len", &self.buf.len())
+            .field("capacity", &self.buf.capacity())
+            .finish()
+    }
+}
+
+/// A read into a pooled buffer, from [`read_pooled_send`].
+///
+/// ```
+/// # use std::rc::Rc;
+/// use tevent::io::{BufPool, ReadPooled, read_pooled_send};
+/// use tevent::{Context, Req};
+///
+/// let ev = Context::new()?;
+/// let pool = BufPool::new(100);
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let req: Req<ReadPooled<_>> = read_pooled_send(&ev, &Rc::new(a), &pool);
+/// assert!(req.is_in_progress()); // nothing to read yet...
+/// assert_eq!(pool.lent(), 0); // ...and no buffer held meanwhile
+/// # Ok::<(), tevent::Error>(())
+/// ```
+pub struct ReadPooled<F: AsFd + 'static> {
+    io: Io<F>,
+    pool: BufPool,
+}
+
+impl<F: AsFd + 'static> Request for ReadPooled<F> {
+    /// The bytes read, in a buffer of the pool; empty means end of file.
+    type Output = PooledBuf;
+    type Error = io::Error;
+}
+
+impl<F: AsFd + 'static> ReadPooled<F> {
+    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+        let mut buf = self.pool.take()?;
+        match self.io.read_spare(&mut buf.buf)? {
+            Some(_) => Ok(Progress::Done(buf)),
+            // A stale readiness: the buffer goes back while we wait again.
+            None => Ok(Progress::Pending),
+        }
+    }
+}
+
+/// Reads once from `fd` when it is readable, into a buffer lent by `pool`
+/// only then: [`read_some_send`] for servers with many idle connections.
+///
+/// While the request waits it holds no buffer (a few dozen bytes of request
+/// state and an fd watcher); when the fd becomes readable it takes a buffer
+/// from `pool` (see [`BufPool`]), reads up to [`BufPool::size`] bytes into it
+/// without zero-filling it first, and finishes with it as a [`PooledBuf`]
+/// (at least one byte, or empty at end of file). If the read finds nothing
+/// after all (another reader was first), the buffer goes back and the
+/// request waits again. Drop the output, or pass it to [`write_all_send`],
+/// to give the buffer back.
+///
+/// Errors: as [`read_some_send`] (the `recv()` / `read()` error;
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) for an fd that is neither a
+/// socket nor nonblocking), plus [`ReqError::NoMemory`] if a buffer cannot
+/// be allocated. C tevent has no such request (see [`BufPool`]).
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{BufPool, read_pooled_recv, read_pooled_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let pool = BufPool::new(100);
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// b.write_all(b"hello").unwrap();
+/// let req = read_pooled_send(&ev, &a, &pool);
+/// req.poll(&ev)?;
+/// let data = read_pooled_recv(req).unwrap();
+/// assert_eq!(&data[..], b"hello");
+/// assert_eq!(pool.lent(), 1);
+/// drop(data);
+/// assert_eq!((pool.lent(), pool.cached()), (0, 1)); // ready for the next read
+/// drop(b);
+/// let req = read_pooled_send(&ev, &a, &pool);
+/// req.poll(&ev)?;
+/// assert!(read_pooled_recv(req).unwrap().is_empty()); // end of file
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[track_caller]
+pub fn read_pooled_send<F: AsFd + 'static>(
+    ev: &Context,
+    fd: &Rc<F>,
+    pool: &BufPool,
+) -> Req<ReadPooled<F>> {
+    Req::start(
+        ev,
+        ReadPooled {
+            io: Io::new(fd),
+            pool: pool.clone(),
+        },
+        |st, ctl| {
+            st.io.watch(ctl, FdFlags::READ, ReadPooled::ready)?;
+            Ok(Progress::Pending)
+        },
+    )
+}
+
+/// The result of [`read_pooled_send`]: the bytes read in a pooled buffer,
+/// empty at end of file.
+pub fn read_pooled_recv<F: AsFd + 'static>(
+    req: Req<ReadPooled<F>>,
+) -> Result<PooledBuf, ReqError<io::Error>> {
     req.recv()
 }
 
@@ -931,7 +1300,9 @@ pub fn write_some_recv<F: AsFd + 'static>(
 
 // ---------------------------------------------------------------------------
 
-/// A write of a whole buffer, from [`write_all_send`].
+/// A write of a whole buffer, from [`write_all_send`]. `B` is the buffer's
+/// type: `Vec<u8>` (the default), a [`PooledBuf`], or anything that is
+/// `AsRef<[u8]>`.
 ///
 /// ```
 /// # use std::rc::Rc;
@@ -945,22 +1316,24 @@ pub fn write_some_recv<F: AsFd + 'static>(
 /// assert_eq!(req.recv().unwrap(), b"hi"); // the buffer comes back
 /// # Ok::<(), tevent::Error>(())
 /// ```
-pub struct WriteAll<F: AsFd + 'static> {
+pub struct WriteAll<F: AsFd + 'static, B: AsRef<[u8]> + 'static = Vec<u8>> {
     io: Io<F>,
-    data: Vec<u8>,
+    /// Taken out when the request finishes.
+    data: Option<B>,
     done: usize,
 }
 
-impl<F: AsFd + 'static> Request for WriteAll<F> {
+impl<F: AsFd + 'static, B: AsRef<[u8]> + 'static> Request for WriteAll<F, B> {
     /// The buffer, handed back for reuse.
-    type Output = Vec<u8>;
+    type Output = B;
     type Error = io::Error;
 }
 
-impl<F: AsFd + 'static> WriteAll<F> {
+impl<F: AsFd + 'static, B: AsRef<[u8]> + 'static> WriteAll<F, B> {
     fn attempt(&mut self, ctl: &mut Ctl<'_, Self>) -> StepResult<Self> {
-        while self.done < self.data.len() {
-            match self.io.write(&self.data[self.done..])? {
+        let data = self.data.as_ref().expect("taken only when done").as_ref();
+        while self.done < data.len() {
+            match self.io.write(&data[self.done..])? {
                 Some(n) => self.done += n,
                 None => {
                     self.io.watch(ctl, FdFlags::WRITE, WriteAll::ready)?;
@@ -968,7 +1341,7 @@ impl<F: AsFd + 'static> WriteAll<F> {
                 }
             }
         }
-        Ok(Progress::Done(std::mem::take(&mut self.data)))
+        Ok(Progress::Done(self.data.take().expect("taken once")))
     }
 
     fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
@@ -981,8 +1354,15 @@ impl<F: AsFd + 'static> WriteAll<F> {
 /// attempted at once; the request waits for writability only when the fd is
 /// full.
 ///
+/// `data` is any owned buffer of bytes (`Vec<u8>`, a [`PooledBuf`] from
+/// [`read_pooled_send`], `Box<[u8]>`, `&'static [u8]`...); it comes back as
+/// it went in, so an echo writes back what it read and drops the
+/// [`PooledBuf`] afterwards, which returns it to its pool. Empty `data`
+/// finishes at once, without a system call.
+///
 /// Errors: as [`write_some_send`]; bytes written before the error are gone
-/// (the request does not say how many).
+/// (the request does not say how many), and so is the buffer (dropped with
+/// the request).
 ///
 /// ```
 /// use std::io::Read as _;
@@ -1002,16 +1382,16 @@ impl<F: AsFd + 'static> WriteAll<F> {
 /// # Ok::<(), tevent::Error>(())
 /// ```
 #[track_caller]
-pub fn write_all_send<F: AsFd + 'static>(
+pub fn write_all_send<F: AsFd + 'static, B: AsRef<[u8]> + 'static>(
     ev: &Context,
     fd: &Rc<F>,
-    data: Vec<u8>,
-) -> Req<WriteAll<F>> {
+    data: B,
+) -> Req<WriteAll<F, B>> {
     Req::start(
         ev,
         WriteAll {
             io: Io::new(fd),
-            data,
+            data: Some(data),
             done: 0,
         },
         WriteAll::attempt,
@@ -1019,9 +1399,9 @@ pub fn write_all_send<F: AsFd + 'static>(
 }
 
 /// The result of [`write_all_send`]: the buffer, all of it written.
-pub fn write_all_recv<F: AsFd + 'static>(
-    req: Req<WriteAll<F>>,
-) -> Result<Vec<u8>, ReqError<io::Error>> {
+pub fn write_all_recv<F: AsFd + 'static, B: AsRef<[u8]> + 'static>(
+    req: Req<WriteAll<F, B>>,
+) -> Result<B, ReqError<io::Error>> {
     req.recv()
 }
 

@@ -157,6 +157,24 @@ impl<T> Slab<T> {
     }
 
     /// Removes the entry; the slot's generation moves on so `key` goes stale.
+    /// Gives the occupied slot of `key` a new generation: `key` no longer
+    /// finds it, the returned key does. A value reused under a new identity
+    /// (a parked fd watcher taken over) is thus never reached through a key
+    /// handed out for its previous life.
+    pub(crate) fn rekey(&mut self, key: Key) -> Option<Key> {
+        match self.slot_mut(key.idx) {
+            Some(Slot::Occupied { generation, .. }) if *generation == key.generation => {
+                let next = key.generation.wrapping_add(1) % u32::MAX;
+                *generation = next;
+                Some(Key {
+                    idx: key.idx,
+                    generation: next,
+                })
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let free_head = self.free_head;
         let slot = self.slot_mut(key.idx)?;
@@ -225,6 +243,23 @@ mod tests {
         assert_eq!(s.remove(a), None);
         assert_eq!(s.get(b), Some(&"b"));
         assert_eq!(Key::from_u64(b.to_u64()), b);
+    }
+
+    #[test]
+    fn a_rekeyed_slot_answers_only_its_new_key() {
+        let mut s = Slab::default();
+        let a = s.insert("a");
+        let b = s.rekey(a).expect("occupied");
+        assert_eq!(a.index(), b.index(), "same slot, same value");
+        assert_ne!(a, b);
+        assert_eq!(s.get(a), None, "the old key is stale");
+        assert_eq!(s.get(b), Some(&"a"));
+        assert_eq!(s.rekey(a), None, "a stale key cannot rekey");
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.remove(b), Some("a"));
+        assert_eq!(s.rekey(b), None, "nor can a key of a vacant slot");
+        let c = s.insert("c");
+        assert!(s.get(a).is_none() && s.get(b).is_none() && s.get(c) == Some(&"c"));
     }
 
     #[test]

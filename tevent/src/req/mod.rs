@@ -1143,20 +1143,27 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// [`Ctl::watch_fd`] with another requirement on the fd's mode
     /// ([`crate::io`] accepts blocking sockets: its calls never block them).
-    pub(crate) fn watch_fd_with<F: std::os::fd::AsFd + 'static>(
+    ///
+    /// `step` is usually a function item (`Foo::ready`), which is zero-sized:
+    /// the watcher then costs no allocation.
+    pub(crate) fn watch_fd_with<F, S>(
         &mut self,
         fd: Rc<F>,
         flags: FdFlags,
-        step: fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T>,
+        step: S,
         require: Require,
-    ) -> Result<FdEvent<'static>, Error> {
-        let node = self.node.clone();
+    ) -> Result<FdEvent<'static>, Error>
+    where
+        F: std::os::fd::AsFd + 'static,
+        S: Fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T> + Copy + 'static,
+    {
+        let run: crate::fd::ReqFdFn = Box::new(move |ev, node, ready| {
+            ev.run_step::<T>(node, |st, ctl| step(st, ctl, ready));
+        });
         self.ev.add_fd_shared_with(
             fd,
             flags,
-            Box::new(move |ev, _, ready| {
-                ev.run_step::<T>(&node, |st, ctl| step(st, ctl, ready));
-            }),
+            crate::fd::FdHandler::Req(self.node.clone(), run),
             require,
         )
     }
