@@ -202,6 +202,14 @@ pub struct EventCounts {
 impl EventCounts {
     /// Every live event and request: fd watchers, timers, immediates, signal
     /// handlers and requests.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// ev.post(|_| {});
+    /// let _t = ev.add_timer_after(std::time::Duration::from_secs(1), |_, _| {});
+    /// assert_eq!(ev.event_counts().total(), 2);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn total(&self) -> usize {
         self.fd_watchers + self.timers + self.immediates + self.signal_handlers + self.requests
     }
@@ -321,6 +329,17 @@ impl Context {
     }
 
     /// The current time on this context's clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(false)?;
+    /// assert!(ev.has_manual_clock());
+    /// let t0 = ev.now();
+    /// assert!(ev.advance(Duration::from_secs(2)));
+    /// assert_eq!(ev.now() - t0, Duration::from_secs(2));
+    /// assert!(!tevent::Context::new()?.advance(Duration::from_secs(1))); // the system clock does not move by hand
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     #[inline]
     pub fn now(&self) -> Instant {
         self.inner.clock.now()
@@ -331,6 +350,16 @@ impl Context {
     /// timer's deadline. The loop reads the clock only when it must decide
     /// whether a timer is due, so this costs nothing, like the `current_time`
     /// tevent passes to timer handlers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(true)?;
+    /// let _t = ev.add_timer_after(Duration::from_secs(1), |ev, me| {
+    ///     assert!(ev.loop_time() >= me.deadline()); // free: no clock read
+    /// });
+    /// ev.loop_wait()?;
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     #[inline]
     pub fn loop_time(&self) -> Instant {
         self.inner.loop_now.get()
@@ -338,6 +367,17 @@ impl Context {
 
     /// Moves a manual clock forward by `by` (at most [`FAR_FUTURE`]). Returns
     /// false (and does nothing) on the system clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(false)?;
+    /// assert!(ev.has_manual_clock());
+    /// let t0 = ev.now();
+    /// assert!(ev.advance(Duration::from_secs(2)));
+    /// assert_eq!(ev.now() - t0, Duration::from_secs(2));
+    /// assert!(!tevent::Context::new()?.advance(Duration::from_secs(1))); // the system clock does not move by hand
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn advance(&self, by: Duration) -> bool {
         self.inner.clock.advance(by)
     }
@@ -360,6 +400,17 @@ impl Context {
     }
 
     /// Whether this context runs on a manual clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(false)?;
+    /// assert!(ev.has_manual_clock());
+    /// let t0 = ev.now();
+    /// assert!(ev.advance(Duration::from_secs(2)));
+    /// assert_eq!(ev.now() - t0, Duration::from_secs(2));
+    /// assert!(!tevent::Context::new()?.advance(Duration::from_secs(1))); // the system clock does not move by hand
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn has_manual_clock(&self) -> bool {
         self.inner.clock.is_manual()
     }
@@ -383,6 +434,14 @@ impl Context {
     }
 
     /// The current wait timeout (see [`Context::set_wait_timeout`]).
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// assert_eq!(ev.wait_timeout(), Some(tevent::DEFAULT_WAIT_TIMEOUT)); // 30 s, as tevent
+    /// ev.set_wait_timeout(None); // wait forever
+    /// assert_eq!(ev.wait_timeout(), None);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn wait_timeout(&self) -> Option<Duration> {
         self.inner.wait_timeout.get()
     }
@@ -396,6 +455,14 @@ impl Context {
     /// `Duration::ZERO` wakes exactly at each deadline (each such wait arms a
     /// timerfd: four more system calls). C tevent rounds its waits up to
     /// whole milliseconds too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::new()?;
+    /// let old = ev.set_timer_slack(Duration::ZERO); // wake exactly at each deadline
+    /// assert_eq!(old, tevent::DEFAULT_TIMER_SLACK);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_timer_slack(&self, slack: Duration) -> Duration {
         self.inner.timer_slack.replace(slack)
     }
@@ -422,6 +489,23 @@ impl Context {
 
     /// Installs (or with `None` removes) the loop trace hook; returns the
     /// previous one, so a component can chain onto it.
+    ///
+    /// ```
+    /// use tevent::trace::LoopPoint;
+    /// let ev = tevent::Context::new()?;
+    /// let waits = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let w = waits.clone();
+    /// let previous = ev.set_loop_trace_hook(Some(Box::new(move |p| {
+    ///     if p == LoopPoint::BeforeWait {
+    ///         w.set(w.get() + 1);
+    ///     }
+    /// })));
+    /// assert!(previous.is_none());
+    /// ev.set_wait_timeout(Some(std::time::Duration::ZERO));
+    /// ev.loop_once()?; // nothing to run: it waited (without blocking)
+    /// assert_eq!(waits.get(), 1);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_loop_trace_hook(&self, hook: Option<LoopHook>) -> Option<LoopHook> {
         let hooks = &self.inner.hooks;
         hooks.epoch.set(hooks.epoch.get() + 1);
@@ -431,6 +515,22 @@ impl Context {
 
     /// Installs (or with `None` removes) the event trace hook; returns the
     /// previous one.
+    ///
+    /// ```
+    /// use tevent::trace::EventPoint;
+    /// let ev = tevent::Context::new()?;
+    /// let ran = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let r = ran.clone();
+    /// ev.set_event_trace_hook(Some(Box::new(move |t| {
+    ///     if t.point == EventPoint::BeforeHandler {
+    ///         r.set(r.get() + 1);
+    ///     }
+    /// })));
+    /// ev.post(|_| {});
+    /// ev.loop_once()?;
+    /// assert_eq!(ran.get(), 1);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_event_trace_hook(&self, hook: Option<EventHook>) -> Option<EventHook> {
         let hooks = &self.inner.hooks;
         hooks.epoch.set(hooks.epoch.get() + 1);
@@ -439,6 +539,15 @@ impl Context {
     }
 
     /// What this context holds right now.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let imm = ev.add_immediate(|_, _| {});
+    /// imm.schedule()?;
+    /// let c = ev.event_counts();
+    /// assert_eq!((c.immediates, c.scheduled_immediates), (1, 1));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn event_counts(&self) -> EventCounts {
         let inner = &*self.inner;
         let imm = inner.imm.borrow();
@@ -484,6 +593,14 @@ impl Context {
 
     /// Whether a handler of this context is running right now (a loop-driving
     /// call would fail with [`Error::Nested`]).
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// assert!(!ev.in_handler());
+    /// ev.post(|ev| assert!(ev.in_handler()));
+    /// ev.loop_once()?;
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn in_handler(&self) -> bool {
         self.inner.in_loop.get()
     }

@@ -166,6 +166,16 @@ pub struct Completer<R: Send + 'static> {
 impl<R: Send + 'static> Completer<R> {
     /// Whether the request still wants a value (it has not been dropped, and
     /// its context is alive). A thread may skip work nobody waits for.
+    ///
+    /// ```
+    /// use tevent::pool::completion_send;
+    /// let ev = tevent::Context::new()?;
+    /// let (req, completer) = completion_send::<u64>(&ev);
+    /// assert!(completer.is_wanted());
+    /// drop(req); // nobody waits any more: a thread may skip the work
+    /// assert!(!completer.is_wanted());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn is_wanted(&self) -> bool {
         !self.shared.gone.load(Ordering::Acquire) && !self.remote.is_closed()
     }
@@ -176,6 +186,15 @@ impl<R: Send + 'static> Completer<R> {
     ///
     /// Hands `value` back if the request is gone (dropped, or its context
     /// dropped): nobody will receive it.
+    ///
+    /// ```
+    /// use tevent::pool::completion_send;
+    /// let ev = tevent::Context::new()?;
+    /// let (req, completer) = completion_send::<&str>(&ev);
+    /// std::thread::spawn(move || completer.complete("done").expect("still wanted"));
+    /// assert_eq!(req.poll_recv(&ev)?, Ok("done"));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn complete(mut self, value: R) -> Result<(), R> {
         self.used = true;
         self.deliver(Ok(value)).map_err(|back| match back {
@@ -288,6 +307,15 @@ pub fn completion_send<R: Send + 'static>(ev: &Context) -> (Req<Job<R>>, Complet
 /// job's value, or [`ReqError::Panicked`] if the job panicked,
 /// [`ReqError::Cancelled`] if the completer was dropped unused, and the
 /// runtime's other outcomes (`TimedOut` for an end time set on it, ...).
+///
+/// ```
+/// use tevent::pool::{Pool, job_recv, job_send};
+/// let ev = tevent::Context::new()?;
+/// let job = job_send(&ev, &Pool::new(1), || "blocking result".len());
+/// job.poll(&ev)?;
+/// assert_eq!(job_recv(job), Ok(15));
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn job_recv<R: Send + 'static>(req: Req<Job<R>>) -> Result<R, ReqError<Infallible>> {
     req.recv()
 }
@@ -381,6 +409,11 @@ impl Pool {
     /// # Panics
     ///
     /// If `max_threads` is 0: such a pool could never run a job.
+    ///
+    /// ```
+    /// let pool = tevent::pool::Pool::new(8); // at most 8 worker threads, started on demand
+    /// assert_eq!((pool.max_threads(), pool.threads(), pool.queued()), (8, 0, 0));
+    /// ```
     pub fn new(max_threads: usize) -> Pool {
         assert!(max_threads > 0, "a worker pool needs at least one thread");
         Pool {
@@ -405,21 +438,73 @@ impl Pool {
     }
 
     /// The most threads this pool runs at once.
+    ///
+    /// ```
+    /// assert_eq!(tevent::pool::Pool::new(3).max_threads(), 3);
+    /// ```
     pub fn max_threads(&self) -> usize {
         self.shared().max_threads
     }
 
     /// Worker threads started and not exited.
+    ///
+    /// ```
+    /// use tevent::pool::{Pool, job_send};
+    /// let ev = tevent::Context::new()?;
+    /// let pool = Pool::new(1);
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let blocked = job_send(&ev, &pool, move || rx.recv().unwrap());
+    /// let waiting = job_send(&ev, &pool, || ());
+    /// while pool.running() == 0 {
+    ///     std::thread::yield_now(); // until the worker took the first job
+    /// }
+    /// assert_eq!((pool.threads(), pool.running(), pool.queued()), (1, 1, 1));
+    /// tx.send(()).unwrap();
+    /// assert!(blocked.poll_recv(&ev)?.is_ok() && waiting.poll_recv(&ev)?.is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn threads(&self) -> usize {
         self.shared().lock().threads
     }
 
     /// Jobs waiting for a thread (not counting those running).
+    ///
+    /// ```
+    /// use tevent::pool::{Pool, job_send};
+    /// let ev = tevent::Context::new()?;
+    /// let pool = Pool::new(1);
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let blocked = job_send(&ev, &pool, move || rx.recv().unwrap());
+    /// let waiting = job_send(&ev, &pool, || ());
+    /// while pool.running() == 0 {
+    ///     std::thread::yield_now(); // until the worker took the first job
+    /// }
+    /// assert_eq!((pool.threads(), pool.running(), pool.queued()), (1, 1, 1));
+    /// tx.send(()).unwrap();
+    /// assert!(blocked.poll_recv(&ev)?.is_ok() && waiting.poll_recv(&ev)?.is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn queued(&self) -> usize {
         self.shared().lock().queue.len()
     }
 
     /// Jobs running on a worker thread now.
+    ///
+    /// ```
+    /// use tevent::pool::{Pool, job_send};
+    /// let ev = tevent::Context::new()?;
+    /// let pool = Pool::new(1);
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let blocked = job_send(&ev, &pool, move || rx.recv().unwrap());
+    /// let waiting = job_send(&ev, &pool, || ());
+    /// while pool.running() == 0 {
+    ///     std::thread::yield_now(); // until the worker took the first job
+    /// }
+    /// assert_eq!((pool.threads(), pool.running(), pool.queued()), (1, 1, 1));
+    /// tx.send(()).unwrap();
+    /// assert!(blocked.poll_recv(&ev)?.is_ok() && waiting.poll_recv(&ev)?.is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn running(&self) -> usize {
         self.shared().lock().running
     }

@@ -158,21 +158,69 @@ impl Queue {
     }
 
     /// The queue's name.
+    ///
+    /// ```
+    /// use tevent::{Context, Queue, queue_wait_send};
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "smb commands");
+    /// assert_eq!(q.name(), "smb commands");
+    /// assert!(q.is_empty() && q.is_running());
+    /// let w = queue_wait_send(&ev, &q);
+    /// assert_eq!(q.len(), 1);
+    /// # drop(w);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// Entries in the queue, the triggered head included.
+    ///
+    /// ```
+    /// use tevent::{Context, Queue, queue_wait_send};
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "smb commands");
+    /// assert_eq!(q.name(), "smb commands");
+    /// assert!(q.is_empty() && q.is_running());
+    /// let w = queue_wait_send(&ev, &q);
+    /// assert_eq!(q.len(), 1);
+    /// # drop(w);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.state.borrow().entries.len()
     }
 
     /// Whether the queue has no entries.
+    ///
+    /// ```
+    /// use tevent::{Context, Queue, queue_wait_send};
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "smb commands");
+    /// assert_eq!(q.name(), "smb commands");
+    /// assert!(q.is_empty() && q.is_running());
+    /// let w = queue_wait_send(&ev, &q);
+    /// assert_eq!(q.len(), 1);
+    /// # drop(w);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the queue triggers its head.
+    ///
+    /// ```
+    /// use tevent::{Context, Queue, queue_wait_send};
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "smb commands");
+    /// assert_eq!(q.name(), "smb commands");
+    /// assert!(q.is_empty() && q.is_running());
+    /// let w = queue_wait_send(&ev, &q);
+    /// assert_eq!(q.len(), 1);
+    /// # drop(w);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn is_running(&self) -> bool {
         self.inner.state.borrow().running
     }
@@ -195,6 +243,16 @@ impl Queue {
     }
 
     /// Starts triggering again; an untriggered head is triggered from the loop.
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let q = tevent::Queue::new(&ev, "q");
+    /// q.stop();
+    /// let w = tevent::queue_wait_send(&ev, &q);
+    /// q.start(); // the head is triggered from the loop
+    /// assert!(w.poll_recv(&ev)?.is_ok());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn start(&self) {
         self.inner.state.borrow_mut().running = true;
         if let Ok(ev) = upgrade(&self.inner.ctx) {
@@ -493,6 +551,16 @@ pub fn queue_wait_send(ev: &Context, queue: &Queue) -> Req<QueueWait> {
 }
 
 /// The guard of a [`queue_wait_send`] request.
+///
+/// ```
+/// let ev = tevent::Context::new()?;
+/// let q = tevent::Queue::new(&ev, "q");
+/// let w = tevent::queue_wait_send(&ev, &q);
+/// w.poll(&ev)?;
+/// let guard = tevent::queue_wait_recv(w).expect("at the head");
+/// drop(guard); // the next entry may go
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn queue_wait_recv(req: Req<QueueWait>) -> Result<QueueGuard, ReqError<Infallible>> {
     req.recv()
 }

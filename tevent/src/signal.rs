@@ -209,6 +209,20 @@ pub struct Deliveries<'a> {
 
 impl Deliveries<'_> {
     /// Whether the details of some deliveries were lost.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGINFO_RING, SIGUSR1, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    /// let o = over.clone();
+    /// let _h = ev.add_signal_with_info(SIGUSR1, move |_, _, d| o.set(d.overflowed()))?;
+    /// for _ in 0..=SIGINFO_RING {
+    ///     raise(SIGUSR1)?;
+    /// }
+    /// ev.loop_once()?;
+    /// assert!(over.get());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn overflowed(&self) -> bool {
         self.lost > 0
     }
@@ -1128,16 +1142,55 @@ pub struct SignalRef<'a> {
 
 impl SignalRef<'_> {
     /// The signal number.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR2, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let h = ev.add_signal(SIGUSR2, |_, me, _| {
+    ///     assert_eq!(me.signum(), SIGUSR2);
+    ///     me.set_tag(me.tag() + 1); // seen by the event trace hook
+    /// })?;
+    /// raise(SIGUSR2)?;
+    /// ev.loop_once()?;
+    /// assert_eq!(h.tag(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn signum(&self) -> i32 {
         self.ctx.signal_info(self.key).map_or(0, |(s, _)| s)
     }
 
     /// The handler's tag.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR2, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let h = ev.add_signal(SIGUSR2, |_, me, _| {
+    ///     assert_eq!(me.signum(), SIGUSR2);
+    ///     me.set_tag(me.tag() + 1); // seen by the event trace hook
+    /// })?;
+    /// raise(SIGUSR2)?;
+    /// ev.loop_once()?;
+    /// assert_eq!(h.tag(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tag(&self) -> u64 {
         self.ctx.signal_info(self.key).map_or(0, |(_, t)| t)
     }
 
     /// Sets the tag reported to the event trace hook.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR2, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let h = ev.add_signal(SIGUSR2, |_, me, _| {
+    ///     assert_eq!(me.signum(), SIGUSR2);
+    ///     me.set_tag(me.tag() + 1); // seen by the event trace hook
+    /// })?;
+    /// raise(SIGUSR2)?;
+    /// ev.loop_once()?;
+    /// assert_eq!(h.tag(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_tag(&self, tag: u64) {
         self.ctx.signal_set_tag(self.key, tag)
     }
@@ -1145,6 +1198,18 @@ impl SignalRef<'_> {
 
 impl Signal {
     /// The signal number, or `None` once a one-shot handler has fired.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR1, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
+    /// once.set_tag(5);
+    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
+    /// raise(SIGUSR1)?;
+    /// ev.loop_once()?;
+    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn signum(&self) -> Option<i32> {
         upgrade(&self.ctx)
             .ok()
@@ -1153,11 +1218,35 @@ impl Signal {
     }
 
     /// Whether the handler is still registered.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR1, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
+    /// once.set_tag(5);
+    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
+    /// raise(SIGUSR1)?;
+    /// ev.loop_once()?;
+    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_active(&self) -> bool {
         self.signum().is_some()
     }
 
     /// The handler's tag.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR1, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
+    /// once.set_tag(5);
+    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
+    /// raise(SIGUSR1)?;
+    /// ev.loop_once()?;
+    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tag(&self) -> u64 {
         upgrade(&self.ctx)
             .ok()
@@ -1166,6 +1255,18 @@ impl Signal {
     }
 
     /// Sets the tag reported to the event trace hook.
+    ///
+    /// ```
+    /// use tevent::signal::{SIGUSR1, raise};
+    /// let ev = tevent::Context::new()?;
+    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
+    /// once.set_tag(5);
+    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
+    /// raise(SIGUSR1)?;
+    /// ev.loop_once()?;
+    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_tag(&self, tag: u64) {
         if let Ok(c) = upgrade(&self.ctx) {
             c.signal_set_tag(self.key, tag)
