@@ -359,6 +359,15 @@ impl<T: Request> Req<T> {
     }
 
     /// Whether the request has not finished yet.
+    ///
+    /// ```
+    /// let ev = tevent::Context::with_manual_clock(true)?;
+    /// let w = tevent::wakeup_send(&ev, ev.now());
+    /// assert!(w.is_in_progress()); // finishes at the next loop step, never inside send
+    /// w.poll(&ev)?;
+    /// assert!(!w.is_in_progress());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn is_in_progress(&self) -> bool {
         self.state() == ReqState::InProgress
     }
@@ -666,6 +675,15 @@ impl<T: Request> Req<T> {
     }
 
     /// Removes the end time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(true)?;
+    /// let w = tevent::wakeup_send(&ev, ev.now() + Duration::from_secs(10));
+    /// w.reset_endtime(); // a wake-up *is* an end time: now nothing can finish it
+    /// assert!(matches!(w.poll(&ev), Err(tevent::Error::RequestStalled)));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn reset_endtime(&self) {
         if let Some((ev, node)) = self.live() {
             let _scope = ev.panic_scope();
@@ -676,18 +694,49 @@ impl<T: Request> Req<T> {
     /// Starts recording a [`Profile`] of this request, of the subrequests it
     /// already waits for (their start is now) and of every subrequest it waits
     /// for from now on. Returns false if it could not be allocated.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(true)?;
+    /// let w = tevent::wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+    /// assert!(w.enable_profile());
+    /// w.poll(&ev)?;
+    /// let p = w.take_profile().expect("profiled");
+    /// assert_eq!(p.len(), 1); // just this request: it has no subrequests
+    /// println!("{}", p.render());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn enable_profile(&self) -> bool {
         self.live().is_some_and(|(ev, node)| ev.profile_start(node))
     }
 
     /// Takes the profile out (after the request finished, it holds the
     /// subrequests' profiles too). The profile outlives the request.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = tevent::Context::with_manual_clock(true)?;
+    /// let w = tevent::wakeup_send(&ev, ev.now() + Duration::from_secs(1));
+    /// assert!(w.enable_profile());
+    /// w.poll(&ev)?;
+    /// let p = w.take_profile().expect("profiled");
+    /// assert_eq!(p.len(), 1); // just this request: it has no subrequests
+    /// println!("{}", p.render());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn take_profile(&self) -> Option<Profile> {
         self.live()
             .and_then(|(_, node)| crate::req::profile::take(node.hdr()))
     }
 
     /// Where the request was created (the caller of `Req::start`).
+    ///
+    /// ```
+    /// let ev = tevent::Context::new()?;
+    /// let w = tevent::wakeup_send(&ev, ev.now());
+    /// assert!(w.location().unwrap().file().ends_with(".rs")); // where wakeup_send was called
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn location(&self) -> Option<&'static Location<'static>> {
         self.live().map(|(_, node)| node.hdr().created)
     }
@@ -795,6 +844,21 @@ impl<T: Request> CallbackHandle<T> {
 
     /// Whether the callback has not run yet (and still will, unless the
     /// request is aborted or the context dropped).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, ReqState, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
+    /// assert!(h.is_pending());
+    /// assert_eq!(h.state(), ReqState::InProgress);
+    /// assert!(!h.cancel()); // a wake-up has no cancel hook
+    /// ev.loop_wait()?;
+    /// assert!(!h.is_pending()); // the callback ran
+    /// assert!(!h.abort());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn is_pending(&self) -> bool {
         match &self.target {
             Target::NoMemory(done) => !done.get(),
@@ -804,6 +868,21 @@ impl<T: Request> CallbackHandle<T> {
 
     /// Where the request is in its life: [`ReqState::Dropped`] once it was
     /// aborted, handed to its callback, or dropped with its context.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, ReqState, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
+    /// assert!(h.is_pending());
+    /// assert_eq!(h.state(), ReqState::InProgress);
+    /// assert!(!h.cancel()); // a wake-up has no cancel hook
+    /// ev.loop_wait()?;
+    /// assert!(!h.is_pending()); // the callback ran
+    /// assert!(!h.abort());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn state(&self) -> ReqState {
         match &self.target {
             Target::NoMemory(done) if !done.get() => ReqState::NoMemory,
@@ -817,6 +896,21 @@ impl<T: Request> CallbackHandle<T> {
     /// [`Req::cancel`] does (tevent's `tevent_req_cancel`); the callback
     /// then runs with the request's outcome. False if cancellation did not
     /// start (no hook, already finished, or the callback already ran).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, ReqState, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
+    /// assert!(h.is_pending());
+    /// assert_eq!(h.state(), ReqState::InProgress);
+    /// assert!(!h.cancel()); // a wake-up has no cancel hook
+    /// ev.loop_wait()?;
+    /// assert!(!h.is_pending()); // the callback ran
+    /// assert!(!h.abort());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn cancel(&self) -> bool {
         let Some((ev, node)) = self.held() else {
             return false;
@@ -845,6 +939,21 @@ impl<T: Request> CallbackHandle<T> {
     /// drop (false once the callback ran or the context is gone). Works
     /// whether the request is still running or finished and waiting for its
     /// callback's turn.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, ReqState, wakeup_send};
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
+    /// assert!(h.is_pending());
+    /// assert_eq!(h.state(), ReqState::InProgress);
+    /// assert!(!h.cancel()); // a wake-up has no cancel hook
+    /// ev.loop_wait()?;
+    /// assert!(!h.is_pending()); // the callback ran
+    /// assert!(!h.abort());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn abort(self) -> bool {
         match &self.target {
             Target::NoMemory(done) => !done.replace(true),
@@ -908,6 +1017,28 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 
     /// The context the request runs on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Progress, Req, ReqError, Request};
+    ///
+    /// struct Job;
+    /// impl Request for Job {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let r = Req::start(&ev, Job, |_, ctl| {
+    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
+    ///     ctl.set_endtime(soon)?;
+    ///     ctl.reset_endtime(); // changed its mind
+    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
+    ///     ctl.enable_profile();
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn ev(&self) -> &'a Context {
         self.ev
     }
@@ -995,6 +1126,28 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 
     /// Sets (or moves) this request's end time (see [`Req::set_endtime`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Progress, Req, ReqError, Request};
+    ///
+    /// struct Job;
+    /// impl Request for Job {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let r = Req::start(&ev, Job, |_, ctl| {
+    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
+    ///     ctl.set_endtime(soon)?;
+    ///     ctl.reset_endtime(); // changed its mind
+    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
+    ///     ctl.enable_profile();
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         self.ev
             .req_set_endtime(self.node, at)
@@ -1027,6 +1180,28 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 
     /// Removes this request's end time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Progress, Req, ReqError, Request};
+    ///
+    /// struct Job;
+    /// impl Request for Job {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let r = Req::start(&ev, Job, |_, ctl| {
+    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
+    ///     ctl.set_endtime(soon)?;
+    ///     ctl.reset_endtime(); // changed its mind
+    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
+    ///     ctl.enable_profile();
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn reset_endtime(&self) {
         self.ev.req_reset_endtime(self.node);
     }
@@ -1169,6 +1344,28 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 
     /// Starts profiling this request (see [`Req::enable_profile`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Progress, Req, ReqError, Request};
+    ///
+    /// struct Job;
+    /// impl Request for Job {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let r = Req::start(&ev, Job, |_, ctl| {
+    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
+    ///     ctl.set_endtime(soon)?;
+    ///     ctl.reset_endtime(); // changed its mind
+    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
+    ///     ctl.enable_profile();
+    ///     Ok(Progress::Pending)
+    /// });
+    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     pub fn enable_profile(&self) -> bool {
         self.ev.profile_start(self.node)
     }
