@@ -5,9 +5,9 @@
 //! tutorial's nested-request example:
 //!
 //! ```text
-//! EchoServer ─┬─ Accept                      (the accept loop)
-//!             ├─ Echo (client 1) ── ReadSome  (read up to bufsize bytes ...)
-//!             └─ Echo (client 2) ── WriteAll  (... write them all back, repeat)
+//! EchoServer ─┬─ Accept                        (the accept loop)
+//!             ├─ Echo (client 1) ── ReadPooled  (wait for data, read up to bufsize bytes ...)
+//!             └─ Echo (client 2) ── WriteAll    (... write them all back, repeat)
 //! ```
 //!
 //! Output lines and their order are tevent's: `new client fd N` after each
@@ -15,28 +15,35 @@
 //! is released there); then `Client done` (end of file, or `EPIPE` on write) or
 //! `Client failed: <strerror>`. Deliberate differences, documented in
 //! `docs/echo-server.md`: a client that resets while the server waits to write
-//! is reported and closed (C tevent hangs on it and leaks the fd), and a
+//! is reported and closed (C tevent hangs on it and leaks the fd), a
 //! transient `accept()` failure (out of fds or buffers) is retried after
-//! 100 ms instead of ending the server.
+//! 100 ms instead of ending the server, and an idle client holds no read
+//! buffer (reads take one from the server's [`BufPool`] only once data is
+//! there). With an idle timeout, a client that sends nothing for that long
+//! ends with `Client failed: timed out`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use tevent::io::{accept_send, read_some_send, write_all_send};
-use tevent::{Next, Req, ReqError, ReqState, Wakeup, tevent_request, wakeup_send};
+use tevent::io::{BufPool, PooledBuf, ReadPooled, accept_send, read_pooled_send, write_all_send};
+use tevent::{Context, Next, Req, ReqError, ReqState, Wakeup, tevent_request, wakeup_send};
 
 /// Where the server's lines go (stdout in the example, a buffer in tests).
 pub type Out = Rc<RefCell<dyn Write>>;
 
-/// Writes one line and flushes it (a line is never held back in a buffer).
+/// Writes one line, whole: the text and its newline go out in one `write`
+/// call and are flushed at once (a line is never held back in a buffer, and
+/// the lines of several loops on one stdout never mix).
 fn say(out: &Out, line: std::fmt::Arguments<'_>) {
+    let mut text = line.to_string();
+    text.push('\n');
     let mut o = out.borrow_mut();
-    let _ = writeln!(o, "{line}");
+    let _ = o.write_all(text.as_bytes());
     let _ = o.flush();
 }
 
@@ -50,23 +57,6 @@ pub fn strerror(e: &io::Error) -> String {
     }
 }
 
-/// The port as C's `atoi` reads it: leading blanks, an optional sign, digits;
-/// anything else gives 0 (so `abc` is port 0, an ephemeral port).
-pub fn atoi(s: &str) -> i32 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut v: i64 = 0;
-    for b in digits.bytes().take_while(u8::is_ascii_digit) {
-        v = (v * 10 + i64::from(b - b'0')).min(i64::from(i32::MAX) + 1);
-    }
-    let v = if neg { -v } else { v };
-    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-}
-
 /// The listen backlog of `echo_server.c`.
 pub const TUTORIAL_BACKLOG: i32 = 5;
 /// The listen backlog of the benchmark harness's peer servers (C tevent's
@@ -74,37 +64,50 @@ pub const TUTORIAL_BACKLOG: i32 = 5;
 /// the accept queue (a connection dropped there hangs its client).
 pub const HARNESS_BACKLOG: i32 = 1024;
 
-/// Creates the listening socket as `echo_server.c` does: IPv4 TCP, bound to
-/// `ip:port`, with the given backlog. Errors carry the name of the failed
-/// call (`socket()`, `bind()`, `listen()`), for the `perror`-style message.
+/// Creates the listening socket as `echo_server.c` does: a TCP socket of
+/// `addr`'s family (IPv4 or IPv6), bound to `addr`, with the given backlog,
+/// nonblocking and close-on-exec. With `reuse_port`, `SO_REUSEPORT` is set
+/// first, so that several sockets (one per loop of `--threads`) can listen
+/// on the same port and the kernel spreads connections among them. Errors
+/// carry the name of the failed call (`socket()`, `setsockopt()`, `bind()`,
+/// `listen()`), for the `perror`-style message.
 pub fn listen_on(
-    ip: Ipv4Addr,
-    port: u16,
+    addr: SocketAddr,
     backlog: i32,
+    reuse_port: bool,
 ) -> Result<TcpListener, (&'static str, io::Error)> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
     let sock = rustix::net::socket_with(
-        AddressFamily::INET,
+        family,
         SocketType::STREAM,
-        SocketFlags::CLOEXEC,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
     )
     .map_err(|e| ("socket()", e.into()))?;
-    rustix::net::bind(&sock, &SocketAddrV4::new(ip, port)).map_err(|e| ("bind()", e.into()))?;
+    if reuse_port {
+        rustix::net::sockopt::set_socket_reuseport(&sock, true)
+            .map_err(|e| ("setsockopt()", e.into()))?;
+    }
+    rustix::net::bind(&sock, &addr).map_err(|e| ("bind()", e.into()))?;
     rustix::net::listen(&sock, backlog).map_err(|e| ("listen()", e.into()))?;
-    let listener = TcpListener::from(sock);
-    listener.set_nonblocking(true).map_err(|e| ("fcntl()", e))?;
-    Ok(listener)
+    Ok(TcpListener::from(sock))
 }
 
 // ---------------------------------------------------------------------------
 
-/// One client: read up to `bufsize` bytes, write them all back, until end of
-/// file.
+/// One client: wait until it sends something, read up to `bufsize` bytes
+/// (into a buffer of the server's pool, taken only then), write them all
+/// back, until end of file. An idle client holds no buffer.
 pub struct Echo {
     sock: Rc<TcpStream>,
     fd: RawFd,
-    bufsize: usize,
+    pool: BufPool,
+    idle_timeout: Option<Duration>,
     out: Out,
 }
 
@@ -117,47 +120,74 @@ impl Echo {
     type Output = ();
     type Error = io::Error;
 
-    /// Echoes on `sock` (nonblocking) with a `bufsize`-byte buffer.
-    pub fn start(to: EchoStartStep<'_>, sock: TcpStream, bufsize: usize, out: &Out) -> Next<Self> {
+    /// Echoes on `sock` (nonblocking), reading into buffers of `pool`. With
+    /// an `idle_timeout`, each read must bring something within that time,
+    /// or the request ends [`ReqError::TimedOut`].
+    pub fn start(
+        to: EchoStartStep<'_>,
+        sock: TcpStream,
+        pool: &BufPool,
+        idle_timeout: Option<Duration>,
+        out: &Out,
+    ) -> Next<Self> {
         let fd = sock.as_raw_fd();
         let sock = Rc::new(sock);
         let mut to = to.create(Echo {
             sock: sock.clone(),
             fd,
-            bufsize,
+            pool: pool.clone(),
+            idle_timeout,
             out: out.clone(),
         });
         to.set_cleanup(echo_cleanup);
-        let buf = tevent::alloc::try_vec_filled(bufsize, 0)?;
-        to.read(read_some_send(to.ev(), &sock, buf))
+        to.read(read_send(to.ev(), &sock, pool, idle_timeout)?)
     }
 
     /// What a read brought: nothing at end of file, else bytes to echo.
-    fn read(&mut self, to: EchoReadStep<'_>, data: Vec<u8>) -> Next<Self> {
+    fn read(&mut self, to: EchoReadStep<'_>, data: PooledBuf) -> Next<Self> {
         if data.is_empty() {
             return to.done(()); // end of file
         }
         to.write(write_all_send(to.ev(), &self.sock, data))
     }
 
-    /// The echo went out (the buffer comes back for the next read), or the
+    /// The echo went out (its buffer goes back to the pool here), or the
     /// write failed.
     fn write(
         &mut self,
         to: EchoWriteStep<'_>,
-        written: Result<Vec<u8>, ReqError<io::Error>>,
+        written: Result<PooledBuf, ReqError<io::Error>>,
     ) -> Next<Self> {
-        let mut buf = match written {
-            Ok(buf) => buf,
+        match written {
+            Ok(buf) => drop(buf),
             // The client went away while we wrote: that is how it says goodbye.
             Err(ReqError::User(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                 return to.done(());
             }
             Err(e) => return Err(e),
-        };
-        buf.resize(self.bufsize, 0);
-        to.read(read_some_send(to.ev(), &self.sock, buf))
+        }
+        to.read(read_send(
+            to.ev(),
+            &self.sock,
+            &self.pool,
+            self.idle_timeout,
+        )?)
     }
+}
+
+/// The next read of a client, with its end time if the server has an idle
+/// timeout (the time is measured from the start of the wait).
+fn read_send(
+    ev: &Context,
+    sock: &Rc<TcpStream>,
+    pool: &BufPool,
+    idle_timeout: Option<Duration>,
+) -> Result<Req<ReadPooled<TcpStream>>, ReqError<io::Error>> {
+    let read = read_pooled_send(ev, sock, pool);
+    if let Some(t) = idle_timeout {
+        read.set_endtime(ev.deadline_after(t))?;
+    }
+    Ok(read)
 }
 
 /// Announces the end of a client and releases its socket (tevent's state
@@ -171,27 +201,41 @@ fn echo_cleanup(st: &mut Echo, _: ReqState) {
 /// Options of the server.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// Read size per client (tevent's example uses 100 bytes).
+    /// Read size per client, in bytes (tevent's example uses 100).
     pub bufsize: usize,
-    /// Set `TCP_NODELAY` on accepted sockets (the benchmark harness does).
+    /// Set `TCP_NODELAY` on accepted sockets (the default, and what the
+    /// benchmark harness's peers do): each echo goes out at once, instead of
+    /// waiting, under Nagle's algorithm, for the client to acknowledge the
+    /// previous one (up to its delayed-ACK time, 40 ms on Linux, per read of
+    /// a long message).
     pub nodelay: bool,
+    /// End a client that sends nothing for this long (`None`: never). It is
+    /// reported as `Client failed: timed out`.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             bufsize: 100,
-            nodelay: false,
+            nodelay: true,
+            idle_timeout: None,
         }
     }
 }
 
 /// The server: accepts clients and runs an [`Echo`] for each. It never
-/// finishes by itself; it fails if `accept()` fails for good.
+/// finishes by itself; it fails if `accept()` fails for good. Dropping it
+/// stops accepting and ends every client (each prints its `Closing client
+/// fd N` line): that is how the program shuts down on `SIGINT` / `SIGTERM`.
 pub struct EchoServer {
     listener: Rc<TcpListener>,
     opts: Options,
+    /// The clients' read buffers, lent only while a read has data.
+    pool: BufPool,
     out: Out,
+    /// Clients accepted so far (shared with the caller).
+    accepted: Rc<Cell<u64>>,
 }
 
 /// `accept()` errors that say "not now" rather than "never".
@@ -217,19 +261,23 @@ impl EchoServer {
     type Output = Infallible;
     type Error = io::Error;
 
-    /// Starts the server on a listening, nonblocking socket.
+    /// Starts the server on a listening, nonblocking socket; `accepted`
+    /// counts the clients it accepts.
     pub fn start(
         to: EchoServerStartStep<'_>,
         listener: TcpListener,
         opts: Options,
         out: &Out,
+        accepted: &Rc<Cell<u64>>,
     ) -> Next<Self> {
         let listener = Rc::new(listener);
         let accept = accept_send(to.ev(), &listener);
         let state = EchoServer {
             listener,
             opts,
+            pool: BufPool::new(opts.bufsize),
             out: out.clone(),
+            accepted: accepted.clone(),
         };
         to.create(state).accepted(accept)
     }
@@ -251,6 +299,7 @@ impl EchoServer {
             }
             Err(e) => return Err(e),
         };
+        self.accepted.set(self.accepted.get() + 1);
         if self.opts.nodelay {
             let _ = sock.set_nodelay(true);
         }
@@ -258,7 +307,8 @@ impl EchoServer {
             &self.out,
             format_args!("new client fd {}", sock.as_raw_fd()),
         );
-        to.client_done(echo_send(to.ev(), sock, self.opts.bufsize, &self.out))?;
+        let echo = echo_send(to.ev(), sock, &self.pool, self.opts.idle_timeout, &self.out);
+        to.client_done(echo)?;
         to.accepted(accept_send(to.ev(), &self.listener))
     }
 
@@ -276,6 +326,8 @@ impl EchoServer {
     ) -> Next<Self> {
         match outcome {
             Ok(()) => say(&self.out, format_args!("Client done")),
+            // The idle timeout (an end time on the client's read).
+            Err(ReqError::TimedOut) => say(&self.out, format_args!("Client failed: timed out")),
             Err(e) => say(
                 &self.out,
                 format_args!("Client failed: {}", strerror(&e.into_io())),

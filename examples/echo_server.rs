@@ -2,116 +2,334 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- 7777
+//! cargo run --release --example echo_server -- --help
 //! ```
 //!
-//! `echo_server <port>` listens on 0.0.0.0:<port> and echoes every client,
-//! 100 bytes at a time, printing `new client fd N`, `Closing client fd N` and
-//! `Client done` / `Client failed: <reason>` lines, exactly as tevent's
-//! `echo_server.c` does (see `docs/echo-server.md` for the full behaviour and
-//! the deliberate differences). It runs until killed.
+//! `echo_server [OPTIONS] <PORT>` listens on 127.0.0.1:<PORT> and echoes
+//! every client, 100 bytes at a time, printing `listening on port N`, then
+//! `new client fd N`, `Closing client fd N` and `Client done` /
+//! `Client failed: <reason>` lines, as tevent's `echo_server.c` does (see
+//! `docs/echo-server.md` for the full behaviour and the deliberate
+//! differences). `SIGINT` (Ctrl-C) or `SIGTERM` stops it: it stops
+//! accepting, ends every client (each prints its `Closing client fd N`
+//! line) and exits 0; a second signal during that ends it at once.
 //!
-//! Extra options, not in the C program:
-//! - `--bind <ipv4> <port>` listens on that address instead (tests use
-//!   127.0.0.1);
-//! - `--peer-harness [--bufsize N]` listens on 127.0.0.1 on an ephemeral port
-//!   with the peers' backlog (1024, so a burst of clients does not overflow
-//!   the accept queue), prints `LISTEN 127.0.0.1:<port> PID=<pid>` and echoes
-//!   with `TCP_NODELAY` and an N-byte buffer (default 16384): the mode the
-//!   benchmark harness in `../shared/bench/peers` expects.
+//! Options: `--bind ADDR` (IPv4 or IPv6, default 127.0.0.1), `--bufsize N`
+//! (bytes read at a time, default 100), `--idle-timeout SECS` (end a client
+//! that sends nothing for that long: `Client failed: timed out`),
+//! `--threads N` (N independent loops, one per thread, each with its own
+//! `SO_REUSEPORT` listener on the same port), `--peer-harness` (the mode of
+//! the benchmark harness in `../shared/bench/peers`: an ephemeral port on
+//! 127.0.0.1 unless one is given, `LISTEN 127.0.0.1:<port> PID=<pid>` instead
+//! of the tutorial's line, 16384-byte reads unless `--bufsize` says
+//! otherwise). Every mode sets `TCP_NODELAY` on clients and listens with a
+//! backlog of 1024 (the tutorial's 5 overflows under a burst of clients).
+//!
+//! Exit status: 0 after a signal; 1 if the server cannot start (`bind()
+//! failed: Address already in use`...) or fails; 2 for a bad command line
+//! (usage on stderr).
+//!
+//! The argument parser is `clap` (derive), a dependency of the examples
+//! package only: the `tevent` crate itself depends on no parser.
 
-use std::cell::RefCell;
-use std::net::Ipv4Addr;
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use examples::echo::{
-    HARNESS_BACKLOG, Options, Out, TUTORIAL_BACKLOG, atoi, echo_server_send, listen_on, strerror,
-};
-use tevent::Context;
+use clap::Parser;
+use examples::echo::{HARNESS_BACKLOG, Options, Out, echo_server_send, listen_on, strerror};
+use tevent::{Context, Remote, Signal};
 
-/// What the command line asks for.
-struct Plan {
-    ip: Ipv4Addr,
-    port: i32,
-    opts: Options,
-    harness: bool,
+/// tevent's echo server: echoes every byte each client sends, printing a
+/// line per client event (`new client fd N`, `Closing client fd N`,
+/// `Client done` / `Client failed: <reason>`).
+#[derive(Parser, Debug)]
+#[command(
+    name = "echo_server",
+    override_usage = "echo_server [OPTIONS] <PORT>\n       echo_server --peer-harness [OPTIONS] [PORT]",
+    after_help = "SIGINT or SIGTERM: stop accepting, end every client (each prints its \
+                  'Closing client fd N' line), exit 0; a second signal during that exits at once.\n\
+                  Exit status: 0 after a signal, 1 if the server cannot start or fails, \
+                  2 for a bad command line."
+)]
+struct Args {
+    /// TCP port to listen on, 0 to 65535 (0: a free port, printed in
+    /// `listening on port N`). Optional with --peer-harness.
+    #[arg(
+        value_name = "PORT",
+        value_parser = parse_port,
+        allow_negative_numbers = true,
+        required_unless_present = "peer_harness"
+    )]
+    port: Option<u16>,
+
+    /// Address to listen on: IPv4 or IPv6 (`::1`, `::` for every interface).
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    bind: IpAddr,
+
+    /// Bytes read at a time per client, 1 to 16777216 [default: 100, or
+    /// 16384 with --peer-harness].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16 << 20))]
+    bufsize: Option<u32>,
+
+    /// End a client that sends nothing for SECS seconds (decimals allowed):
+    /// it is reported as `Client failed: timed out`.
+    #[arg(long, value_name = "SECS", value_parser = examples::cli::parse_secs)]
+    idle_timeout: Option<Duration>,
+
+    /// Run N independent loops, one per thread, each with its own
+    /// SO_REUSEPORT listener on the port (the kernel spreads the
+    /// connections), 1 to 256.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+
+    /// Benchmark harness mode (../shared/bench/peers): a free port unless
+    /// one is given, prints `LISTEN <addr>:<port> PID=<pid>` instead of the
+    /// tutorial's line, reads 16384 bytes at a time unless --bufsize says
+    /// otherwise.
+    #[arg(long)]
+    peer_harness: bool,
 }
 
-fn parse(args: &[String]) -> Option<Plan> {
-    let mut plan = Plan {
-        ip: Ipv4Addr::UNSPECIFIED,
-        port: 0,
-        opts: Options::default(),
-        harness: false,
-    };
-    match args {
-        [port] if !port.starts_with("--") => plan.port = atoi(port),
-        [flag, ip, port] if flag == "--bind" => {
-            plan.ip = ip.parse().ok()?;
-            plan.port = atoi(port);
-        }
-        [flag, rest @ ..] if flag == "--peer-harness" => {
-            plan.ip = Ipv4Addr::LOCALHOST;
-            plan.harness = true;
-            plan.opts = Options {
-                bufsize: 16384,
-                nodelay: true,
-            };
-            match rest {
-                [] => {}
-                [b, n] if b == "--bufsize" => {
-                    plan.opts.bufsize = n.parse().ok().filter(|n| *n > 0)?;
-                }
-                _ => return None,
-            }
-        }
-        _ => return None,
+/// A port number, strictly: digits only, 0 to 65535.
+fn parse_port(s: &str) -> Result<u16, String> {
+    let bad = || format!("a port is a number from 0 to 65535, not '{s}'");
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
-    Some(plan)
+    s.parse().map_err(|_| bad())
+}
+
+/// The signals that stop the server.
+const STOP_SIGNALS: [i32; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// Handlers for [`STOP_SIGNALS`] on `ev` that record the first signal in
+/// `got`. Dropping them restores the default dispositions, so that a second
+/// signal, during the shutdown, ends the process at once.
+fn on_stop_signals(ev: &Context, got: &Rc<Cell<Option<i32>>>) -> Result<Vec<Signal>, String> {
+    STOP_SIGNALS
+        .iter()
+        .map(|&signum| {
+            let got = got.clone();
+            ev.add_signal(signum, move |_, _, _| {
+                if got.get().is_none() {
+                    got.set(Some(signum));
+                }
+            })
+            .map_err(|e| format!("cannot handle signal {signum}: {e}"))
+        })
+        .collect()
+}
+
+fn signal_name(signum: i32) -> &'static str {
+    match signum {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let argv0 = argv.first().map_or("echo_server", String::as_str);
-    let Some(plan) = parse(&argv[1..]) else {
-        eprintln!("Usage: {argv0} <port>");
-        return ExitCode::FAILURE;
+    // A bad command line prints the error and the usage on stderr and
+    // exits 2 (`--help` prints on stdout and exits 0).
+    let args: Args = examples::cli::parse();
+    let harness = args.peer_harness;
+    let opts = Options {
+        bufsize: args
+            .bufsize
+            .map_or(if harness { 16384 } else { 100 }, |n| n as usize),
+        nodelay: true,
+        idle_timeout: args.idle_timeout,
     };
-    if !plan.harness {
-        println!("listening on port {}", plan.port);
+    // The peers' backlog in every mode: with the tutorial's 5, a burst of
+    // clients overflows the accept queue and the kernel drops or resets
+    // their connections (see docs/echo-server.md).
+    let backlog = HARNESS_BACKLOG;
+    let threads = usize::from(args.threads);
+
+    // Every listener first, so that the port printed is served by every loop.
+    let port = args.port.unwrap_or(0);
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(threads);
+    let mut addr = SocketAddr::new(args.bind, port);
+    for _ in 0..threads {
+        match listen_on(addr, backlog, threads > 1) {
+            Ok(l) => {
+                if let Ok(a) = l.local_addr() {
+                    addr = a; // port 0: the others join the port the first got
+                }
+                listeners.push(l);
+            }
+            Err((what, e)) => {
+                eprintln!("{what} failed: {}", strerror(&e));
+                return ExitCode::FAILURE;
+            }
+        }
     }
-    // As htons() in the C program: the port wraps modulo 65536.
-    let backlog = if plan.harness {
-        HARNESS_BACKLOG
-    } else {
-        TUTORIAL_BACKLOG
-    };
-    let listener = match listen_on(plan.ip, plan.port as u16, backlog) {
-        Ok(l) => l,
-        Err((what, e)) => {
-            eprintln!("{what} failed: {}", strerror(&e));
-            return ExitCode::FAILURE;
+    // Printed once every loop is ready (its context, its signal handlers):
+    // from then on the process holds all the fds it holds when idle.
+    let ready = || {
+        if harness {
+            println!("LISTEN {addr} PID={}", std::process::id());
+        } else {
+            println!("listening on port {}", addr.port());
         }
     };
-    if plan.harness {
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        println!("LISTEN 127.0.0.1:{port} PID={}", std::process::id());
-    }
-    let Ok(ev) = Context::new() else {
-        eprintln!("tevent_context_init failed");
-        return ExitCode::FAILURE;
+    let result = if threads == 1 {
+        let listener = listeners.pop().expect("one listener");
+        run_single(listener, opts, &ready)
+    } else {
+        run_threads(listeners, opts, &ready)
     };
-    let out: Out = Rc::new(RefCell::new(std::io::stdout()));
-    let server = echo_server_send(&ev, listener, plan.opts, &out);
-    if let Err(e) = server.poll(&ev) {
-        eprintln!("tevent_req_poll() failed: {e}");
-        return ExitCode::FAILURE;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The lines of one loop, on stdout (each line one `write`, so the lines of
+/// several loops never mix).
+fn stdout_out() -> Out {
+    Rc::new(RefCell::new(std::io::stdout()))
+}
+
+/// One loop on this thread, which handles the stop signals itself.
+fn run_single(listener: TcpListener, opts: Options, ready: &dyn Fn()) -> Result<(), String> {
+    let ev = Context::new().map_err(|e| format!("tevent_context_init failed: {e}"))?;
+    let got = Rc::new(Cell::new(None));
+    let signals = on_stop_signals(&ev, &got)?;
+    let out = stdout_out();
+    let accepted = Rc::new(Cell::new(0));
+    let server = echo_server_send(&ev, listener, opts, &out, &accepted);
+    ready();
+    ev.loop_until(|| got.get().is_some() || !server.is_in_progress())
+        .map_err(|e| format!("tevent_req_poll() failed: {e}"))?;
+    // From here a second signal takes its default action: the process ends.
+    drop(signals);
+    match got.get() {
+        Some(signum) => {
+            eprintln!("echo_server: {}: shutting down", signal_name(signum));
+            drop(server); // ends every client: their `Closing client fd N` lines
+            Ok(())
+        }
+        None => match server.recv() {
+            Ok(never) => match never {},
+            Err(e) => Err(format!("echo_server failed: {}", strerror(&e.into_io()))),
+        },
+    }
+}
+
+/// What a worker loop tells the main thread when it is done.
+type WorkerResult = Result<u64, String>;
+
+/// `listeners.len()` loops, one per thread; this thread handles the stop
+/// signals and tells every loop to stop through its [`Remote`].
+fn run_threads(listeners: Vec<TcpListener>, opts: Options, ready: &dyn Fn()) -> Result<(), String> {
+    let ev = Context::new().map_err(|e| format!("tevent_context_init failed: {e}"))?;
+    let got = Rc::new(Cell::new(None));
+    let signals = on_stop_signals(&ev, &got)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let n = listeners.len();
+    let (remote_tx, remote_rx) = std::sync::mpsc::channel::<Result<Remote, String>>();
+    let mut workers = Vec::with_capacity(n);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (stop, finished, main) = (stop.clone(), finished.clone(), ev.remote());
+        let remote_tx = remote_tx.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("echo-loop-{}", i + 1))
+            .spawn(move || {
+                let r = run_worker(listener, opts, &stop, &remote_tx);
+                finished.fetch_add(1, Ordering::SeqCst);
+                let _ = main.send(|_| {}); // wake the main loop
+                r
+            })
+            .map_err(|e| format!("cannot start loop {}: {e}", i + 1))?;
+        workers.push(worker);
+    }
+    drop(remote_tx);
+    // Every loop says whether it is ready (each sends exactly one message).
+    let mut remotes = Vec::with_capacity(n);
+    let mut failure = None;
+    for _ in 0..n {
+        match remote_rx.recv() {
+            Ok(Ok(r)) => remotes.push(r),
+            Ok(Err(msg)) => failure = Some(msg),
+            Err(_) => failure = Some("a loop ended before it was ready".to_string()),
+        }
+    }
+    if failure.is_none() {
+        ready();
+    } else {
+        finished.fetch_add(1, Ordering::SeqCst); // stop at once
+    }
+    ev.loop_until(|| got.get().is_some() || finished.load(Ordering::SeqCst) > 0)
+        .map_err(|e| format!("tevent_loop_wait() failed: {e}"))?;
+    drop(signals); // a second signal now ends the process at once
+    if let Some(signum) = got.get() {
+        eprintln!("echo_server: {}: shutting down", signal_name(signum));
+    }
+    // Every loop is ready, so each either waits (woken here) or checks
+    // `stop` before its next step.
+    stop.store(true, Ordering::SeqCst);
+    for r in &remotes {
+        let _ = r.send(|_| {});
+    }
+    for (i, w) in workers.into_iter().enumerate() {
+        match w.join() {
+            Ok(Ok(accepted)) => {
+                eprintln!(
+                    "echo_server: loop {} of {n} served {accepted} clients",
+                    i + 1
+                )
+            }
+            Ok(Err(msg)) => failure = Some(format!("loop {}: {msg}", i + 1)),
+            Err(_) => failure = Some(format!("loop {} panicked", i + 1)),
+        }
+    }
+    match (got.get(), failure) {
+        (_, Some(msg)) => Err(msg),
+        (Some(_), None) => Ok(()),
+        (None, None) => Err("a loop ended by itself".to_string()),
+    }
+}
+
+/// One worker loop: serves `listener` until `stop` is set (and the loop is
+/// woken through the [`Remote`] it sent) or the server fails. Returns the
+/// number of clients it accepted.
+fn run_worker(
+    listener: TcpListener,
+    opts: Options,
+    stop: &AtomicBool,
+    remote_tx: &std::sync::mpsc::Sender<Result<Remote, String>>,
+) -> WorkerResult {
+    let ev = match Context::new() {
+        Ok(ev) => ev,
+        Err(e) => {
+            let msg = format!("tevent_context_init failed: {e}");
+            let _ = remote_tx.send(Err(msg.clone()));
+            return Err(msg);
+        }
+    };
+    let _ = remote_tx.send(Ok(ev.remote()));
+    let out = stdout_out();
+    let accepted = Rc::new(Cell::new(0));
+    let server = echo_server_send(&ev, listener, opts, &out, &accepted);
+    ev.loop_until(|| stop.load(Ordering::SeqCst) || !server.is_in_progress())
+        .map_err(|e| format!("tevent_req_poll() failed: {e}"))?;
+    if server.is_in_progress() {
+        drop(server); // ends every client of this loop
+        return Ok(accepted.get());
     }
     match server.recv() {
         Ok(never) => match never {},
-        Err(e) => {
-            eprintln!("echo_server failed: {}", strerror(&e.into_io()));
-            ExitCode::FAILURE
-        }
+        Err(e) => Err(format!("echo_server failed: {}", strerror(&e.into_io()))),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -12,9 +12,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use examples::echo::{
-    HARNESS_BACKLOG, Options, Out, TUTORIAL_BACKLOG, atoi, echo_server_send, listen_on, strerror,
+    HARNESS_BACKLOG, Options, Out, TUTORIAL_BACKLOG, echo_server_send, listen_on, strerror,
 };
 use tevent::{Context, Remote};
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
 
 /// A `Write` that appends to a buffer the test thread can read.
 struct SharedLog(Arc<Mutex<Vec<u8>>>);
@@ -50,10 +54,11 @@ impl Server {
         let (l2, s2) = (log.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let ev = Context::new().unwrap();
-            let listener = listen_on(Ipv4Addr::LOCALHOST, 0, backlog).unwrap();
+            let listener = listen_on(loopback(0), backlog, false).unwrap();
             let port = listener.local_addr().unwrap().port();
             let out: Out = Rc::new(RefCell::new(SharedLog(l2)));
-            let server = echo_server_send(&ev, listener, opts, &out);
+            let accepted = Rc::new(std::cell::Cell::new(0));
+            let server = echo_server_send(&ev, listener, opts, &out, &accepted);
             tx.send((port, ev.remote())).unwrap();
             ev.loop_until(|| s2.load(Ordering::SeqCst) || !server.is_in_progress())
                 .unwrap();
@@ -237,22 +242,12 @@ fn stopping_the_server_closes_every_client() {
 }
 
 #[test]
-fn port_parsing_is_atoi() {
-    assert_eq!(atoi("7777"), 7777);
-    assert_eq!(atoi("  42xyz"), 42);
-    assert_eq!(atoi("abc"), 0, "C's atoi: the OS picks a port");
-    assert_eq!(atoi("-1"), -1);
-    assert_eq!(atoi("70000") as u16, 4464, "wraps like htons()");
-    assert_eq!(atoi("99999999999"), i32::MAX);
-}
-
-#[test]
 fn errors_read_like_perror() {
     let e = std::io::Error::from_raw_os_error(libc::ECONNRESET);
     assert_eq!(strerror(&e), "Connection reset by peer");
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    match listen_on(Ipv4Addr::LOCALHOST, port, TUTORIAL_BACKLOG) {
+    match listen_on(loopback(port), TUTORIAL_BACKLOG, false) {
         Err((what, e)) => {
             assert_eq!(what, "bind()");
             assert_eq!(strerror(&e), "Address already in use");
@@ -273,6 +268,7 @@ fn a_burst_of_clients_is_served() {
         Options {
             bufsize: 16384,
             nodelay: true,
+            idle_timeout: None,
         },
         HARNESS_BACKLOG,
     );

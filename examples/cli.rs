@@ -1,0 +1,56 @@
+//! Command-line helpers shared by the example programs (`echo_server`,
+//! `echo_client`), on `clap`.
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+/// Parses the command line into `T`. `--help` prints the help on stdout and
+/// exits 0; any error prints the message and the usage on stderr and exits
+/// 2 (clap alone omits the usage after some errors, such as a bad value).
+pub fn parse<T: Parser + CommandFactory>() -> T {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`], from the given arguments (the first is the program name).
+pub fn parse_from<T, I, A>(args: I) -> T
+where
+    T: Parser + CommandFactory,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    match T::try_parse_from(args) {
+        Ok(t) => t,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            eprint!("{}", with_usage::<T>(&e.render().to_string()));
+            std::process::exit(2)
+        }
+    }
+}
+
+/// `message` with the usage of `T` added if it has none.
+fn with_usage<T: CommandFactory>(message: &str) -> String {
+    let text = message.trim_end();
+    if text.contains("Usage:") {
+        return format!("{text}\n");
+    }
+    let usage = T::command().render_usage();
+    match text.find("\n\nFor more information") {
+        Some(i) => format!("{}\n\n{usage}{}\n", &text[..i], &text[i..]),
+        None => format!("{text}\n\n{usage}\n"),
+    }
+}
+
+/// A positive number of seconds, decimals allowed (`1`, `0.5`), as a
+/// `clap` value parser.
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("not a number of seconds: '{s}'"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(format!("must be more than 0 seconds, not '{s}'"));
+    }
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| format!("too many seconds: '{s}'"))
+}

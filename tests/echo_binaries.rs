@@ -1,0 +1,675 @@
+//! The real `echo_server` and `echo_client` programs, run as a user runs
+//! them: command line and exit status, the lines on stdout, signals, the idle
+//! timeout, `--threads`, fds left open, and the client against the server and
+//! against a server that corrupts what it echoes.
+//!
+//! The binaries are built from the test with `cargo build --example` (same
+//! profile as the tests), so `cargo test --workspace` on a fresh clone needs
+//! nothing else. Every server listens on an ephemeral port of 127.0.0.1. No
+//! assertion depends on timing: a test waits for what it expects (a line,
+//! an exit, an fd count) and gives up only after a generous hang guard.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something it expects before failing.
+const HANG_GUARD: Duration = Duration::from_secs(90);
+
+/// The example binaries, built once per test process.
+fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--message-format=json",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .args([
+                "-p",
+                "examples",
+                "--example",
+                "echo_server",
+                "--example",
+                "echo_client",
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "cargo build --example failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut found = Vec::new();
+        for line in text.lines() {
+            // {"reason":"compiler-artifact",...,"executable":"/path/echo_server",...}
+            let Some(i) = line.find("\"executable\":\"") else {
+                continue;
+            };
+            let rest = &line[i + 14..];
+            let path = &rest[..rest.find('"').expect("closing quote")];
+            let name = path.rsplit('/').next().unwrap_or(path).to_string();
+            found.push((name, PathBuf::from(path)));
+        }
+        found
+    });
+    built
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("cargo did not build {name}: {built:?}"))
+}
+
+/// Waits for `pred`, polling; panics with `what` after the hang guard.
+fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !pred() {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs a program to its end; returns its exit status, stdout and stderr.
+fn run(bin: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = Command::new(binary(bin))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut e = String::new();
+        stderr.read_to_string(&mut e).unwrap();
+        e
+    });
+    stdout.read_to_string(&mut out).unwrap();
+    err.push_str(&t.join().unwrap());
+    let status = wait_exit(&mut child);
+    (status, out, err)
+}
+
+/// Waits for a child to exit (hang guard: kill it and fail).
+fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the program did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running echo server and what it printed so far.
+struct Server {
+    child: Child,
+    port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `echo_server ARGS` and waits for its `listening on port N`.
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(binary("echo_server"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn echo_server");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (l, out) = (lines.clone(), child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                l.lock().unwrap().push(line);
+            }
+        });
+        let (e, err) = (stderr.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut err = BufReader::new(err);
+            let mut buf = String::new();
+            while err.read_line(&mut buf).unwrap_or(0) > 0 {
+                e.lock().unwrap().push_str(&buf);
+                buf.clear();
+            }
+        });
+        let mut server = Server {
+            child,
+            port: 0,
+            lines,
+            stderr,
+        };
+        server.wait_for("the listening line", |l| !l.is_empty());
+        let first = server.lines()[0].clone();
+        server.port = first
+            .strip_prefix("listening on port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("first line: {first:?}"));
+        server
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the lines printed so far satisfy `pred`; returns them.
+    fn wait_for(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        wait_until(what, || {
+            seen = self.lines();
+            pred(&seen)
+        });
+        seen
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        s
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("a pid");
+        rustix::process::kill_process(pid, sig).expect("kill");
+    }
+
+    /// The number of fds the server has open.
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// Waits for the server to exit after a signal; its status and lines.
+    fn exit(mut self) -> (ExitStatus, Vec<String>, String) {
+        let status = wait_exit(&mut self.child);
+        // The reader threads end (dropping their clones) at end of file.
+        wait_until("the output read to its end", || {
+            Arc::strong_count(&self.lines) == 1 && Arc::strong_count(&self.stderr) == 1
+        });
+        (status, self.lines(), self.stderr())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count(lines: &[String], prefix: &str) -> usize {
+    lines.iter().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// Checks tevent's lines client by client: `new client fd N`, later
+/// `Closing client fd N` immediately followed by that client's outcome,
+/// never two open clients on one fd (fd numbers are reused after a close).
+/// Returns the outcome lines, and the fds still open at the end.
+fn check_client_lines(lines: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut open: Vec<String> = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = &lines[i];
+        if let Some(fd) = l.strip_prefix("new client fd ") {
+            assert!(
+                !open.iter().any(|o| o == fd),
+                "fd {fd} opened twice: {lines:?}"
+            );
+            open.push(fd.to_string());
+        } else if let Some(fd) = l.strip_prefix("Closing client fd ") {
+            let at = open.iter().position(|o| o == fd);
+            assert!(at.is_some(), "fd {fd} closed but not open: {lines:?}");
+            open.remove(at.unwrap());
+            if let Some(next) = lines.get(i + 1)
+                && (next == "Client done" || next.starts_with("Client failed: "))
+            {
+                outcomes.push(next.clone());
+                i += 1;
+            }
+        } else if l == "Client done" || l.starts_with("Client failed: ") {
+            panic!("an outcome line not right after a Closing line: {lines:?}");
+        }
+        i += 1;
+    }
+    (outcomes, open)
+}
+
+// ---------------------------------------------------------------------------
+// The command line.
+
+#[test]
+fn a_bad_command_line_prints_the_usage_and_exits_2() {
+    for args in [
+        &[][..],
+        &["abc"],
+        &["-1"],
+        &["65536"],
+        &["99999999999"],
+        &["7x"],
+        &["--frob", "7777"],
+        &["7777", "8888"],
+        &["--bufsize", "0", "7777"],
+        &["--threads", "many", "7777"],
+        &["--idle-timeout", "-3", "7777"],
+        &["--bind", "nowhere", "7777"],
+    ] {
+        let (status, out, err) = run("echo_server", args);
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("Usage: echo_server"), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} printed {out:?}");
+    }
+}
+
+#[test]
+fn help_prints_the_options_and_exits_0() {
+    let (status, out, _) = run("echo_server", &["--help"]);
+    assert_eq!(status.code(), Some(0));
+    for opt in [
+        "--bind",
+        "--bufsize",
+        "--idle-timeout",
+        "--threads",
+        "--peer-harness",
+    ] {
+        assert!(out.contains(opt), "{opt} missing from {out}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_the_os_error_and_exit_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, out, err) = run("echo_server", &[&port]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err.trim(), "bind() failed: Address already in use");
+    assert!(out.is_empty(), "no listening line: {out:?}");
+}
+
+#[test]
+fn port_0_prints_the_port_it_really_listens_on() {
+    let server = Server::start(&["0"]);
+    assert_ne!(server.port, 0);
+    let mut c = server.connect();
+    c.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+}
+
+#[test]
+fn one_client_prints_exactly_the_tutorials_lines() {
+    let server = Server::start(&["0"]);
+    let mut c = server.connect();
+    c.write_all(b"hello, tevent").unwrap();
+    let mut got = [0u8; 13];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello, tevent");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        c.read(&mut [0u8; 1]).unwrap(),
+        0,
+        "closed after end of file"
+    );
+    let lines = server.wait_for("Client done", |l| l.len() == 4);
+    let fd = lines[1]
+        .strip_prefix("new client fd ")
+        .expect("new client line");
+    assert_eq!(
+        lines,
+        [
+            format!("listening on port {}", server.port),
+            format!("new client fd {fd}"),
+            format!("Closing client fd {fd}"),
+            "Client done".to_string(),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Echo.
+
+/// Byte `i` of client `c`'s message.
+fn byte(c: usize, i: usize) -> u8 {
+    ((c * 7 + i * 13 + i / 251) % 251) as u8
+}
+
+/// 200 clients at once, messages from 1 byte to 1 MiB (each written while
+/// its echo is read back, as a real client must for a message larger than
+/// the socket buffers), every byte checked; then every client's lines.
+#[test]
+fn two_hundred_clients_from_1_byte_to_1_mib_are_echoed_byte_exact() {
+    let server = Server::start(&["--bufsize", "16384", "0"]);
+    let sizes: Vec<usize> = (0..200)
+        .map(|c| match c % 8 {
+            0 => 1,
+            1 => 2,
+            2 => 100,
+            3 => 101,
+            4 => 4096,
+            5 => 65_537,
+            6 => 300_000,
+            _ => 1 << 20,
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (c, &size) in sizes.iter().enumerate() {
+            let server = &server;
+            s.spawn(move || {
+                let sock = server.connect();
+                let mut writer = sock.try_clone().unwrap();
+                let w = std::thread::spawn(move || {
+                    let msg: Vec<u8> = (0..size).map(|i| byte(c, i)).collect();
+                    writer.write_all(&msg).unwrap();
+                    writer.shutdown(Shutdown::Write).unwrap();
+                });
+                let mut back = Vec::with_capacity(size);
+                (&sock).read_to_end(&mut back).unwrap();
+                w.join().unwrap();
+                assert_eq!(back.len(), size, "client {c}: length");
+                if let Some(i) = (0..size).find(|&i| back[i] != byte(c, i)) {
+                    panic!("client {c}: byte {i} of {size} differs");
+                }
+            });
+        }
+    });
+    let lines = server.wait_for("200 outcomes", |l| count(l, "Client done") == 200);
+    let (outcomes, open) = check_client_lines(&lines[1..]);
+    assert_eq!(outcomes.len(), 200);
+    assert!(outcomes.iter().all(|o| o == "Client done"), "{outcomes:?}");
+    assert!(open.is_empty(), "still open: {open:?}");
+    assert_eq!(count(&lines, "new client fd "), 200);
+}
+
+/// 20 clients send without reading until the server can no longer write
+/// their echoes, then reset their connections: every one is reported and
+/// closed, and the server is back to the fds it had before.
+#[test]
+fn clients_that_fill_the_send_side_and_reset_leave_no_fd_open() {
+    let server = Server::start(&["--bufsize", "16384", "0"]);
+    let before = server.open_fds();
+    let chunk = vec![b'q'; 1 << 16];
+    let clients: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let c = server.connect();
+            c.set_nonblocking(true).unwrap();
+            // Until the client's send buffer is full: the server has stopped
+            // reading, because its own writes of the echo no longer go out.
+            let mut sent = 0usize;
+            loop {
+                match (&c).write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("write: {e}"),
+                }
+            }
+            assert!(sent > chunk.len(), "only {sent} bytes went out");
+            c
+        })
+        .collect();
+    server.wait_for("20 clients", |l| count(l, "new client fd ") == 20);
+    drop(clients); // unread data: each connection is reset
+    let lines = server.wait_for("20 closes", |l| count(l, "Closing client fd ") == 20);
+    let (outcomes, open) = check_client_lines(&lines[1..]);
+    assert!(open.is_empty(), "{open:?}");
+    for o in &outcomes {
+        assert!(
+            o == "Client failed: Connection reset by peer" || o == "Client done",
+            "{o}"
+        );
+    }
+    // Closed sockets leave the table at the loop's next wait, right after.
+    wait_until("the fds back to where they were", || {
+        server.open_fds() == before
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Signals, the idle timeout, threads.
+
+fn stop_with_clients_connected(sig: rustix::process::Signal) {
+    let server = Server::start(&["0"]);
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    for c in &mut clients {
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+    }
+    server.wait_for("3 clients", |l| count(l, "new client fd ") == 3);
+    server.signal(sig);
+    let (status, lines, err) = server.exit();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let opened: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("new client fd "))
+        .collect();
+    for fd in &opened {
+        assert!(
+            lines.contains(&format!("Closing client fd {fd}")),
+            "fd {fd} not closed: {lines:?}"
+        );
+    }
+    for c in &mut clients {
+        assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0, "closed by the server");
+    }
+    assert!(err.contains("shutting down"), "{err}");
+}
+
+#[test]
+fn sigterm_closes_every_client_and_exits_0() {
+    stop_with_clients_connected(rustix::process::Signal::TERM);
+}
+
+#[test]
+fn sigint_closes_every_client_and_exits_0() {
+    stop_with_clients_connected(rustix::process::Signal::INT);
+}
+
+#[test]
+fn the_idle_timeout_ends_a_client_that_sends_nothing() {
+    let server = Server::start(&["--idle-timeout", "1", "0"]);
+    let mut c = server.connect();
+    // The client sends nothing: the server ends it (about a second later).
+    assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0, "closed by the server");
+    let lines = server.wait_for("the timeout", |l| l.len() == 4);
+    let fd = lines[1].strip_prefix("new client fd ").expect("new client");
+    assert_eq!(lines[2], format!("Closing client fd {fd}"));
+    assert_eq!(lines[3], "Client failed: timed out");
+}
+
+#[test]
+fn two_threads_serve_clients_from_both_loops() {
+    let server = Server::start(&["--threads", "2", "0"]);
+    let n = 64;
+    for i in 0..n {
+        let mut c = server.connect();
+        let msg = format!("client {i}");
+        c.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    server.wait_for("every client", |l| count(l, "new client fd ") == n);
+    server.signal(rustix::process::Signal::TERM);
+    let (status, lines, err) = server.exit();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("listening on port ")
+            || l.starts_with("new client fd ")
+            || l.starts_with("Closing client fd ")
+            || l == "Client done"),
+        "only whole lines: {lines:?}"
+    );
+    // "echo_server: loop K of 2 served N clients", per loop.
+    let served: Vec<usize> = (1..=2)
+        .map(|k| {
+            let prefix = format!("echo_server: loop {k} of 2 served ");
+            let line = err
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no line for loop {k}: {err}"));
+            line.trim_end_matches(" clients").parse().unwrap()
+        })
+        .collect();
+    assert_eq!(served.iter().sum::<usize>(), n, "{err}");
+    // The kernel spreads connections over the listeners by a hash of their
+    // addresses: with 64 of them, both loops get some (all on one would be a
+    // 1 in 2^63 chance).
+    assert!(served.iter().all(|&s| s > 0), "{served:?}");
+}
+
+// ---------------------------------------------------------------------------
+// echo_client.
+
+#[test]
+fn echo_client_passes_against_the_server() {
+    let server = Server::start(&["0"]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let (status, out, err) = run(
+        "echo_client",
+        &[
+            &addr,
+            "--conns",
+            "8",
+            "--msgs",
+            "40",
+            "--warmup",
+            "5",
+            "--size",
+            "3000",
+            "--threads",
+            "2",
+        ],
+    );
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        out.contains("320 round trips of 3000 bytes over 8 connections (2 loops)"),
+        "{out}"
+    );
+    assert!(out.contains("round trips per second: "), "{out}");
+    assert!(out.contains("latency: p50 "), "{out}");
+    assert!(
+        err.is_empty(),
+        "stderr is not a terminal: no progress bar: {err:?}"
+    );
+    server.wait_for("8 clients done", |l| count(l, "Client done") == 8);
+}
+
+/// An echo server that flips one bit of the 1000th byte it echoes on each
+/// connection.
+fn corrupting_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            conns.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut at = 0usize;
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if (at..at + n).contains(&999) {
+                        buf[999 - at] ^= 0x20;
+                    }
+                    at += n;
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        for c in conns {
+            let _ = c.join();
+        }
+    });
+    (port, t)
+}
+
+#[test]
+fn echo_client_fails_against_a_corrupting_server() {
+    let (port, server) = corrupting_server();
+    let addr = format!("127.0.0.1:{port}");
+    let (status, out, err) = run(
+        "echo_client",
+        &[
+            &addr, "--conns", "2", "--msgs", "20", "--size", "100", "--warmup", "0",
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("came back as"), "{err}");
+    assert!(!out.contains("round trips per second"), "{out}");
+    server.join().unwrap();
+}
+
+#[test]
+fn echo_client_fails_on_a_refused_connection_and_on_a_timeout() {
+    // Refused: a port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (status, _, err) = run(
+        "echo_client",
+        &[&format!("127.0.0.1:{port}"), "--conns", "1"],
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+
+    // Timed out: the kernel accepts the connection, nobody ever echoes.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let (status, _, err) = run(
+        "echo_client",
+        &[&addr, "--conns", "1", "--msgs", "1", "--timeout", "0.5"],
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    drop(silent);
+}
+
+#[test]
+fn echo_client_usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["127.0.0.1:1", "--conns", "0"],
+        &["127.0.0.1:1", "--size", "x"],
+        &["127.0.0.1:1", "--timeout", "0"],
+        &["192.0.2.1:7"],
+    ] {
+        let (status, _, err) = run("echo_client", args);
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("Usage: echo_client"), "{args:?}: {err}");
+    }
+}
