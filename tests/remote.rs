@@ -83,6 +83,50 @@ fn a_send_wakes_a_loop_blocked_without_timeout() {
     sender.join().unwrap();
 }
 
+/// A send that ends a blocked `loop_once` runs in that same call: the call
+/// reports that it ran something (it used to return `Ok(false)` and leave the
+/// closure to the next step, so `while ev.loop_once()? {}` stopped early).
+#[test]
+fn a_send_that_wakes_loop_once_runs_in_that_step() {
+    let ev = Context::new().unwrap();
+    ev.set_wait_timeout(Some(Duration::from_secs(60)));
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let remote = ev.remote();
+    let f = flag.clone();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        remote
+            .send(move |_| f.store(true, std::sync::atomic::Ordering::SeqCst))
+            .unwrap();
+    });
+    assert!(ev.loop_once().unwrap(), "the step that was woken ran nothing");
+    assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
+    sender.join().unwrap();
+}
+
+/// The same for a request finished from another thread through the pool's
+/// `Completer`: the woken step runs the completer's closure, which schedules
+/// the request's wake-up, and the next step delivers the result without
+/// waiting again.
+#[test]
+fn a_completion_that_wakes_loop_once_is_delivered_in_that_step() {
+    let ev = Context::new().unwrap();
+    ev.set_wait_timeout(Some(Duration::from_secs(60)));
+    let (req, completer) = tevent::pool::completion_send::<u32>(&ev);
+    let got = std::rc::Rc::new(std::cell::Cell::new(None));
+    let g = got.clone();
+    let _h = req.set_callback(move |_, req| g.set(Some(tevent::pool::job_recv(req))));
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        completer.complete(7).unwrap();
+    });
+    assert!(ev.loop_once().unwrap(), "the step that was woken ran nothing");
+    ev.set_wait_timeout(Some(Duration::ZERO));
+    assert!(ev.loop_once().unwrap(), "the wake-up did not run");
+    assert_eq!(got.take(), Some(Ok(7)));
+    sender.join().unwrap();
+}
+
 #[test]
 fn sending_after_the_context_is_dropped_fails_and_returns_the_closure() {
     let ev = Context::new().unwrap();

@@ -11,7 +11,8 @@
 //! 4. **timers**: the earliest timer runs if it is due;
 //! 5. **fds**: the next entry of the ready batch runs; if the batch is empty the
 //!    loop waits in the poller (until the next timer, or the wait timeout) and
-//!    then serves signals, a due timer, or the first fd of the new batch.
+//!    then serves signals, the first closure a [`Remote`] sent meanwhile, a
+//!    due timer, or the first fd of the new batch.
 //!
 //! The poller is only entered when nothing of 1–4 is pending and the batch from
 //! the previous wait is used up, so a burst of ready fds costs one wait.
@@ -772,6 +773,18 @@ impl Context {
         self.wait(next_timer, false)?;
         if self.signals_pending() && self.run_signals() {
             return Ok(Step::Ran);
+        }
+        // A `Remote` that woke the wait: its closures run in this step (the
+        // first now, ahead of the timers, as an immediate would).
+        if let Some(r) = inner.remote.get()
+            && r.is_pending()
+        {
+            for f in r.take() {
+                self.post_boxed(f);
+            }
+            if self.run_one_immediate() {
+                return Ok(Step::Ran);
+            }
         }
         if inner.timers.borrow().armed() > 0 && matches!(self.run_due_timer(), TimerStep::Ran) {
             return Ok(Step::Ran);
