@@ -99,7 +99,10 @@ fn a_send_that_wakes_loop_once_runs_in_that_step() {
             .send(move |_| f.store(true, std::sync::atomic::Ordering::SeqCst))
             .unwrap();
     });
-    assert!(ev.loop_once().unwrap(), "the step that was woken ran nothing");
+    assert!(
+        ev.loop_once().unwrap(),
+        "the step that was woken ran nothing"
+    );
     assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
     sender.join().unwrap();
 }
@@ -120,7 +123,10 @@ fn a_completion_that_wakes_loop_once_is_delivered_in_that_step() {
         std::thread::sleep(Duration::from_millis(30));
         completer.complete(7).unwrap();
     });
-    assert!(ev.loop_once().unwrap(), "the step that was woken ran nothing");
+    assert!(
+        ev.loop_once().unwrap(),
+        "the step that was woken ran nothing"
+    );
     ev.set_wait_timeout(Some(Duration::ZERO));
     assert!(ev.loop_once().unwrap(), "the wake-up did not run");
     assert_eq!(got.take(), Some(Ok(7)));
