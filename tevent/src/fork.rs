@@ -53,14 +53,20 @@ pub(crate) fn generation() -> u64 {
     FORKS.load(Ordering::Relaxed)
 }
 
+// Installed with pthread_atfork, which Miri does not run.
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn prepare() {
     crate::signal::sys::before_fork();
 }
 
+// Installed with pthread_atfork, which Miri does not run.
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn in_parent() {
     crate::signal::sys::after_fork();
 }
 
+// Installed with pthread_atfork, which Miri does not run.
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn in_child() {
     FORKS.fetch_add(1, Ordering::Relaxed);
     crate::signal::sys::after_fork();

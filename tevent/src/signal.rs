@@ -377,12 +377,16 @@ pub(crate) mod sys {
     }
 
     /// `pthread_atfork` prepare handler: takes the registry lock.
+    // Installed with pthread_atfork, which Miri does not run.
+    #[cfg_attr(miri, allow(dead_code))]
     pub(crate) fn before_fork() {
         let guard = registry();
         HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(guard));
     }
 
     /// `pthread_atfork` parent and child handler: gives the lock back.
+    // Installed with pthread_atfork, which Miri does not run.
+    #[cfg_attr(miri, allow(dead_code))]
     pub(crate) fn after_fork() {
         HELD_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
     }
