@@ -115,6 +115,10 @@
 //! woken by a hang-up instead of being silently disarmed; every event and
 //! request is owned by a handle and removed when the handle drops.
 
+#![cfg_attr(
+    not(feature = "macros"),
+    doc = "\n\n[`tevent_request`]: tutorial::tevent_request_macro"
+)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -145,12 +149,15 @@ pub mod trace;
 /// The tutorial: the chapters of `docs/`, rendered here and run as this
 /// crate's doctests (`cargo test -p tevent --doc`).
 ///
-/// Read them in order: [the event context](tutorial::context),
+/// Start with [the overview](tutorial::overview), then read them in order:
+/// [the event context](tutorial::context),
 /// [events](tutorial::events), [requests](tutorial::requests),
 /// [queues](tutorial::queues), [requests with
 /// `#[tevent_request]`](tutorial::tevent_request_macro), [inspecting
 /// requests](tutorial::inspecting).
 pub mod tutorial {
+    #[doc = include_str!("../docs/00-overview.md")]
+    pub mod overview {}
     #[doc = include_str!("../docs/01-context.md")]
     pub mod context {}
     #[doc = include_str!("../docs/02-events.md")]
@@ -159,11 +166,22 @@ pub mod tutorial {
     pub mod requests {}
     #[doc = include_str!("../docs/04-queues.md")]
     pub mod queues {}
-    #[cfg(feature = "macros")]
-    #[doc = include_str!("../docs/05-tevent-request-macro.md")]
+    // Chapters 5 and 6 compile their examples with the attribute: without
+    // the `macros` feature they are a pointer to it.
+    #[cfg_attr(
+        feature = "macros",
+        doc = include_str!("../docs/05-tevent-request-macro.md")
+    )]
+    #[cfg_attr(
+        not(feature = "macros"),
+        doc = "Requests with `#[tevent_request]`: needs the `macros` feature (on by default)."
+    )]
     pub mod tevent_request_macro {}
-    #[cfg(feature = "macros")]
-    #[doc = include_str!("../docs/06-inspecting.md")]
+    #[cfg_attr(feature = "macros", doc = include_str!("../docs/06-inspecting.md"))]
+    #[cfg_attr(
+        not(feature = "macros"),
+        doc = "Inspecting requests: needs the `macros` feature (on by default)."
+    )]
     pub mod inspecting {}
 }
 

@@ -22,7 +22,8 @@ use crate::req::{CancelFn, CleanupFn, Ctl, Progress, Req, ReqError, Request, Ste
 /// A step that starts several waits ignores what all but the last successor
 /// call returned (`to.lookup(a)?; to.lookup(b)`): each says "keep waiting".
 ///
-/// ```
+#[cfg_attr(feature = "macros", doc = "```")]
+#[cfg_attr(not(feature = "macros"), doc = "```ignore")]
 /// use tevent::{Context, Next, Req, tevent_request};
 ///
 /// struct Answer;
@@ -48,7 +49,8 @@ pub struct Then<T: Request>(Progress<T::Output>);
 /// handle built, or the error that ends the request (`?` works on any
 /// `ReqError` of the request's error type, and on `tevent::alloc` failures).
 ///
-/// ```
+#[cfg_attr(feature = "macros", doc = "```")]
+#[cfg_attr(not(feature = "macros"), doc = "```ignore")]
 /// use tevent::{Context, Next, tevent_request};
 ///
 /// struct Hello;
@@ -95,7 +97,8 @@ impl<T: Request> std::fmt::Debug for Then<T> {
 /// its successors: the context, end times, hooks, and [`StepCtl::pending`].
 /// Generated handles dereference to it.
 ///
-/// ```
+#[cfg_attr(feature = "macros", doc = "```")]
+#[cfg_attr(not(feature = "macros"), doc = "```ignore")]
 /// use tevent::{Context, Next, ReqError, tevent_request, wakeup_recv, Wakeup, Req};
 /// use std::time::Duration;
 ///
@@ -212,7 +215,8 @@ impl<'a, T: Request> StepCtl<'a, T> {
 /// error returned before that ends the request without a state (no cleanup
 /// hook runs: there is nothing to clean up).
 ///
-/// ```
+#[cfg_attr(feature = "macros", doc = "```")]
+#[cfg_attr(not(feature = "macros"), doc = "```ignore")]
 /// use tevent::{Context, Next, Req, Wakeup, tevent_request, wakeup_send};
 ///
 /// /// Its state holds nothing until the first step built it.
