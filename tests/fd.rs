@@ -228,6 +228,70 @@ fn a_shared_fd_is_released_at_the_next_wait() {
     assert_eq!(ev.event_counts().registered_fds, 0);
 }
 
+/// A watcher dropped on a shared fd is parked, and the next watcher on the
+/// fd takes its place under a new identity: a ready entry of the dropped
+/// watcher still in the loop's batch never runs the new one, and the
+/// counts never show the parked one.
+#[test]
+fn a_watcher_that_takes_a_dropped_ones_place_never_gets_its_readiness() {
+    use std::cell::{Cell, RefCell};
+    let ev = Context::new().unwrap();
+    let (a, b) = socketpair();
+    a.set_nonblocking(true).unwrap();
+    let a = Rc::new(a);
+    let second: Rc<RefCell<Option<tevent::FdEvent<'static>>>> = Rc::default();
+    let third: Rc<RefCell<Option<tevent::FdEvent<'static>>>> = Rc::default();
+    let third_ran = Rc::new(Cell::new(0));
+    let (s2, s3, ran, fd) = (second.clone(), third.clone(), third_ran.clone(), a.clone());
+    // The first watcher's handler drops the second watcher (whose entry is
+    // in the same batch, after it), adds a third on the fd, and drains it.
+    let _first = ev
+        .add_fd_shared(a.clone(), FdFlags::READ, move |ev, _, _| {
+            if s2.borrow_mut().take().is_none() {
+                return;
+            }
+            let ran = ran.clone();
+            let w = ev
+                .add_fd_shared(fd.clone(), FdFlags::READ, move |_, _, _| {
+                    ran.set(ran.get() + 1)
+                })
+                .unwrap();
+            *s3.borrow_mut() = Some(w);
+            let mut buf = [0u8; 16];
+            while (&*fd).read(&mut buf).is_ok_and(|n| n > 0) {}
+        })
+        .unwrap();
+    *second.borrow_mut() = Some(
+        ev.add_fd_shared(a.clone(), FdFlags::READ, |_, _, _| {
+            panic!("dropped before its turn")
+        })
+        .unwrap(),
+    );
+    assert_eq!(ev.event_counts().fd_watchers, 2);
+    send(&b, b"ready");
+    assert!(ev.loop_once().unwrap(), "the first watcher ran");
+    assert!(third.borrow().is_some());
+    assert_eq!(
+        ev.event_counts().fd_watchers,
+        2,
+        "first and third; none parked"
+    );
+    ev.set_wait_timeout(Some(std::time::Duration::ZERO));
+    for _ in 0..4 {
+        ev.loop_once().unwrap();
+    }
+    assert_eq!(
+        third_ran.get(),
+        0,
+        "the dropped watcher's readiness is not the third's"
+    );
+    send(&b, b"again");
+    ev.set_wait_timeout(None);
+    while third_ran.get() == 0 {
+        ev.loop_once().unwrap();
+    }
+}
+
 #[test]
 fn fds_that_cannot_be_watched_are_errors_at_registration() {
     let ev = Context::new().unwrap();
