@@ -78,3 +78,5 @@ impl<T: Clone> Log<T> {
 
 // The tutorial chapters and the README run as doctests of `tevent` itself
 // (its `tutorial` module and a `cfg(doctest)` module in tevent/src/lib.rs).
+
+pub mod random;

@@ -19,7 +19,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use tevent::{Context, FAIR_STEPS, FdEvent, FdFlags, Immediate, Timer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -554,13 +553,7 @@ fn run_case(c: &Case) -> Result<(usize, usize), TestCaseError> {
 #[test]
 fn the_loop_runs_handlers_in_the_reference_models_order() {
     const SCHEDULES: u32 = 1000;
-    let config = Config {
-        cases: SCHEDULES,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[0x5c; 32]);
-    let mut runner = TestRunner::new_with_rng(config, rng);
+    let mut runner = tests::random::runner(SCHEDULES, 0x5c);
     let ran = Cell::new(0u32);
     let (runs, fair) = (Cell::new(0usize), Cell::new(0usize));
     runner
@@ -578,6 +571,6 @@ fn the_loop_runs_handlers_in_the_reference_models_order() {
         runs.get(),
         fair.get()
     );
-    assert!(ran.get() >= SCHEDULES);
+    assert!(ran.get() >= runner.config().cases);
     assert!(fair.get() > 0, "no schedule reached a fairness step");
 }

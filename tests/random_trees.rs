@@ -23,7 +23,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use tevent::io::{ReadSome, read_some_send};
 use tevent::pool::{Job, completion_send};
 use tevent::{
@@ -592,17 +591,12 @@ impl<T: Request> Erase for tevent::CallbackHandle<T> {
     }
 }
 
-/// Random trees: 1000 per run (fixed seed), printed as `<N> random request trees`.
+/// Random trees: 1000 per run (fixed seed; see `tests::random` for more or
+/// other cases), printed as `<N> random request trees`.
 #[test]
 fn random_request_trees_finish_exactly_once_and_leak_nothing() {
     const TREES: u32 = 1000;
-    let config = Config {
-        cases: TREES,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[0x7e; 32]);
-    let mut runner = TestRunner::new_with_rng(config, rng);
+    let mut runner = tests::random::runner(TREES, 0x7e);
     let ran = Cell::new(0u32);
     let nodes = Cell::new(0usize);
     runner
@@ -617,7 +611,7 @@ fn random_request_trees_finish_exactly_once_and_leak_nothing() {
         ran.get(),
         nodes.get()
     );
-    assert!(ran.get() >= TREES);
+    assert!(ran.get() >= runner.config().cases);
 }
 
 fn count(s: &Spec) -> usize {
