@@ -1,10 +1,13 @@
-//! Helpers shared by the integration tests: socket pairs, fd probes, recorders.
+//! Helpers shared by the integration tests: socket pairs, fd probes, recorders;
+//! the echo example binaries run as processes ([`echo_proc`]).
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+
+pub mod echo_proc;
 
 /// A connected pair of nonblocking Unix stream sockets.
 pub fn socketpair() -> (UnixStream, UnixStream) {
