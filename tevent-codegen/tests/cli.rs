@@ -113,3 +113,104 @@ fn a_bad_command_line_prints_the_usage_and_exits_2() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("usage: tevent-expand"));
 }
+
+/// Writes `source` to a fresh temporary file and runs the tool on it.
+fn tool_on(name: &str, source: &str, args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!("tevent-expand-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.rs"));
+    std::fs::write(&file, source).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(file.to_str().unwrap());
+    let out = tool(&all);
+    std::fs::remove_dir_all(&dir).unwrap();
+    out
+}
+
+/// `tevent-expand FILE | head -1` panicked ("failed printing to stdout:
+/// Broken pipe"): a reader that went away now ends the tool quietly.
+#[test]
+fn a_reader_that_goes_away_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_tevent-expand"))
+        .arg("tests/cli/two.rs")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .output()
+        .expect("tevent-expand runs");
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// prettyplease panicked on an item it cannot print (`fn f();` in an impl,
+/// which rustc rejects too): now an error at the attribute, exit 1.
+#[test]
+fn an_expansion_that_cannot_be_printed_is_an_error() {
+    let out = tool_on(
+        "verbatim",
+        "struct E;\n#[tevent_request(steps(start => [done]))]\nimpl E {\n    type Output = ();\n    type Error = ();\n    fn nobody();\n    fn start(to: EStartStep<'_>) -> Next<Self> { to.create(E).done(()) }\n}\n",
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("verbatim.rs:2:1: cannot print this expansion"),
+        "{stderr}"
+    );
+}
+
+/// The attribute under a renamed import was not found ("no
+/// #[tevent_request] item", exit 0); on another item than an impl it was
+/// not reported; and a file without any item exited 0.
+#[test]
+fn finds_the_attribute_by_any_name_and_on_any_item() {
+    let out = tool_on(
+        "renamed",
+        "use tevent::{Next, tevent_request as req};\nstruct E;\n#[req(steps(start => [done]))]\nimpl E {\n    type Output = ();\n    type Error = ();\n    fn start(to: EStartStep<'_>) -> Next<Self> { to.create(E).done(()) }\n}\n",
+        &["--graph", "mermaid"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("%% E ("),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = tool_on(
+        "on_fn",
+        "use tevent::tevent_request;\n#[tevent_request(steps(start => [done]))]\nfn start() {}\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("on_fn.rs:3:4: #[tevent_request] goes on an `impl` block"),
+        "{stderr}"
+    );
+
+    let out = tool_on("nothing", "fn main() {}\n", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no #[tevent_request] item"));
+}
+
+/// An error about the attribute as a whole (`#[tevent_request]` without
+/// arguments) was reported at 1:1, the start of the file: now at the
+/// attribute.
+#[test]
+fn an_error_about_the_whole_attribute_is_at_the_attribute() {
+    let out = tool_on(
+        "bare",
+        "struct E;\n\n    #[tevent_request]\nimpl E {\n    type Output = ();\n    type Error = ();\n}\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("bare.rs:3:5: no `steps(...)` list"),
+        "{stderr}"
+    );
+}
