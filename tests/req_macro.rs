@@ -587,3 +587,121 @@ fn input_generated_by_macro_rules_works() {
     r.poll(&ev).unwrap();
     assert_eq!(seven_recv(r), Ok(7));
 }
+
+// ---------------------------------------------------------------------------
+// Unusual but valid blocks, each of which once failed in generated code: a
+// type parameter without `'static` (a dozen E0310), `Self` in the block's
+// where-clause, in `start`'s generics and in an array length (E0411 outside
+// the block), `#[cfg]` alternatives of `type Output` ("given twice"), steps
+// named `sub`, `state` and `out` (shadowed by the generated parameters), a
+// step named like a generated handle (its glue hid the handle's
+// constructor), and a `start` argument named `__ctl`.
+
+mod unusual {
+    use super::*;
+
+    pub(crate) struct Odd<T> {
+        pub(crate) value: T,
+    }
+
+    impl From<u32> for Odd<u32> {
+        fn from(value: u32) -> Self {
+            Odd { value }
+        }
+    }
+
+    #[tevent_request(steps(
+        start => [sub, OddStarted, wait],
+        sub => [state],
+        state => [out],
+        out => [done],
+        OddStarted => [done],
+        wait => [done],
+    ))]
+    impl<T: Default> Odd<T>
+    where
+        Self: Sized,
+    {
+        #[cfg(unix)]
+        type Output = [u8; 2];
+        #[cfg(not(unix))]
+        type Output = [u8; 2];
+        type Error = Infallible;
+
+        pub(crate) fn start<S: Into<Self>>(
+            to: OddStartStep<'_, T>,
+            s: S,
+            __ctl: [u8; 2],
+            route: u8,
+        ) -> Next<Self>
+        where
+            Self: Sized,
+        {
+            let to = to.create(s.into());
+            let wake = wakeup_send(to.ev(), to.ev().now());
+            match route {
+                0 => to.sub(wake),
+                1 => to.OddStarted(wake),
+                _ => {
+                    let _ = __ctl;
+                    to.wait(wake)
+                }
+            }
+        }
+
+        fn sub(&mut self, to: OddSubStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
+            to.state(wakeup_send(to.ev(), to.ev().now()))
+        }
+
+        fn state(&mut self, to: OddStateStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
+            to.out(wakeup_send(to.ev(), to.ev().now()))
+        }
+
+        fn out(&mut self, to: OddOutStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
+            to.done([1, 1])
+        }
+
+        #[allow(non_snake_case)]
+        fn OddStarted(&mut self, to: OddOddStartedStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
+            to.done([2, 2])
+        }
+
+        fn wait(&mut self, to: OddWaitStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
+            to.done([3, 3])
+        }
+    }
+
+    pub(crate) struct Sized2;
+
+    #[tevent_request(steps(start => [done]))]
+    impl Sized2 {
+        type Output = [u8; Self::LEN];
+        type Error = Infallible;
+
+        const LEN: usize = 2;
+
+        pub(crate) fn start(to: Sized2StartStep<'_>, x: [u8; Self::LEN]) -> Next<Self> {
+            to.create(Sized2).done(x)
+        }
+    }
+}
+
+#[test]
+fn unusual_but_valid_blocks_expand_to_working_requests() {
+    let ev = ctx();
+    for (route, out) in [(0, [1, 1]), (1, [2, 2]), (2, [3, 3])] {
+        let r = unusual::odd_send::<u32, u32>(&ev, 5, [0; 2], route);
+        r.poll(&ev).unwrap();
+        assert_eq!(unusual::odd_recv(r), Ok(out));
+    }
+    assert_eq!(
+        unusual::Odd::<u32>::STEPS,
+        ["start", "sub", "state", "out", "OddStarted", "wait"]
+    );
+    let r = unusual::odd_send::<u32, u32>(&ev, 5, [0; 2], 2);
+    assert_eq!(r.waiting_in(), ["wait"]);
+    let r = unusual::sized2_send(&ev, [4, 2]);
+    r.poll(&ev).unwrap();
+    assert_eq!(unusual::sized2_recv(r), Ok([4, 2]));
+    let _ = unusual::Odd::from(1u32).value;
+}

@@ -17,6 +17,9 @@ pub(crate) struct Request {
     pub(crate) output: Option<ImplItemType>,
     /// `type Error = ...;`, moved into the `impl Request`.
     pub(crate) error: Option<ImplItemType>,
+    /// The other `#[cfg]` alternatives of `type Output` and `type Error`
+    /// (when each of them carries a `#[cfg]`), moved there too.
+    pub(crate) alternatives: Vec<ImplItemType>,
     /// Every other item, in order (the step methods among them).
     pub(crate) items: Vec<ImplItem>,
     /// The attribute's `steps(...)`.

@@ -6,14 +6,18 @@
 //! Generated code names everything by absolute path (`::tevent::...`,
 //! `::core::...`) so a user's `Result`, `Ok` or prelude shadows cannot
 //! capture it, never says `Self` for the user's type (it writes the type),
-//! and keeps its helpers inside `const _: () = { ... };`.
+//! builds handles with `Handle { 0: .. }` (a step's glue function may be
+//! named like a handle), gives its own parameters mixed-site hygiene, and
+//! keeps its helpers inside `const _: () = { ... };` (all but the hidden
+//! routes trait, which must be in scope where the steps call their
+//! handles' methods).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::visit_mut::VisitMut;
 use syn::{Generics, Ident, Type, parse_quote};
 
-use crate::ast::{Input, Machine, StepKind, Succ};
+use crate::ast::{Input, Machine, Request, Step, StepKind, Succ};
 use crate::{graph, names};
 
 /// The whole expansion.
@@ -21,16 +25,19 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
     let vis = &m.vis;
-    let ty_name = req.ident.to_string();
-    let hg = handle_generics(&req.generics);
+    let ty_name = names::key(&req.ident);
+    let hg = handle_generics(&item_generics(req));
     let (h_impl, h_ty, h_where) = hg.split_for_impl();
 
     let mut structs = Vec::new();
     let mut impls = Vec::new();
     let mut glue = Vec::new();
+    let routes = names::routes(&req.ident);
+    let ig = item_generics(req);
+    let (_, routes_args, _) = ig.split_for_impl();
 
     for (i, step) in m.steps.iter().enumerate() {
-        let name = step.name.to_string();
+        let name = names::key(step.name);
         let methods = successor_methods(m, i);
         match &step.kind {
             StepKind::Start { .. } => {
@@ -66,7 +73,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                         /// successors.
                         #[inline]
                         #vis fn create(self, state: #self_ty) -> #started #h_ty {
-                            #started(self.0.__create(state))
+                            #started { 0: self.0.__create(state) }
                         }
                     }
                 });
@@ -75,6 +82,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                     impl #h_impl #started #h_ty #h_where {
                         #(#methods)*
                     }
+                    impl #h_impl #routes #routes_args for #started #h_ty #h_where {}
                 });
             }
             StepKind::Resume(input) => {
@@ -93,6 +101,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                     impl #h_impl #h #h_ty #h_where {
                         #(#methods)*
                     }
+                    impl #h_impl #routes #routes_args for #h #h_ty #h_where {}
                 });
                 glue.push(glue_fn(m, step.name, &h, input));
             }
@@ -103,17 +112,87 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
     let send_recv = send_recv(m);
     let consts = graph_consts(m);
     let user_impl = user_impl(m);
+    let routes = routes_trait(m);
     quote! {
         #request_impl
         #(#structs)*
         #send_recv
         #consts
         #user_impl
+        #routes
         const _: () = {
             #(#impls)*
             #(#glue)*
         };
     }
+}
+
+/// The block's generics as every generated item (and the re-emitted block)
+/// takes them: `Self` in bounds and where-clauses written out (the
+/// generated items are outside the block), and every type parameter
+/// `'static`, as a request is (so the user need not write it, and a missing
+/// bound is not reported once per generated item). Lifetime parameters,
+/// which `validate` reports, get `'static` too so that the stub compiles.
+pub(crate) fn item_generics(req: &Request) -> Generics {
+    let mut g = req.generics.clone();
+    Replace(&req.self_ty).visit_generics_mut(&mut g);
+    // `X: 'static` goes where the block bounds `X` already (the where-clause
+    // if it bounds `X` there, else the parameter), so that the block does
+    // not get bounds in two places (clippy's `multiple_bound_locations`
+    // would point at the user's parameter), and not twice.
+    let is_static = |b: &syn::TypeParamBound| matches!(b, syn::TypeParamBound::Lifetime(l) if l.ident == "static");
+    let mut predicates: Vec<syn::WherePredicate> = g
+        .where_clause
+        .take()
+        .map(|w| w.predicates.into_iter().collect())
+        .unwrap_or_default();
+    fn bounded_in_where<'p>(
+        predicates: &'p mut [syn::WherePredicate],
+        name: &Ident,
+    ) -> Option<&'p mut syn::WherePredicate> {
+        predicates.iter_mut().find(|p| match p {
+            syn::WherePredicate::Type(t) => {
+                matches!(&t.bounded_ty, Type::Path(tp) if tp.qself.is_none() && tp.path.is_ident(name))
+            }
+            syn::WherePredicate::Lifetime(l) => l.lifetime.ident == *name,
+            _ => false,
+        })
+    }
+    for p in g.params.iter_mut() {
+        match p {
+            syn::GenericParam::Type(t) => {
+                if t.bounds.iter().any(is_static) {
+                    continue;
+                }
+                match bounded_in_where(&mut predicates, &t.ident) {
+                    Some(syn::WherePredicate::Type(w)) => {
+                        if !w.bounds.iter().any(is_static) {
+                            w.bounds.push(parse_quote!('static));
+                        }
+                    }
+                    _ => t.bounds.push(parse_quote!('static)),
+                }
+            }
+            syn::GenericParam::Lifetime(l) => {
+                if l.bounds.iter().any(|b| b.ident == "static") {
+                    continue;
+                }
+                match bounded_in_where(&mut predicates, &l.lifetime.ident) {
+                    Some(syn::WherePredicate::Lifetime(w)) => {
+                        if !w.bounds.iter().any(|b| b.ident == "static") {
+                            w.bounds.push(parse_quote!('static));
+                        }
+                    }
+                    _ => l.bounds.push(parse_quote!('static)),
+                }
+            }
+            syn::GenericParam::Const(_) => {}
+        }
+    }
+    if !predicates.is_empty() {
+        g.make_where_clause().predicates.extend(predicates);
+    }
+    g
 }
 
 /// The impl's generics with the handles' lifetime `'__a` in front.
@@ -164,6 +243,9 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
     let self_ty = &m.req.self_ty;
     let vis = &m.vis;
     let step = &m.steps[i];
+    // The parameter is mixed-site: a step named `sub` (whose glue function
+    // the body names) is not captured by it.
+    let sub = Ident::new("sub", Span::mixed_site());
     let mut out = Vec::new();
     for s in &step.succ {
         match s {
@@ -185,10 +267,10 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
             }
             Succ::Step(j) => {
                 let target = &m.steps[*j];
-                let tname = target.name.to_string();
+                let tname = names::key(target.name);
                 let span = succ_span(m, i, &tname);
-                let method = names::ident(&tname, span);
-                let glue = names::ident(&tname, Span::call_site());
+                let method = names::ident(&target.name.to_string(), span);
+                let glue = names::ident(&target.name.to_string(), Span::call_site());
                 let StepKind::Resume(input) = &target.kind else {
                     continue;
                 };
@@ -208,13 +290,14 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             ///
                             #[doc = #errors_doc]
                             #[inline]
-                            #vis fn #method<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<#self_ty>
+                            #[allow(non_snake_case)]
+                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>) -> ::tevent::Next<#self_ty>
                             where
                                 __C: ::tevent::Request<Output = #t>,
                                 <#self_ty as ::tevent::Request>::Error:
                                     ::core::convert::From<<__C as ::tevent::Request>::Error>,
                             {
-                                self.0.__wait(sub, #glue)
+                                self.0.__wait(#sub, #glue)
                             }
                         }
                     }
@@ -229,11 +312,12 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             ///
                             #[doc = #errors_doc]
                             #[inline]
-                            #vis fn #method<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<#self_ty>
+                            #[allow(non_snake_case)]
+                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>) -> ::tevent::Next<#self_ty>
                             where
                                 __C: ::tevent::Request<Output = #ok, Error = #err>,
                             {
-                                self.0.__wait(sub, #glue)
+                                self.0.__wait(#sub, #glue)
                             }
                         }
                     }
@@ -247,8 +331,9 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             ///
                             #[doc = #errors_doc]
                             #[inline]
-                            #vis fn #method(&self, sub: ::tevent::Req<#c>) -> ::tevent::Next<#self_ty> {
-                                self.0.__wait(sub, #glue)
+                            #[allow(non_snake_case)]
+                            #vis fn #method(&self, #sub: ::tevent::Req<#c>) -> ::tevent::Next<#self_ty> {
+                                self.0.__wait(#sub, #glue)
                             }
                         }
                     }
@@ -257,21 +342,62 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
             }
         }
     }
-    out.extend(undeclared_methods(m, i));
     out
 }
 
-/// For every step (and `done`) that step `i` does not lead to, a hidden
-/// method of the same name that cannot be called: its bound fails with
-/// "this step does not lead to `EchoWriteStep<'static>`" (see
-/// `tevent::__private::Declared`) instead of "no method named `write`".
-fn undeclared_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
+/// The hidden routes trait: a method for every step but `start`, and for
+/// `done`, that cannot be called: its bound fails with "this step does not
+/// lead to `EchoWriteStep<'static>`" (see `tevent::__private::Declared`)
+/// instead of "no method named `write`". Every handle implements it; the
+/// methods a handle has for its declared successors are inherent and win
+/// over these. One trait for the whole request keeps the generated code
+/// linear in the number of steps (a hidden method per handle and step was
+/// quadratic: minutes of compile time for a few hundred steps).
+fn routes_trait(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
-    let vis = &m.vis;
-    let args: Vec<TokenStream> = req
-        .generics
-        .params
+    let g = item_generics(req);
+    let (g_impl, _, g_where) = g.split_for_impl();
+    let args = generic_args(&g);
+    let mut methods = Vec::new();
+    let mut route = |method: Ident, target: TokenStream| {
+        methods.push(quote! {
+            fn #method<__X>(&self, _: __X) -> ::tevent::Next<#self_ty>
+            where
+                __X: ::tevent::__private::Declared<#target>,
+            {
+                ::core::unreachable!()
+            }
+        });
+    };
+    for (j, target) in m.steps.iter().enumerate() {
+        if j == m.start {
+            continue;
+        }
+        let h = names::ident(
+            &names::handle(&req.ident, &names::key(target.name)),
+            Span::call_site(),
+        );
+        let method = names::ident(&target.name.to_string(), Span::call_site());
+        route(method, quote!(#h<'static, #(#args),*>));
+    }
+    route(
+        names::ident("done", Span::call_site()),
+        quote!(::tevent::__private::Done),
+    );
+    let routes = names::routes(&req.ident);
+    quote! {
+        #[doc(hidden)]
+        #[allow(dead_code, non_camel_case_types, non_snake_case)]
+        trait #routes #g_impl #g_where {
+            #(#methods)*
+        }
+    }
+}
+
+/// The generic parameters of `g` as arguments: `T, N, 'a`.
+pub(crate) fn generic_args(g: &Generics) -> Vec<TokenStream> {
+    g.params
         .iter()
         .map(|p| match p {
             syn::GenericParam::Type(t) => {
@@ -287,36 +413,7 @@ fn undeclared_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                 quote!(#lt)
             }
         })
-        .collect();
-    let step = &m.steps[i];
-    let mut out = Vec::new();
-    let mut route = |name: &str, target: TokenStream| {
-        let method = names::ident(name, Span::call_site());
-        out.push(quote! {
-            #[doc(hidden)]
-            #[allow(dead_code)]
-            #vis fn #method<__X>(&self, _: __X) -> ::tevent::Next<#self_ty>
-            where
-                __X: ::tevent::__private::Declared<#target>,
-            {
-                ::core::unreachable!()
-            }
-        });
-    };
-    for (j, target) in m.steps.iter().enumerate() {
-        if j == m.start || step.succ.contains(&Succ::Step(j)) {
-            continue;
-        }
-        let h = names::ident(
-            &names::handle(&req.ident, &target.name.to_string()),
-            Span::call_site(),
-        );
-        route(&target.name.to_string(), quote!(#h<'static, #(#args),*>));
-    }
-    if !step.succ.contains(&Succ::Done) {
-        route("done", quote!(::tevent::__private::Done));
-    }
-    out
+        .collect()
 }
 
 /// The span of successor `name` in step `i`'s declaration (so a warning
@@ -338,8 +435,8 @@ fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> Toke
     let self_ty = &m.req.self_ty;
     let glue = names::ident(&name.to_string(), Span::call_site());
     let method = name;
-    let mut g = m.req.generics.clone();
-    let call_handle = quote!(#handle(::tevent::StepCtl::__new(__ctl)));
+    let mut g = item_generics(m.req);
+    let call_handle = quote!(#handle { 0: ::tevent::StepCtl::__new(__ctl) });
     let (sub_ty, body) = match input {
         Input::Output(t) => {
             let t = replace_self(t, self_ty);
@@ -388,6 +485,7 @@ fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> Toke
     let (g_impl, _, g_where) = g.split_for_impl();
     quote! {
         #[inline]
+        #[allow(non_snake_case)]
         fn #glue #g_impl (
             __st: &mut #self_ty,
             __ctl: &mut ::tevent::Ctl<'_, #self_ty>,
@@ -402,12 +500,17 @@ fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> Toke
 fn request_impl(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
-    let (impl_g, _, where_c) = req.generics.split_for_impl();
-    let items = [&req.output, &req.error].into_iter().flatten().map(|t| {
-        let mut t = t.clone();
-        t.vis = syn::Visibility::Inherited;
-        t
-    });
+    let g = item_generics(req);
+    let (impl_g, _, where_c) = g.split_for_impl();
+    let items = [&req.output, &req.error]
+        .into_iter()
+        .flatten()
+        .chain(&req.alternatives)
+        .map(|t| {
+            let mut t = t.clone();
+            t.vis = syn::Visibility::Inherited;
+            t
+        });
     quote! {
         impl #impl_g ::tevent::Request for #self_ty #where_c {
             #(#items)*
@@ -420,7 +523,7 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
     let vis = &m.vis;
-    let ty_name = req.ident.to_string();
+    let ty_name = names::key(&req.ident);
     let send = names::send(&req.ident);
     let recv = names::recv(&req.ident);
     let start = &m.steps[m.start];
@@ -429,21 +532,25 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
     };
     let start_h = names::ident(&names::handle(&req.ident, "start"), Span::call_site());
     let method = start.name;
-    let mut g = req.generics.clone();
-    g.params
-        .extend(start.method.sig.generics.params.iter().cloned());
-    if let Some(w) = &start.method.sig.generics.where_clause {
+    let req_g = item_generics(req);
+    let mut g = req_g.clone();
+    let mut start_g = start.method.sig.generics.clone();
+    Replace(self_ty).visit_generics_mut(&mut start_g);
+    g.params.extend(start_g.params.iter().cloned());
+    if let Some(w) = &start_g.where_clause {
         g.make_where_clause()
             .predicates
             .extend(w.predicates.iter().cloned());
     }
     let (g_impl, _, g_where) = g.split_for_impl();
-    let (impl_g, _, where_c) = req.generics.split_for_impl();
+    let (impl_g, _, where_c) = req_g.split_for_impl();
     let ev = if args.iter().any(|a| a.ident == "ev") {
         format_ident!("__ev")
     } else {
         format_ident!("ev")
     };
+    // Mixed-site: a parameter of `start` named `__ctl` is not captured.
+    let ctl = Ident::new("__ctl", Span::mixed_site());
     let arg_names: Vec<&Ident> = args.iter().map(|a| &a.ident).collect();
     let arg_tys: Vec<Type> = args.iter().map(|a| replace_self(&a.ty, self_ty)).collect();
     let docs = start
@@ -475,7 +582,7 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
         #[doc = #graph_doc]
         #[track_caller]
         #vis fn #send #g_impl (#ev: &::tevent::Context, #(#arg_names: #arg_tys),*) -> ::tevent::Req<#self_ty> #g_where {
-            ::tevent::__private::start(#ev, move |__ctl| <#self_ty>::#method(#start_h(__ctl), #(#arg_names),*))
+            ::tevent::__private::start(#ev, move |#ctl| <#self_ty>::#method(#start_h { 0: #ctl }, #(#arg_names),*))
         }
 
         #[doc = #recv_doc]
@@ -493,7 +600,7 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
 
 /// The step names and edges, in declaration order.
 fn graph_parts(m: &Machine<'_>) -> (Vec<String>, Vec<Vec<Succ>>) {
-    let names = m.steps.iter().map(|s| s.name.to_string()).collect();
+    let names = m.steps.iter().map(|s| names::key(s.name)).collect();
     let edges = m.steps.iter().map(|s| s.succ.clone()).collect();
     (names, edges)
 }
@@ -510,9 +617,10 @@ fn graph_consts(m: &Machine<'_>) -> TokenStream {
     let self_ty = &req.self_ty;
     let vis = &m.vis;
     let (names, edges) = graph_parts(m);
-    let dot = graph::dot(&req.ident.to_string(), &names, &edges, m.start);
+    let dot = graph::dot(&names::key(&req.ident), &names, &edges, m.start);
     let mermaid = graph::mermaid(&names, &edges, m.start);
-    let (impl_g, _, where_c) = req.generics.split_for_impl();
+    let g = item_generics(req);
+    let (impl_g, _, where_c) = g.split_for_impl();
     quote! {
         #[allow(dead_code)]
         impl #impl_g #self_ty #where_c {
@@ -560,7 +668,9 @@ fn user_impl(m: &Machine<'_>) -> TokenStream {
         }
         syn::ImplItem::Fn(f)
     });
-    let (impl_g, _, where_c) = req.generics.split_for_impl();
+    let absent = m.steps.iter().filter_map(|s| cfg_placeholder(m, s));
+    let g = item_generics(req);
+    let (impl_g, _, where_c) = g.split_for_impl();
     let doc = format!(
         " # Steps\n\n The steps of this request, declared with `#[tevent_request]` (a step's \
          successors are the steps its end may lead to; `[*]` is the start and the end):\n\n \
@@ -572,34 +682,118 @@ fn user_impl(m: &Machine<'_>) -> TokenStream {
         #[doc = #doc]
         impl #impl_g #self_ty #where_c {
             #(#items)*
+            #(#absent)*
         }
     }
+}
+
+/// For a step whose methods all carry a `#[cfg]`: under the negation of
+/// their predicates, a compile error on the step's name in the attribute
+/// and a placeholder method (so the glue still finds one, and that error is
+/// the only one).
+fn cfg_placeholder(m: &Machine<'_>, step: &Step<'_>) -> Option<TokenStream> {
+    let name = names::key(step.name);
+    let mut any = Vec::new();
+    for f in m.req.methods().filter(|f| names::key(&f.sig.ident) == name) {
+        let preds: Vec<TokenStream> = f
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .filter_map(|a| a.parse_args::<TokenStream>().ok())
+            .collect();
+        match preds.len() {
+            0 => return None,
+            1 => any.push(preds.into_iter().next().unwrap_or_default()),
+            _ => any.push(quote!(all(#(#preds),*))),
+        }
+    }
+    let span = m
+        .req
+        .decls
+        .iter()
+        .find(|d| names::key(&d.name) == name)
+        .map_or_else(Span::call_site, |d| d.name.span());
+    let msg = format!(
+        "step `{name}` has no method in this build: each `fn {}` carries a `#[cfg]` and none holds \
+         (add one for the other configurations)",
+        step.name
+    );
+    let mut sig = step.method.sig.clone();
+    sig.ident = names::ident(&step.name.to_string(), step.method.sig.ident.span());
+    let vis = &step.method.vis;
+    let error = quote_spanned! {span=> ::core::compile_error!{ #msg } };
+    Some(quote! {
+        #[cfg(not(any(#(#any),*)))]
+        #error
+        #[cfg(not(any(#(#any),*)))]
+        #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+        #vis #sig {
+            ::core::unreachable!()
+        }
+    })
 }
 
 /// `ty` with every `Self` replaced by `self_ty` (generated items are not
 /// inside the user's `impl`, where `Self` meant the request's type).
 pub(crate) fn replace_self(ty: &Type, self_ty: &Type) -> Type {
-    struct Replace<'a>(&'a Type);
-    impl VisitMut for Replace<'_> {
-        fn visit_type_mut(&mut self, ty: &mut Type) {
-            if let Type::Path(p) = ty
-                && p.qself.is_none()
-                && p.path.segments.first().is_some_and(|s| s.ident == "Self")
-            {
-                let self_ty = self.0;
-                if p.path.segments.len() == 1 {
-                    *ty = self_ty.clone();
-                    return;
-                }
-                // `Self::Assoc` -> `<SelfTy>::Assoc`
-                let rest: Vec<_> = p.path.segments.iter().skip(1).cloned().collect();
-                *ty = parse_quote!(<#self_ty>::#(#rest)::*);
-                return;
-            }
-            syn::visit_mut::visit_type_mut(self, ty);
-        }
-    }
     let mut t = ty.clone();
     Replace(self_ty).visit_type_mut(&mut t);
     t
+}
+
+/// Writes out `Self` in types and in the paths of the expressions types
+/// hold (`[u8; Self::LEN]`): `Self` -> `Echo<S>`, `Self::Output` and
+/// `Self::Error` -> `<Echo<S> as ::tevent::Request>::..` (the associated
+/// types the generated `impl Request` has), any other `Self::X` ->
+/// `<Echo<S>>::X`.
+pub(crate) struct Replace<'a>(pub(crate) &'a Type);
+
+impl Replace<'_> {
+    /// The path `Self::rest..` written out.
+    fn qualify(&self, path: &syn::Path) -> syn::TypePath {
+        let self_ty = self.0;
+        let rest: Vec<_> = path.segments.iter().skip(1).cloned().collect();
+        let request = rest.len() == 1
+            && rest[0].arguments.is_none()
+            && (rest[0].ident == "Output" || rest[0].ident == "Error");
+        if request {
+            parse_quote!(<#self_ty as ::tevent::Request>::#(#rest)::*)
+        } else {
+            parse_quote!(<#self_ty>::#(#rest)::*)
+        }
+    }
+}
+
+/// Whether `path` is `Self::...` (two segments or more), unqualified.
+fn self_path(qself: Option<&syn::QSelf>, path: &syn::Path) -> bool {
+    qself.is_none() && path.segments.len() > 1 && path.segments[0].ident == "Self"
+}
+
+impl VisitMut for Replace<'_> {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::Path(p) = ty
+            && p.qself.is_none()
+            && p.path.is_ident("Self")
+        {
+            *ty = self.0.clone();
+            return;
+        }
+        if let Type::Path(p) = ty
+            && self_path(p.qself.as_ref(), &p.path)
+        {
+            *p = self.qualify(&p.path);
+            return;
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+
+    fn visit_expr_path_mut(&mut self, e: &mut syn::ExprPath) {
+        if self_path(e.qself.as_ref(), &e.path) {
+            let q = self.qualify(&e.path);
+            e.qself = q.qself;
+            e.path = q.path;
+            return;
+        }
+        syn::visit_mut::visit_expr_path_mut(self, e);
+    }
 }

@@ -72,11 +72,11 @@ pub fn graph(attr: TokenStream, item: TokenStream) -> Result<Graph, syn::Error> 
         parse::Parsed::Other(_, e) => Err(e),
         parse::Parsed::Impl(req, errors) => {
             let m = validate::validate(&req, errors)?;
-            let names: Vec<String> = m.steps.iter().map(|s| s.name.to_string()).collect();
+            let names: Vec<String> = m.steps.iter().map(|s| names::key(s.name)).collect();
             let edges: Vec<_> = m.steps.iter().map(|s| s.succ.clone()).collect();
             Ok(Graph {
-                name: req.ident.to_string(),
-                dot: graph::dot(&req.ident.to_string(), &names, &edges, m.start),
+                name: names::key(&req.ident),
+                dot: graph::dot(&names::key(&req.ident), &names, &edges, m.start),
                 mermaid: graph::mermaid(&names, &edges, m.start),
             })
         }

@@ -1,9 +1,36 @@
 //! The names of what the attribute generates for request `Echo`: the step
 //! handles (`EchoReadStep` for step `read`, `EchoStartStep` and
-//! `EchoStarted` for `start`), and `echo_send` / `echo_recv`.
+//! `EchoStarted` for `start`), `echo_send` / `echo_recv`, the hidden routes
+//! trait, and the names a step or an item of the block cannot take because
+//! the generated code already uses them.
 
 use proc_macro2::Span;
 use syn::Ident;
+use syn::ext::IdentExt;
+
+/// Names a step cannot take: the methods every step handle already has
+/// (through `Deref` to `tevent::StepCtl`), which a successor method of the
+/// same name would hide, and `done`.
+pub(crate) const RESERVED: &[&str] = &[
+    "ev",
+    "pending",
+    "done",
+    "set_endtime",
+    "set_timeout",
+    "reset_endtime",
+    "set_cleanup",
+    "set_cancel",
+    "enable_profile",
+];
+
+/// The associated constants generated on the request type.
+pub(crate) const GRAPH_CONSTS: &[&str] = &["STEPS", "GRAPH_DOT", "GRAPH_MERMAID"];
+
+/// A step's (or a method's) name as the user means it: `r#read` and `read`
+/// are the same step.
+pub(crate) fn key(name: &Ident) -> String {
+    name.unraw().to_string()
+}
 
 /// `read` or `client_done` as a type-name part: `Read`, `ClientDone`.
 pub(crate) fn camel(s: &str) -> String {
@@ -87,6 +114,13 @@ pub(crate) fn ident(name: &str, span: Span) -> Ident {
         }
         _ => Ident::new(text, span),
     }
+}
+
+/// The hidden trait that gives every step handle of request `ty` a method
+/// for each step it does not lead to (so that calling one says so):
+/// `__EchoRoutes`.
+pub(crate) fn routes(ty: &Ident) -> Ident {
+    ident(&format!("__{}Routes", bare(ty)), Span::call_site())
 }
 
 /// `echo_send`.

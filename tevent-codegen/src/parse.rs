@@ -187,8 +187,26 @@ fn request(
         );
         return None;
     };
-    let mut output = None;
-    let mut error = None;
+    // A second `#[tevent_request]` on the block (which would run again on
+    // what this one emits): reported, and not emitted again.
+    let mut attrs = imp.attrs;
+    attrs.retain(|a| {
+        let again = a
+            .path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "tevent_request");
+        if again {
+            errors.spanned(
+                a,
+                "#[tevent_request] is given twice on this block: one attribute declares all the steps",
+            );
+        }
+        !again
+    });
+    let mut output: Option<syn::ImplItemType> = None;
+    let mut error: Option<syn::ImplItemType> = None;
+    let mut alternatives = Vec::new();
     let mut items = Vec::with_capacity(imp.items.len());
     for item in imp.items {
         match item {
@@ -204,26 +222,40 @@ fn request(
                 } else {
                     &mut error
                 };
-                if slot.is_some() {
-                    errors.at(t.ident.span(), format!("`type {}` is given twice", t.ident));
-                } else {
-                    *slot = Some(t);
+                match slot {
+                    None => *slot = Some(t),
+                    Some(first) if has_cfg(&first.attrs) && has_cfg(&t.attrs) => {
+                        alternatives.push(t);
+                    }
+                    Some(_) => errors.at(
+                        t.ident.span(),
+                        format!(
+                            "`type {}` is given twice (alternatives each carry a `#[cfg]`)",
+                            t.ident
+                        ),
+                    ),
                 }
             }
             other => items.push(other),
         }
     }
     Some(Request {
-        attrs: imp.attrs,
+        attrs,
         generics: imp.generics,
         self_ty: *imp.self_ty,
         ident,
         output,
         error,
+        alternatives,
         items,
         decls,
         steps_span,
         steps_parsed,
         forever,
     })
+}
+
+/// Whether an item carries a `#[cfg]`.
+pub(crate) fn has_cfg(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| a.path().is_ident("cfg"))
 }

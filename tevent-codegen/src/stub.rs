@@ -6,12 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
+use syn::visit_mut::VisitMut;
 use syn::{FnArg, Ident, ImplItemFn, Pat, Type};
 
 use crate::ast::Request;
-use crate::expand::{deref_step, handle_generics, replace_self};
+use crate::expand::{Replace, deref_step, handle_generics, item_generics, replace_self};
 use crate::names;
 
 /// The stub for `req`.
@@ -19,39 +20,56 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let self_ty = &req.self_ty;
     let attrs = &req.attrs;
     let items = &req.items;
-    let (impl_g, _, where_c) = req.generics.split_for_impl();
-    let hg = handle_generics(&req.generics);
+    let g = item_generics(req);
+    let (impl_g, ty_g, where_c) = g.split_for_impl();
+    let hg = handle_generics(&g);
     let (h_impl, h_ty, h_where) = hg.split_for_impl();
 
-    let output = req
-        .output
-        .as_ref()
-        .map_or_else(|| quote!(()), |t| replace_ty(&t.ty, self_ty));
-    let error = req.error.as_ref().map_or_else(
-        || quote!(::core::convert::Infallible),
-        |t| replace_ty(&t.ty, self_ty),
+    // `impl Request` with the block's types as written (their `#[cfg]`s
+    // too), or stand-ins for the missing ones.
+    let output = req.output.as_ref().map_or_else(
+        || {
+            quote!(
+                type Output = ();
+            )
+        },
+        |t| quote!(#t),
     );
+    let error = req.error.as_ref().map_or_else(
+        || {
+            quote!(
+                type Error = ::core::convert::Infallible;
+            )
+        },
+        |t| quote!(#t),
+    );
+    let alternatives = &req.alternatives;
 
-    // Every name a step method could call on its handle.
-    let mut calls: BTreeSet<String> = req.decls.iter().map(|d| d.name.to_string()).collect();
-    calls.extend(req.methods().map(|m| m.sig.ident.to_string()));
+    // Every name a step method could call on its handle, in one hidden
+    // trait every handle implements (linear in the number of names).
+    let mut calls: BTreeSet<String> = req.decls.iter().map(|d| names::key(&d.name)).collect();
+    calls.extend(req.methods().map(|m| names::key(&m.sig.ident)));
     calls.remove("start");
-    for taken in RESERVED {
+    for taken in names::RESERVED {
         calls.remove(*taken);
     }
     calls.insert("done".to_string());
     let calls: Vec<Ident> = calls
         .iter()
-        .filter(|c| names::is_item_name(c))
-        .map(|c| names::ident(c, proc_macro2::Span::call_site()))
+        .filter_map(|c| raw_if_keyword(c))
+        .map(|c| names::ident(&c, Span::call_site()))
         .collect();
+    let routes = names::routes(&req.ident);
     let lenient = quote! {
-        #(
-            #[allow(dead_code, missing_docs)]
-            pub fn #calls<__X>(&self, _: __X) -> ::tevent::Next<#self_ty> {
-                ::core::unreachable!()
-            }
-        )*
+        #[doc(hidden)]
+        #[allow(dead_code, non_camel_case_types, non_snake_case)]
+        trait #routes #impl_g #where_c {
+            #(
+                fn #calls<__X>(&self, _: __X) -> ::tevent::Next<#self_ty> {
+                    ::core::unreachable!()
+                }
+            )*
+        }
     };
 
     // Every handle type a signature names, and one per declared step.
@@ -59,7 +77,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let mut handles: BTreeSet<String> = req
         .decls
         .iter()
-        .map(|d| names::handle(&req.ident, &d.name.to_string()))
+        .map(|d| names::handle(&req.ident, &names::key(&d.name)))
         .collect();
     for m in req.methods() {
         handles.extend(handle_names(req, m));
@@ -67,18 +85,18 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     handles.remove(&start_name);
     let mut out = Vec::new();
     for h in &handles {
-        let h = names::ident(h, proc_macro2::Span::call_site());
+        let h = names::ident(h, Span::call_site());
         out.push(quote! {
             #[allow(dead_code, missing_docs)]
             pub struct #h #h_impl (::tevent::StepCtl<'__a, #self_ty>) #h_where;
         });
         out.push(deref_step(&h, &hg, self_ty));
         out.push(quote! {
-            impl #h_impl #h #h_ty #h_where { #lenient }
+            impl #h_impl #routes #ty_g for #h #h_ty #h_where {}
         });
     }
-    let start_h = names::ident(&start_name, proc_macro2::Span::call_site());
-    let started = names::ident(&names::started(&req.ident), proc_macro2::Span::call_site());
+    let start_h = names::ident(&start_name, Span::call_site());
+    let started = names::ident(&names::started(&req.ident), Span::call_site());
     out.push(quote! {
         #[allow(dead_code, missing_docs)]
         pub struct #start_h #h_impl (::tevent::StartCtl<'__a, #self_ty>) #h_where;
@@ -96,14 +114,15 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
                 ::core::unreachable!()
             }
         }
-        impl #h_impl #started #h_ty #h_where { #lenient }
+        impl #h_impl #routes #ty_g for #started #h_ty #h_where {}
+        impl #h_impl #routes #ty_g for #start_h #h_ty #h_where {}
     });
     out.push(deref_step(&started, &hg, self_ty));
 
     // The send and receive functions, with `start`'s arguments if it has any.
     let send = names::send(&req.ident);
     let recv = names::recv(&req.ident);
-    let start = req.methods().find(|m| m.sig.ident == "start");
+    let start = req.methods().find(|m| names::key(&m.sig.ident) == "start");
     let vis = start.map_or(syn::Visibility::Inherited, |m| m.vis.clone());
     let args: Vec<(Ident, Type)> = start
         .map(|m| {
@@ -126,16 +145,47 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
         })
         .unwrap_or_default();
     let (arg_names, arg_tys): (Vec<_>, Vec<_>) = args.into_iter().unzip();
-    let mut g = req.generics.clone();
+    let mut send_g = g.clone();
     if let Some(m) = start {
-        g.params.extend(m.sig.generics.params.iter().cloned());
+        let mut start_g = m.sig.generics.clone();
+        Replace(self_ty).visit_generics_mut(&mut start_g);
+        send_g.params.extend(start_g.params);
     }
-    let (g_impl, _, g_where) = g.split_for_impl();
+    let (g_impl, _, g_where) = send_g.split_for_impl();
+    // The graph constants the block does not define itself (a clash is
+    // reported; the user's item stays).
+    let own: BTreeSet<String> = req
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::ImplItem::Const(c) => Some(names::key(&c.ident)),
+            syn::ImplItem::Fn(f) => Some(names::key(&f.sig.ident)),
+            syn::ImplItem::Type(t) => Some(names::key(&t.ident)),
+            _ => None,
+        })
+        .collect();
+    let consts: Vec<TokenStream> = names::GRAPH_CONSTS
+        .iter()
+        .filter(|c| !own.contains(**c))
+        .map(|c| {
+            let (ty, value) = if *c == "STEPS" {
+                (quote!(&'static [&'static str]), quote!(&[]))
+            } else {
+                (quote!(&'static str), quote!(""))
+            };
+            let c = Ident::new(c, Span::call_site());
+            quote! {
+                #[allow(missing_docs)]
+                #vis const #c: #ty = #value;
+            }
+        })
+        .collect();
 
     quote! {
         impl #impl_g ::tevent::Request for #self_ty #where_c {
-            type Output = #output;
-            type Error = #error;
+            #output
+            #error
+            #(#alternatives)*
         }
         #(#attrs)*
         impl #impl_g #self_ty #where_c {
@@ -146,35 +196,33 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             ::core::unreachable!()
         }
         #[allow(dead_code, missing_docs)]
-        #vis fn #recv #impl_g (req: ::tevent::Req<#self_ty>) -> ::core::result::Result<#output, ::tevent::ReqError<#error>> #where_c {
+        #vis fn #recv #impl_g (
+            req: ::tevent::Req<#self_ty>,
+        ) -> ::core::result::Result<
+            <#self_ty as ::tevent::Request>::Output,
+            ::tevent::ReqError<<#self_ty as ::tevent::Request>::Error>,
+        > #where_c {
             ::core::unreachable!()
         }
         #[allow(dead_code)]
         impl #impl_g #self_ty #where_c {
-            #[allow(missing_docs)]
-            #vis const STEPS: &'static [&'static str] = &[];
-            #[allow(missing_docs)]
-            #vis const GRAPH_DOT: &'static str = "";
-            #[allow(missing_docs)]
-            #vis const GRAPH_MERMAID: &'static str = "";
+            #(#consts)*
         }
+        #lenient
         #(#out)*
     }
 }
 
-/// Names a step handle may not take: the handles' own methods.
-pub(crate) const RESERVED: &[&str] = &[
-    "ev",
-    "pending",
-    "done",
-    "create",
-    "set_endtime",
-    "set_timeout",
-    "reset_endtime",
-    "set_cleanup",
-    "set_cancel",
-    "enable_profile",
-];
+/// A name as it can be written as a method: `type` raw (`r#type`); `None`
+/// for a name that cannot name a method at all (`self`, `_`).
+fn raw_if_keyword(name: &str) -> Option<String> {
+    if names::is_item_name(name) {
+        Some(name.to_string())
+    } else {
+        let raw = format!("r#{name}");
+        names::is_item_name(&raw).then_some(raw)
+    }
+}
 
 /// The handle types of this request that `m`'s signature names.
 fn handle_names(req: &Request, m: &ImplItemFn) -> Vec<String> {
@@ -191,9 +239,4 @@ fn handle_names(req: &Request, m: &ImplItemFn) -> Vec<String> {
         })
         .filter(|n| n.starts_with(&prefix) && n.ends_with("Step") && n.len() > prefix.len() + 4)
         .collect()
-}
-
-fn replace_ty(ty: &Type, self_ty: &Type) -> TokenStream {
-    let t = replace_self(ty, self_ty);
-    quote!(#t)
 }
