@@ -595,7 +595,8 @@ fn input_generated_by_macro_rules_works() {
 // the block), `#[cfg]` alternatives of `type Output` ("given twice"), steps
 // named `sub`, `state` and `out` (shadowed by the generated parameters), a
 // step named like a generated handle (its glue hid the handle's
-// constructor), and a `start` argument named `__ctl`.
+// constructor), a `start` argument named `__ctl`, `self: &mut Self`, and a
+// step declared `r#wait` whose method is `fn wait`.
 
 mod unusual {
     use super::*;
@@ -611,12 +612,12 @@ mod unusual {
     }
 
     #[tevent_request(steps(
-        start => [sub, OddStarted, wait],
+        start => [sub, OddStarted, r#wait],
         sub => [state],
         state => [out],
         out => [done],
         OddStarted => [done],
-        wait => [done],
+        r#wait => [done],
     ))]
     impl<T: Default> Odd<T>
     where
@@ -657,7 +658,8 @@ mod unusual {
             to.out(wakeup_send(to.ev(), to.ev().now()))
         }
 
-        fn out(&mut self, to: OddOutStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
+        #[allow(clippy::needless_arbitrary_self_type)]
+        fn out(self: &mut Self, to: OddOutStep<'_, T>, _: Req<Wakeup>) -> Next<Self> {
             to.done([1, 1])
         }
 

@@ -32,6 +32,23 @@ pub(crate) fn key(name: &Ident) -> String {
     name.unraw().to_string()
 }
 
+/// Why `name` cannot name a step, if it cannot: a keyword that has no raw
+/// form (`self`, `Self`, `super`, `crate`, `_`), or another keyword written
+/// plainly (which can be written raw).
+pub(crate) fn bad_step_name(name: &str) -> Option<String> {
+    if is_item_name(name) {
+        return None;
+    }
+    Some(match name {
+        "self" | "Self" | "super" | "crate" | "_" => format!(
+            "`{name}` cannot name a step: it is a keyword with no raw form; choose another name"
+        ),
+        _ => format!(
+            "`{name}` cannot name a step: it is a keyword (a step named like a keyword is written raw, `r#{name}`)"
+        ),
+    })
+}
+
 /// `read` or `client_done` as a type-name part: `Read`, `ClientDone`.
 pub(crate) fn camel(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -119,6 +119,12 @@ fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
                     return Err(syn::Error::new(key.span(), "`steps` given twice"));
                 }
                 args.steps_span = Some(key.span());
+                if !input.peek(syn::token::Paren) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`steps` takes its list in parentheses",
+                    ));
+                }
                 let content;
                 syn::parenthesized!(content in input);
                 let decls =

@@ -1,13 +1,19 @@
 //! Every check of a `#[tevent_request]` item: the steps list (unknown,
-//! duplicate, unreachable steps, steps with no path to `done`, `start`),
-//! `type Output` / `type Error`, and each step method's signature. All
-//! problems are reported together, each spanned on the offending tokens.
+//! duplicate, unreachable steps, steps with no path to `done`, `start`, names
+//! the generated code cannot take), the block (`type Output` / `type Error`,
+//! lifetime parameters, items named like generated ones), and each step
+//! method's signature. All problems are reported together, each spanned on
+//! the offending tokens.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericArgument, ImplItemFn, Pat, PathArguments, ReturnType, Type};
+use syn::visit::Visit;
+use syn::{
+    FnArg, GenericArgument, GenericParam, ImplItem, ImplItemFn, Pat, PathArguments, ReturnType,
+    Type,
+};
 
 use crate::ast::{Arg, Input, Machine, Request, Step, StepKind, Succ};
 use crate::errors::Errors;
@@ -31,38 +37,68 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         );
     }
 
-    // The steps list.
+    // The steps list. Names are compared as the user means them: `r#read`
+    // and `read` are one step.
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut declared = Vec::new();
+    // Steps whose name is already reported as unusable: no further check
+    // about them (their method could not be written either).
+    let mut unusable: BTreeSet<String> = BTreeSet::new();
     for d in &req.decls {
-        let name = d.name.to_string();
-        if !names::is_item_name(&name) && name != "done" {
-            // Reported, and still declared: its uses are not unknown steps.
-            errors.at(
-                d.name.span(),
-                format!(
-                    "`{name}` cannot name a step: it is a keyword (a step named like a keyword is written raw, `r#{name}`)"
-                ),
-            );
-        }
+        let name = names::key(&d.name);
         if name == "done" {
             errors.at(
                 d.name.span(),
                 "`done` is where a request finishes, not a step: list it as a successor (`step => [done]`)",
             );
-        } else if let std::collections::btree_map::Entry::Vacant(slot) = index.entry(name.clone()) {
+            continue;
+        }
+        if let Some(why) = names::bad_step_name(&d.name.to_string()) {
+            // Reported, and still declared: its uses are not unknown steps.
+            errors.at(d.name.span(), why);
+            unusable.insert(name.clone());
+        } else if names::RESERVED.contains(&name.as_str()) {
+            errors.at(
+                d.name.span(),
+                format!(
+                    "a step cannot be named `{name}`: every step's handle already has a method `{name}` \
+                     (`to.{name}(..)`), which a successor of that name would hide; rename the step"
+                ),
+            );
+            unusable.insert(name.clone());
+        }
+        if let std::collections::btree_map::Entry::Vacant(slot) = index.entry(name.clone()) {
             slot.insert(declared.len());
             declared.push(d);
         } else {
             errors.at(d.name.span(), format!("step `{name}` is declared twice"));
         }
     }
+    // Two steps whose handle types would have one name (`client_done` and
+    // `clientDone`, or `Start` and `start`).
+    let mut handles: BTreeMap<String, String> = BTreeMap::new();
+    for d in &declared {
+        let name = names::key(&d.name);
+        let h = names::handle(&req.ident, &name);
+        match handles.get(&h) {
+            Some(first) => errors.at(
+                d.name.span(),
+                format!(
+                    "steps `{first}` and `{name}` would both have the handle type `{h}`: rename one of them"
+                ),
+            ),
+            None => {
+                handles.insert(h, name);
+            }
+        }
+    }
+    let start = index.get("start").copied();
     let mut structure_ok = true;
     let mut edges: Vec<Vec<Succ>> = Vec::with_capacity(declared.len());
     for d in &declared {
         let mut out = Vec::new();
         for s in &d.succ {
-            let name = s.to_string();
+            let name = names::key(s);
             let succ = if name == "done" {
                 if req.forever.is_some() {
                     errors.at(
@@ -72,12 +108,20 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
                 }
                 Succ::Done
             } else if let Some(&j) = index.get(&name) {
+                if Some(j) == start {
+                    errors.at(
+                        s.span(),
+                        "`start` cannot be a successor: it runs once, first, and builds the state \
+                         (give the work to repeat a step of its own, and list that one)",
+                    );
+                    continue;
+                }
                 Succ::Step(j)
             } else {
                 structure_ok = false;
                 let list = declared
                     .iter()
-                    .map(|d| format!("`{}`", d.name))
+                    .map(|d| format!("`{}`", names::key(&d.name)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 errors.at(
@@ -96,12 +140,18 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         }
         edges.push(out);
     }
-    let start = index.get("start").copied();
-    if start.is_none() && !req.decls.is_empty() {
-        errors.at(
-            req.steps_span,
-            "no `start` step: every request begins with `start` (`steps(start => [...], ...)`)",
-        );
+    if start.is_none() && req.steps_parsed {
+        if req.decls.is_empty() {
+            errors.at(
+                req.steps_span,
+                "the steps list is empty: every request has at least `start` (`steps(start => [done])`)",
+            );
+        } else {
+            errors.at(
+                req.steps_span,
+                "no `start` step: every request begins with `start` (`steps(start => [...], ...)`)",
+            );
+        }
     }
     if let (Some(start), true) = (start, structure_ok) {
         let reached = graph::reachable(&edges, start);
@@ -111,7 +161,7 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
                     d.name.span(),
                     format!(
                         "step `{}` is unreachable: no step that `start` leads to lists it as a successor",
-                        d.name
+                        names::key(&d.name)
                     ),
                 );
             }
@@ -125,7 +175,7 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
                         format!(
                             "step `{}` has no path to `done`: the request could never finish from it \
                              (declare `forever` on a request that never finishes by itself)",
-                            d.name
+                            names::key(&d.name)
                         ),
                     );
                 }
@@ -133,18 +183,56 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         }
     }
 
+    // The type and the block.
+    for p in &req.generics.params {
+        if let GenericParam::Lifetime(l) = p {
+            errors.spanned(
+                &l.lifetime,
+                format!(
+                    "a request's state lives in the event loop, so it is `'static` and has no lifetime \
+                     parameter `{}`: write the block for `{}`, or let the state own its data",
+                    l.lifetime,
+                    static_self_ty(req)
+                ),
+            );
+        }
+    }
+    for item in &req.items {
+        let ident = match item {
+            ImplItem::Const(c) => &c.ident,
+            ImplItem::Fn(f) => &f.sig.ident,
+            ImplItem::Type(t) => &t.ident,
+            _ => continue,
+        };
+        if names::GRAPH_CONSTS.contains(&names::key(ident).as_str()) {
+            errors.at(
+                ident.span(),
+                format!(
+                    "`{ident}` is generated by #[tevent_request] (the step graph, `{}::{ident}`): rename this item",
+                    req.ident
+                ),
+            );
+        }
+    }
+
     // The methods.
     let mut methods: BTreeMap<String, Vec<&ImplItemFn>> = BTreeMap::new();
     for m in req.methods() {
-        methods.entry(m.sig.ident.to_string()).or_default().push(m);
+        methods.entry(names::key(&m.sig.ident)).or_default().push(m);
     }
     let mut steps = Vec::with_capacity(declared.len());
     for (i, d) in declared.iter().enumerate() {
-        let name = d.name.to_string();
+        let name = names::key(&d.name);
+        if unusable.contains(&name) {
+            continue;
+        }
         let Some(found) = methods.get(&name) else {
             errors.at(
                 d.name.span(),
-                format!("step `{name}` has no method: add `fn {name}(...)` to this impl block"),
+                format!(
+                    "step `{name}` has no method: add `fn {}(...)` to this impl block",
+                    d.name
+                ),
             );
             continue;
         };
@@ -165,7 +253,8 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
     }
     // A method that takes a step handle for a step nobody declared.
     for (name, ms) in &methods {
-        if index.contains_key(name) || !req.steps_parsed {
+        // (A `start` missing from the list is reported above.)
+        if index.contains_key(name) || !req.steps_parsed || (name == "start" && start.is_none()) {
             continue;
         }
         let expected = names::handle(&req.ident, name);
@@ -187,7 +276,7 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
     };
     let vis = steps
         .iter()
-        .find(|s| s.name == "start")
+        .find(|s| names::key(s.name) == "start")
         .map(|s| s.method.vis.clone())
         .unwrap_or(syn::Visibility::Inherited);
     Ok(Machine {
@@ -196,6 +285,24 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         steps,
         start,
     })
+}
+
+/// The self type with its lifetime parameters `'static`: `Echo<'static>`.
+fn static_self_ty(req: &Request) -> String {
+    struct Static;
+    impl syn::visit_mut::VisitMut for Static {
+        fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+            l.ident = syn::Ident::new("static", l.ident.span());
+        }
+    }
+    let mut ty = req.self_ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Static, &mut ty);
+    ty.to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" >", ">")
+        .replace("< ", "<")
+        .replace(" ,", ",")
 }
 
 /// One method for a step; `#[cfg]` alternatives must agree on the signature.
@@ -281,9 +388,15 @@ fn handle_hint(req: &Request, step: &str) -> String {
     format!("{}<{}>", names::handle(&req.ident, step), args.join(", "))
 }
 
-/// Checks what every step method shares: not async, const, unsafe or
-/// variadic; returns `Next<...>`.
-fn common_signature(m: &ImplItemFn, errors: &mut Errors) {
+/// Whether `ty` names the request's own type: `Self`, or a path ending in
+/// the type's name (`Echo`, `Echo<S>`, `crate::Echo`).
+fn is_self_type(req: &Request, ty: &Type) -> bool {
+    last_ident(ty).is_some_and(|i| i == "Self" || names::key(i) == names::key(&req.ident))
+}
+
+/// Checks what every step method shares: not async, const, unsafe, extern
+/// or variadic; returns `Next<Self>`.
+fn common_signature(req: &Request, m: &ImplItemFn, errors: &mut Errors) {
     let s = &m.sig;
     if let Some(a) = &s.asyncness {
         errors.spanned(
@@ -294,31 +407,66 @@ fn common_signature(m: &ImplItemFn, errors: &mut Errors) {
     if let Some(c) = &s.constness {
         errors.spanned(c, "a step cannot be `const`");
     }
-    if !matches!(s.safety, syn::Safety::Default) {
-        errors.spanned(s.fn_token, "a step cannot be `unsafe`");
+    match &s.safety {
+        syn::Safety::Unsafe(u) => errors.spanned(
+            u,
+            "a step cannot be `unsafe`: its glue calls it as safe code (keep the `unsafe` blocks inside it)",
+        ),
+        syn::Safety::Safe(t) => errors.spanned(t, "a step is a plain `fn`: remove `safe`"),
+        _ => {}
+    }
+    if let Some(abi) = &s.abi {
+        errors.spanned(
+            abi,
+            "a step is a Rust `fn`: remove the `extern` (its glue calls it, never foreign code)",
+        );
     }
     if let Some(v) = &s.variadic {
         errors.spanned(v, "a step takes no variadic arguments");
     }
-    let ok = match &s.output {
-        ReturnType::Type(_, ty) => last_ident(ty).is_some_and(|i| i == "Next"),
-        ReturnType::Default => false,
-    };
-    if !ok {
-        let span = match &s.output {
-            ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => s.paren_token.span.close(),
-        };
-        errors.at(
-            span,
-            "a step returns `Next<Self>` (what its handle builds: `to.done(..)`, `to.pending()`, or a successor method)",
-        );
+    const RETURNS: &str = "a step returns `Next<Self>` (what its handle builds: `to.done(..)`, `to.pending()`, or a successor method)";
+    match &s.output {
+        ReturnType::Type(_, ty) if last_ident(ty).is_some_and(|i| i == "Next") => {
+            // `Next` without arguments is rustc's to report; `Next<Other>`
+            // would only fail later, in generated code.
+            if let [arg] = type_args(ty)[..]
+                && !is_self_type(req, arg)
+            {
+                errors.spanned(
+                    arg,
+                    format!("{RETURNS}: `Next` of this request, `{}`", req.ident),
+                );
+            }
+        }
+        ReturnType::Type(_, ty) => errors.at(ty.span(), RETURNS),
+        ReturnType::Default => errors.at(s.paren_token.span.close(), RETURNS),
     }
+}
+
+/// The first type in `ty` that cannot be matched against what a generated
+/// function passes: `_` or `impl Trait`.
+fn inexact_type(ty: &Type) -> Option<&Type> {
+    struct Find<'a>(Option<&'a Type>);
+    impl<'a> Visit<'a> for Find<'a> {
+        fn visit_type(&mut self, ty: &'a Type) {
+            if self.0.is_some() {
+                return;
+            }
+            if matches!(ty, Type::Infer(_) | Type::ImplTrait(_)) {
+                self.0 = Some(ty);
+                return;
+            }
+            syn::visit::visit_type(self, ty);
+        }
+    }
+    let mut f = Find(None);
+    f.visit_type(ty);
+    f.0
 }
 
 /// `fn start(to: EchoStartStep<'_>, args...) -> Next<Self>`
 fn start_signature(req: &Request, m: &ImplItemFn, errors: &mut Errors) -> Option<StepKind> {
-    common_signature(m, errors);
+    common_signature(req, m, errors);
     let before = errors_len(errors);
     let expected = names::handle(&req.ident, "start");
     let mut inputs = m.sig.inputs.iter();
@@ -353,6 +501,15 @@ fn start_signature(req: &Request, m: &ImplItemFn, errors: &mut Errors) -> Option
     for (n, a) in inputs.enumerate() {
         match a {
             FnArg::Typed(t) => {
+                if let Some(Type::Infer(u)) = inexact_type(&t.ty) {
+                    errors.spanned(
+                        u,
+                        format!(
+                            "the arguments of `start` are those of `{}`: write this type out",
+                            names::send(&req.ident)
+                        ),
+                    );
+                }
                 let ident = match &*t.pat {
                     Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
                     _ => syn::Ident::new(&format!("__arg{n}"), t.pat.span()),
@@ -375,62 +532,93 @@ fn resume_signature(
     m: &ImplItemFn,
     errors: &mut Errors,
 ) -> Option<StepKind> {
-    common_signature(m, errors);
+    common_signature(req, m, errors);
     let before = errors_len(errors);
     let s = &m.sig;
-    if !s.generics.params.is_empty() || s.generics.where_clause.is_some() {
-        errors.spanned(
-            &s.generics,
-            "a step has no generic parameters of its own: the glue calls it with what the subrequest gives",
-        );
+    const NO_GENERICS: &str = "a step has no generic parameters of its own: the glue calls it with what the subrequest gives";
+    if !s.generics.params.is_empty() {
+        errors.spanned(&s.generics, NO_GENERICS);
+    } else if let Some(w) = &s.generics.where_clause {
+        errors.spanned(w, NO_GENERICS);
     }
+    let hint = handle_hint(req, name);
     let shape = format!(
-        "step `{name}` takes `&mut self`, its handle (`{}`) and what it receives \
-         (the subrequest's output, its whole `Result<_, ReqError<_>>`, or the `Req<_>`)",
-        handle_hint(req, name)
+        "step `{name}` takes `&mut self`, its handle (`{hint}`) and what it receives \
+         (the subrequest's output, its whole `Result<_, ReqError<_>>`, or the `Req<_>`)"
     );
     let inputs: Vec<&FnArg> = s.inputs.iter().collect();
-    match inputs.first() {
+    // The parameters after `&mut self` (all of them if it is missing: one
+    // error for it, and the rest checked where the user put them).
+    let rest: &[&FnArg] = match inputs.first() {
         Some(FnArg::Receiver(r)) => {
-            let ok = matches!(&r.kind, syn::ReceiverKind::Reference(_, _, Some(_)));
+            let ok = match &r.kind {
+                syn::ReceiverKind::Reference(_, _, Some(_)) => true,
+                syn::ReceiverKind::Typed(_, ty) => matches!(
+                    &**ty,
+                    Type::Reference(rf) if rf.mutability.is_some() && is_self_type(req, &rf.elem)
+                ),
+                _ => false,
+            };
             if !ok {
                 errors.spanned(
                     r,
                     format!("a step takes `&mut self` (the request's state); {shape}"),
                 );
             }
+            &inputs[1..]
         }
         Some(FnArg::Typed(t)) => {
-            errors.spanned(t, format!("a step takes `&mut self` first; {shape}"))
+            errors.at(
+                t.span(),
+                format!("a step takes `&mut self` first (the request's state); {shape}"),
+            );
+            &inputs[..]
         }
+        None => {
+            errors.at(s.paren_token.span.join(), shape);
+            return None;
+        }
+    };
+    let expected = names::handle(&req.ident, name);
+    match rest.first() {
+        Some(a @ FnArg::Typed(_)) if arg_type_is(a, &expected) => {}
+        Some(FnArg::Typed(t)) => {
+            let later = rest.iter().skip(1).any(|a| arg_type_is(a, &expected));
+            let msg = if later {
+                format!(
+                    "the handle of step `{name}`, `{hint}`, comes right after `&mut self`, before what the step receives"
+                )
+            } else {
+                format!("the handle of step `{name}` is `{hint}`")
+            };
+            errors.spanned(&t.ty, msg);
+        }
+        Some(FnArg::Receiver(r)) => errors.spanned(r, shape.clone()),
         None => errors.at(s.paren_token.span.join(), shape.clone()),
     }
-    let expected = names::handle(&req.ident, name);
-    match inputs.get(1) {
-        Some(a @ FnArg::Typed(_)) if arg_type_is(a, &expected) => {}
-        Some(FnArg::Typed(t)) => errors.spanned(
-            &t.ty,
-            format!(
-                "the handle of step `{name}` is `{}`",
-                handle_hint(req, name)
-            ),
-        ),
-        Some(FnArg::Receiver(_)) | None => {
-            if inputs.len() == 1 {
-                errors.at(s.paren_token.span.join(), shape.clone());
+    let input = match rest.get(1) {
+        Some(FnArg::Typed(t)) => {
+            if let Some(bad) = inexact_type(&t.ty) {
+                errors.spanned(
+                    bad,
+                    "a step's input is written out: the glue matches it against the subrequest's output \
+                     (`_` and `impl Trait` cannot be matched; name the type)",
+                );
             }
+            Some(classify(&t.ty))
         }
-    }
-    let input = match inputs.get(2) {
-        Some(FnArg::Typed(t)) => Some(classify(&t.ty)),
-        _ => {
-            if inputs.len() == 2 {
+        Some(FnArg::Receiver(r)) => {
+            errors.spanned(r, shape.clone());
+            None
+        }
+        None => {
+            if rest.len() == 1 {
                 errors.at(s.paren_token.span.join(), shape.clone());
             }
             None
         }
     };
-    if let Some(extra) = inputs.get(3) {
+    if let Some(extra) = rest.get(2) {
         errors.spanned(extra, shape);
     }
     match input {

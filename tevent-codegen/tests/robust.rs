@@ -223,3 +223,55 @@ fn the_expansion_is_linear_in_the_number_of_steps() {
         "100 steps: {small} tokens, 400 steps: {big} tokens"
     );
 }
+
+/// Every message must name the token to change: none may be spanned on the
+/// whole attribute (the call site) when the input has a token to point at.
+#[test]
+fn errors_about_steps_and_signatures_point_at_the_users_tokens() {
+    let cases = [
+        (
+            "steps(start => [start, done])",
+            "fn start(to: EStartStep<'_>) -> Next<Self> { todo!() }",
+        ),
+        (
+            "steps()",
+            "fn start(to: EStartStep<'_>) -> Next<Self> { todo!() }",
+        ),
+        (
+            "steps",
+            "fn start(to: EStartStep<'_>) -> Next<Self> { todo!() }",
+        ),
+        (
+            "steps(start => [a], a => [done])",
+            "fn start(to: EStartStep<'_>) -> Next<Self> { todo!() } \
+             fn a(&mut self, to: EAStep<'_>, _: ()) -> Next<Self> where Self: Sized { todo!() }",
+        ),
+        (
+            "steps(start => [a, A], a => [done], A => [done])",
+            "fn start(to: EStartStep<'_>) -> Next<Self> { todo!() } \
+             fn a(&mut self, to: EAStep<'_>, _: ()) -> Next<Self> { todo!() } \
+             fn A(&mut self, to: EAStep<'_>, _: ()) -> Next<Self> { todo!() }",
+        ),
+        (
+            "steps(start => [ev, self], ev => [done], self => [done])",
+            "fn start(to: EStartStep<'_>) -> Next<Self> { todo!() }",
+        ),
+        (
+            "steps(start => [done])",
+            "fn start(to: EStartStep<'_>) -> Next<u32> { todo!() }",
+        ),
+    ];
+    let call_site = format!("{:?}", proc_macro2::Span::call_site());
+    for (attr, methods) in cases {
+        let item = format!("impl E {{ type Output = (); type Error = (); {methods} }}");
+        let e = tevent_codegen::try_expand(attr.parse().unwrap(), item.parse().unwrap())
+            .expect_err(attr);
+        for one in e {
+            assert_ne!(
+                format!("{:?}", one.span()),
+                call_site,
+                "{attr}: `{one}` is not on a token"
+            );
+        }
+    }
+}
