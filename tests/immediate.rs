@@ -99,6 +99,7 @@ fn posted_closures_run_once_in_order_with_immediates() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn a_million_self_rescheduling_dispatches() {
     let ev = Context::new().unwrap();
     let n = std::rc::Rc::new(std::cell::Cell::new(0u32));

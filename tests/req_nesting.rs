@@ -250,6 +250,7 @@ fn leaf_send(ev: &Context) -> Req<Link> {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn a_ten_thousand_deep_chain_completes_and_drops_on_a_small_stack() {
     // 128 KiB of stack: any per-level recursion in the runtime would overflow.
     let t = std::thread::Builder::new()
