@@ -417,6 +417,31 @@ pub fn read_some_send<F: AsFd + 'static>(
 }
 
 /// The result of [`read_some_send`]: the bytes read, empty at end of file.
+/// Errors: the read's (see [`read_some_send`]).
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use std::rc::Rc;
+/// use tevent::io::{read_some_recv, read_some_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (r, w) = rustix::pipe::pipe().unwrap();
+/// rustix::io::ioctl_fionbio(&r, true).unwrap(); // a pipe must be nonblocking
+/// let r = Rc::new(OwnedFd::from(r));
+/// rustix::io::write(&w, b"ping").unwrap();
+/// let req = read_some_send(&ev, &r, vec![0; 2]);
+/// req.poll(&ev)?;
+/// assert_eq!(read_some_recv(req).unwrap(), b"pi"); // at most the buffer's length
+/// drop(w); // the last writer goes: what is left, then end of file
+/// let req = read_some_send(&ev, &r, vec![0; 16]);
+/// req.poll(&ev)?;
+/// assert_eq!(read_some_recv(req).unwrap(), b"ng");
+/// let req = read_some_send(&ev, &r, vec![0; 16]);
+/// req.poll(&ev)?;
+/// assert!(read_some_recv(req).unwrap().is_empty());
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn read_some_recv<F: AsFd + 'static>(
     req: Req<ReadSome<F>>,
 ) -> Result<Vec<u8>, ReqError<io::Error>> {
@@ -484,10 +509,28 @@ struct PoolShared {
 
 impl BufPool {
     /// How many returned buffers [`BufPool::new`] keeps for reuse.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(64);
+    /// let bufs: Vec<_> = (0..20).map(|_| pool.take::<()>().unwrap()).collect();
+    /// drop(bufs); // 20 come back, 16 stay
+    /// assert_eq!(pool.cached(), BufPool::DEFAULT_KEEP);
+    /// assert_eq!(BufPool::DEFAULT_KEEP, 16);
+    /// ```
     pub const DEFAULT_KEEP: usize = 16;
 
-    /// A pool of `size`-byte buffers that keeps up to
+    /// A pool of `size`-byte buffers (at least 1) that keeps up to
     /// [`BufPool::DEFAULT_KEEP`] returned buffers. Allocates nothing yet.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(16384);
+    /// assert_eq!((pool.size(), pool.keep()), (16384, BufPool::DEFAULT_KEEP));
+    /// assert_eq!((pool.lent(), pool.cached()), (0, 0)); // no buffer yet
+    /// ```
     pub fn new(size: usize) -> BufPool {
         BufPool::with_keep(size, Self::DEFAULT_KEEP)
     }
@@ -514,22 +557,62 @@ impl BufPool {
         }
     }
 
-    /// The capacity of each buffer, in bytes.
+    /// The capacity of each buffer, in bytes: the most one
+    /// [`read_pooled_send`] reads.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// assert_eq!(BufPool::new(4096).size(), 4096);
+    /// assert_eq!(BufPool::new(0).size(), 1); // a size of 0 is taken as 1
+    /// ```
     pub fn size(&self) -> usize {
         self.shared.size
     }
 
     /// How many returned buffers the pool keeps at most.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// assert_eq!(BufPool::with_keep(4096, 2).keep(), 2);
+    /// assert_eq!(BufPool::new(4096).keep(), BufPool::DEFAULT_KEEP);
+    /// ```
     pub fn keep(&self) -> usize {
         self.shared.keep
     }
 
     /// Buffers lent out right now (held by [`PooledBuf`]s).
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(64);
+    /// let a = pool.take::<()>().unwrap();
+    /// let b = pool.take::<()>().unwrap();
+    /// assert_eq!(pool.lent(), 2);
+    /// drop(a); // returned
+    /// let _bytes = b.into_vec(); // detached: no longer the pool's
+    /// assert_eq!(pool.lent(), 0);
+    /// ```
     pub fn lent(&self) -> usize {
         self.shared.lent.get()
     }
 
-    /// Returned buffers held for reuse right now.
+    /// Returned buffers held for reuse right now (at most
+    /// [`BufPool::keep`]).
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::with_keep(64, 2);
+    /// let bufs: Vec<_> = (0..3).map(|_| pool.take::<()>().unwrap()).collect();
+    /// assert_eq!(pool.cached(), 0);
+    /// drop(bufs);
+    /// assert_eq!(pool.cached(), 2); // the third one was freed
+    /// let _again = pool.take::<()>().unwrap(); // reuses a cached one
+    /// assert_eq!(pool.cached(), 1);
+    /// ```
     pub fn cached(&self) -> usize {
         self.shared.free.borrow().len()
     }
@@ -539,6 +622,19 @@ impl BufPool {
     /// zero-filling). Fails with [`ReqError::NoMemory`] if the allocation
     /// fails; `E` is the error type of the request asking (as in
     /// [`crate::alloc`]).
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(512);
+    /// let buf = pool.take::<std::io::Error>().unwrap(); // as an I/O request would
+    /// assert!(buf.is_empty() && buf.capacity() >= 512);
+    /// let first = buf.as_ptr();
+    /// drop(buf);
+    /// let again = pool.take::<std::io::Error>().unwrap();
+    /// assert_eq!(again.as_ptr(), first); // the same allocation, cached
+    /// # assert_eq!(pool.cached(), 0);
+    /// ```
     pub fn take<E>(&self) -> Result<PooledBuf, ReqError<E>> {
         let cached = self.shared.free.borrow_mut().pop();
         let buf = match cached {
@@ -590,6 +686,16 @@ pub struct PooledBuf {
 
 impl PooledBuf {
     /// The room the buffer has, in bytes (at least its pool's size).
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(100);
+    /// let mut buf = pool.take::<()>().unwrap();
+    /// assert!(buf.capacity() >= 100);
+    /// buf.extend_from_slice(b"abc").unwrap();
+    /// assert_eq!((buf.len(), buf.capacity() >= 100), (3, true)); // room, not length
+    /// ```
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -597,6 +703,18 @@ impl PooledBuf {
     /// Appends `data` if it fits in the capacity (the buffer never grows:
     /// it goes back to a pool of fixed-size buffers); otherwise appends
     /// nothing and returns the number of bytes that would not fit.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(8);
+    /// let mut buf = pool.take::<()>().unwrap();
+    /// let room = buf.capacity();
+    /// buf.extend_from_slice(b"hello").unwrap();
+    /// let too_much = vec![b'!'; room]; // 5 bytes more than the room left
+    /// assert_eq!(buf.extend_from_slice(&too_much), Err(5));
+    /// assert_eq!(&buf[..], b"hello"); // nothing was appended
+    /// ```
     pub fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), usize> {
         let room = self.buf.capacity() - self.buf.len();
         if data.len() > room {
@@ -606,13 +724,37 @@ impl PooledBuf {
         Ok(())
     }
 
-    /// Empties the buffer (its capacity stays).
+    /// Empties the buffer (its capacity stays), to fill it again.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(16);
+    /// let mut buf = pool.take::<()>().unwrap();
+    /// buf.extend_from_slice(b"first").unwrap();
+    /// let room = buf.capacity();
+    /// buf.clear();
+    /// assert!(buf.is_empty());
+    /// assert_eq!(buf.capacity(), room);
+    /// ```
     pub fn clear(&mut self) {
         self.buf.clear();
     }
 
     /// Takes the bytes out as a plain `Vec`, which the pool no longer
     /// counts or gets back.
+    ///
+    /// ```
+    /// use tevent::io::BufPool;
+    ///
+    /// let pool = BufPool::new(16);
+    /// let mut buf = pool.take::<()>().unwrap();
+    /// buf.extend_from_slice(b"keep me").unwrap();
+    /// let mut kept: Vec<u8> = buf.into_vec();
+    /// assert_eq!((pool.lent(), pool.cached()), (0, 0)); // not returned, not lent
+    /// kept.extend_from_slice(b", and grow"); // a plain Vec from now on
+    /// assert_eq!(kept, b"keep me, and grow");
+    /// ```
     pub fn into_vec(mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
     }
@@ -760,7 +902,35 @@ pub fn read_pooled_send<F: AsFd + 'static>(
 }
 
 /// The result of [`read_pooled_send`]: the bytes read in a pooled buffer,
-/// empty at end of file.
+/// empty at end of file. Errors: as [`read_pooled_send`].
+///
+/// The usual next step is an echo: write the buffer back with
+/// [`write_all_send`], which hands it back, and drop it to return it to the
+/// pool.
+///
+/// ```
+/// use std::io::{Read as _, Write as _};
+/// use std::rc::Rc;
+/// use tevent::io::{BufPool, read_pooled_recv, read_pooled_send, write_all_recv, write_all_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let pool = BufPool::new(4096);
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// b.write_all(b"echo me").unwrap();
+/// let req = read_pooled_send(&ev, &a, &pool);
+/// req.poll(&ev)?;
+/// let buf = read_pooled_recv(req).unwrap();
+/// let req = write_all_send(&ev, &a, buf);
+/// req.poll(&ev)?;
+/// drop(write_all_recv(req).unwrap()); // the buffer goes back to the pool
+/// assert_eq!((pool.lent(), pool.cached()), (0, 1));
+/// let mut back = [0; 7];
+/// b.read_exact(&mut back).unwrap();
+/// assert_eq!(&back, b"echo me");
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn read_pooled_recv<F: AsFd + 'static>(
     req: Req<ReadPooled<F>>,
 ) -> Result<PooledBuf, ReqError<io::Error>> {
@@ -872,7 +1042,33 @@ pub fn read_exact_send<F: AsFd + 'static>(
     )
 }
 
-/// The result of [`read_exact_send`]: exactly the bytes asked for.
+/// The result of [`read_exact_send`]: exactly the bytes asked for (Samba's
+/// `read_packet_recv`, `tstream_readv_recv`). Errors: as [`read_exact_send`];
+/// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) when the stream ends
+/// short.
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_exact_recv, read_exact_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// b.write_all(b"1234567").unwrap();
+/// drop(b);
+/// let req = read_exact_send(&ev, &a, 4);
+/// req.poll(&ev)?;
+/// assert_eq!(read_exact_recv(req).unwrap(), b"1234");
+/// let req = read_exact_send(&ev, &a, 4); // only 3 bytes are left
+/// req.poll(&ev)?;
+/// match read_exact_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn read_exact_recv<F: AsFd + 'static>(
     req: Req<ReadExact<F>>,
 ) -> Result<Vec<u8>, ReqError<io::Error>> {
@@ -1080,7 +1276,31 @@ pub fn read_until_send<F: AsFd + 'static>(
 }
 
 /// The result of [`read_until_send`]: a line with its delimiter, or at end of
-/// file what was left (empty at a clean end of file).
+/// file what was left (empty at a clean end of file). Errors: as
+/// [`read_until_send`]; [`InvalidData`](io::ErrorKind::InvalidData) for a
+/// line of more than `max` bytes.
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_until_recv, read_until_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// b.write_all(b"HELO\r\nMAIL FROM:<someone@example.com>\r\n").unwrap();
+/// let req = read_until_send(&ev, &a, b'\n', 16);
+/// req.poll(&ev)?;
+/// assert_eq!(read_until_recv(req).unwrap(), b"HELO\r\n");
+/// let req = read_until_send(&ev, &a, b'\n', 16); // the next line is longer
+/// req.poll(&ev)?;
+/// match read_until_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidData),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn read_until_recv<F: AsFd + 'static>(
     req: Req<ReadUntil<F>>,
 ) -> Result<Vec<u8>, ReqError<io::Error>> {
@@ -1198,6 +1418,26 @@ pub fn read_to_end_send<F: AsFd + 'static>(
 }
 
 /// The result of [`read_to_end_send`]: every byte until end of file.
+/// Errors: as [`read_to_end_send`]; [`InvalidData`](io::ErrorKind::InvalidData)
+/// once more than `max` bytes have arrived, end of file or not.
+///
+/// ```
+/// use std::io::Write as _;
+/// use std::rc::Rc;
+/// use tevent::io::{read_to_end_recv, read_to_end_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// b.write_all(b"twelve bytes").unwrap(); // and the writer stays open
+/// let req = read_to_end_send(&ev, &Rc::new(a), 8);
+/// req.poll(&ev)?;
+/// match read_to_end_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidData),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn read_to_end_recv<F: AsFd + 'static>(
     req: Req<ReadToEnd<F>>,
 ) -> Result<Vec<u8>, ReqError<io::Error>> {
@@ -1292,6 +1532,30 @@ pub fn write_some_send<F: AsFd + 'static>(
 }
 
 /// The result of [`write_some_send`]: how many bytes were written.
+/// Errors: as [`write_some_send`]; once the peer is gone, a
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe) error (`EPIPE`), not a
+/// `SIGPIPE`.
+///
+/// ```
+/// use std::rc::Rc;
+/// use tevent::io::{write_some_recv, write_some_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let a = Rc::new(a);
+/// let req = write_some_send(&ev, &a, b"hi".to_vec());
+/// req.poll(&ev)?;
+/// assert_eq!(write_some_recv(req).unwrap(), 2);
+/// drop(b);
+/// let req = write_some_send(&ev, &a, b"anyone?".to_vec());
+/// req.poll(&ev)?;
+/// match write_some_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn write_some_recv<F: AsFd + 'static>(
     req: Req<WriteSome<F>>,
 ) -> Result<usize, ReqError<io::Error>> {
@@ -1398,7 +1662,37 @@ pub fn write_all_send<F: AsFd + 'static, B: AsRef<[u8]> + 'static>(
     )
 }
 
-/// The result of [`write_all_send`]: the buffer, all of it written.
+/// The result of [`write_all_send`]: the buffer, all of it written (Samba's
+/// `writev_recv`). Errors: as [`write_all_send`].
+///
+/// A buffer larger than the socket's send buffer takes several writes: here
+/// the loop runs while the peer drains the socket.
+///
+/// ```
+/// use std::io::Read as _;
+/// use std::rc::Rc;
+/// use tevent::io::{write_all_recv, write_all_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// b.set_nonblocking(true).unwrap();
+/// let req = write_all_send(&ev, &Rc::new(a), vec![7u8; 1 << 20]); // 1 MiB
+/// let (mut got, mut chunk) = (0, vec![0; 65536]);
+/// while req.is_in_progress() {
+///     while let Ok(n) = b.read(&mut chunk) {
+///         got += n; // make room, then let the loop write more
+///     }
+///     ev.loop_once()?;
+/// }
+/// let buf = write_all_recv(req).unwrap();
+/// assert_eq!(buf.len(), 1 << 20); // the buffer comes back whole
+/// while let Ok(n) = b.read(&mut chunk) {
+///     got += n;
+/// }
+/// assert_eq!(got, 1 << 20);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn write_all_recv<F: AsFd + 'static, B: AsRef<[u8]> + 'static>(
     req: Req<WriteAll<F, B>>,
 ) -> Result<B, ReqError<io::Error>> {
@@ -1536,7 +1830,34 @@ pub fn accept_send<L: Listener>(ev: &Context, listener: &Rc<L>) -> Req<Accept<L>
     )
 }
 
-/// The result of [`accept_send`]: the accepted connection.
+/// The result of [`accept_send`]: the accepted connection, nonblocking.
+/// Errors: as [`accept_send`]; [`InvalidInput`](io::ErrorKind::InvalidInput)
+/// for a listener left blocking.
+///
+/// ```
+/// use std::net::{TcpListener, TcpStream};
+/// use std::rc::Rc;
+/// use tevent::io::{accept_recv, accept_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// listener.set_nonblocking(true).unwrap();
+/// let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+/// let req = accept_send(&ev, &Rc::new(listener));
+/// req.poll(&ev)?;
+/// let server: TcpStream = accept_recv(req).unwrap();
+/// assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+///
+/// let blocking = TcpListener::bind("127.0.0.1:0").unwrap(); // no set_nonblocking
+/// let req = accept_send(&ev, &Rc::new(blocking));
+/// req.poll(&ev)?;
+/// match accept_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn accept_recv<L: Listener>(req: Req<Accept<L>>) -> Result<L::Stream, ReqError<io::Error>> {
     req.recv()
 }
@@ -1648,7 +1969,27 @@ pub fn connect_send(ev: &Context, addr: SocketAddr) -> Req<Connect> {
     )
 }
 
-/// The result of [`connect_send`]: the connected stream, nonblocking.
+/// The result of [`connect_send`]: the connected stream, nonblocking
+/// (Samba's `async_connect_recv`). Errors: as [`connect_send`]
+/// (`ECONNREFUSED`...).
+///
+/// ```
+/// use std::io::Read as _;
+/// use std::net::TcpListener;
+/// use tevent::io::{connect_recv, connect_send};
+/// use tevent::Context;
+///
+/// let ev = Context::new()?;
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let req = connect_send(&ev, listener.local_addr().unwrap());
+/// req.poll(&ev)?;
+/// let mut client = connect_recv(req).unwrap();
+/// let (_server, peer) = listener.accept().unwrap();
+/// assert_eq!(peer, client.local_addr().unwrap());
+/// let err = client.read(&mut [0; 8]).unwrap_err(); // nonblocking: no wait
+/// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn connect_recv(req: Req<Connect>) -> Result<TcpStream, ReqError<io::Error>> {
     req.recv()
 }
@@ -1737,7 +2078,23 @@ pub fn connect_unix_send(ev: &Context, path: impl AsRef<Path>) -> Req<ConnectUni
     )
 }
 
-/// The result of [`connect_unix_send`]: the connected stream, nonblocking.
+/// The result of [`connect_unix_send`]: the connected stream, nonblocking
+/// (Samba's `async_connect_recv`). Errors: as [`connect_unix_send`]
+/// ([`NotFound`](io::ErrorKind::NotFound) for a missing socket file...).
+///
+/// ```
+/// use tevent::io::{connect_unix_recv, connect_unix_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let req = connect_unix_send(&ev, "/nonexistent/tevent.sock");
+/// req.poll(&ev)?;
+/// match connect_unix_recv(req) {
+///     Err(ReqError::User(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound), // ENOENT
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn connect_unix_recv(req: Req<ConnectUnix>) -> Result<UnixStream, ReqError<io::Error>> {
     req.recv()
 }
@@ -1825,7 +2182,29 @@ pub fn shutdown_send<F: AsFd + 'static>(
     })
 }
 
-/// The result of [`shutdown_send`].
+/// The result of [`shutdown_send`]: `()` once the socket is shut down
+/// (Samba's `tstream_disconnect_recv`). Errors: as [`shutdown_send`]
+/// (`ENOTSOCK` for a pipe...).
+///
+/// ```
+/// use std::net::Shutdown;
+/// use std::os::fd::OwnedFd;
+/// use std::rc::Rc;
+/// use tevent::io::{shutdown_recv, shutdown_send};
+/// use tevent::{Context, ReqError};
+///
+/// let ev = Context::new()?;
+/// let (_r, w) = rustix::pipe::pipe().unwrap(); // a pipe is no socket
+/// let req = shutdown_send(&ev, &Rc::new(OwnedFd::from(w)), Shutdown::Write);
+/// req.poll(&ev)?;
+/// match shutdown_recv(req) {
+///     Err(ReqError::User(e)) => {
+///         assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::NOTSOCK.raw_os_error()))
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), tevent::Error>(())
+/// ```
 pub fn shutdown_recv(req: Req<ShutdownSocket>) -> Result<(), ReqError<io::Error>> {
     req.recv()
 }

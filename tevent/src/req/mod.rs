@@ -91,7 +91,28 @@ pub trait Request: Sized + 'static {
     /// A short name for `Debug` output and profiles (default: the type name
     /// with every module path left out, generic arguments kept:
     /// `tevent::io::ReadSome<std::os::unix::net::UnixStream>` gives
-    /// `ReadSome<UnixStream>`).
+    /// `ReadSome<UnixStream>`). Override it to name a request otherwise.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use tevent::Request;
+    /// use tevent::io::ReadSome;
+    ///
+    /// assert_eq!(ReadSome::<UnixStream>::name(), "ReadSome<UnixStream>");
+    ///
+    /// struct Login;
+    /// impl Request for Login {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    ///     fn name() -> &'static str {
+    ///         "login"
+    ///     }
+    /// }
+    /// let ev = tevent::Context::new()?;
+    /// let req = tevent::Req::start(&ev, Login, |_, _| Ok(tevent::Progress::Pending));
+    /// assert!(format!("{req:?}").contains(r#"type: "login""#));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
     fn name() -> &'static str {
         short_type_name(std::any::type_name::<Self>())
     }
