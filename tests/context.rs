@@ -7,7 +7,10 @@ use tests::{Log, peer_closed, send, socketpair, socketpair_fds};
 use tevent::{Context, Error, FdFlags};
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn one_handler_per_step_in_tevent_order() {
     let ev = Context::new().unwrap();
     let log = Log::new();
@@ -70,7 +73,10 @@ fn loop_wait_returns_when_no_event_is_left() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn paused_fd_watchers_do_not_keep_loop_wait_alive() {
     let ev = Context::new().unwrap();
     let (a, _b) = socketpair_fds();
@@ -84,7 +90,10 @@ fn paused_fd_watchers_do_not_keep_loop_wait_alive() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn zero_wait_timeout_is_poll_mode() {
     let ev = Context::new().unwrap();
     assert_eq!(
@@ -113,7 +122,10 @@ fn loop_until_stops_on_the_predicate() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn manual_clock_moves_only_when_told() {
     let ev = Context::with_manual_clock(false).unwrap();
     let t0 = ev.now();
@@ -150,7 +162,10 @@ fn auto_advancing_clock_jumps_to_each_deadline() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn dropping_the_context_removes_everything_and_handles_go_inert() {
     let ev = Context::new().unwrap();
     let (a, b) = socketpair();
@@ -181,7 +196,10 @@ fn dropping_the_context_removes_everything_and_handles_go_inert() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn event_counts_track_what_is_held() {
     let ev = Context::new().unwrap();
     assert_eq!(ev.event_counts().total(), 0);

@@ -118,7 +118,10 @@ fn run_until_idle(ev: &Context) {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn every_kind_can_be_added_from_every_handler() {
     for h in HOSTS {
         for t in TARGETS {
@@ -147,7 +150,10 @@ fn every_kind_can_be_added_from_every_handler() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn every_kind_can_be_removed_from_every_handler() {
     for h in HOSTS {
         for t in TARGETS {
@@ -179,7 +185,10 @@ fn every_kind_can_be_removed_from_every_handler() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn every_handler_can_remove_its_own_event() {
     for h in HOSTS {
         let ev = Context::with_manual_clock(false).unwrap();
@@ -198,7 +207,10 @@ fn every_handler_can_remove_its_own_event() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn removal_within_one_dispatch_batch() {
     // Three watchers on three fds, all ready in the same wait. Whichever runs
     // first drops all three (itself included): the other two were already in

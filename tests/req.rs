@@ -152,7 +152,10 @@ fn assert_blocking(r: Result<(), ReqError<Error>>, fd: RawFd) {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn watch_fd_refuses_a_blocking_fd_that_add_fd_accepts() {
     let ev = Context::new().unwrap();
     let (a, b) = UnixStream::pair().unwrap(); // blocking
@@ -181,7 +184,10 @@ fn watch_fd_refuses_a_blocking_fd_that_add_fd_accepts() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn watch_fd_checks_the_mode_once_per_fd_registration() {
     let ev = Context::new().unwrap();
     let (a, _b) = tests::socketpair();
@@ -357,7 +363,10 @@ fn dropping_the_context_drops_its_requests_and_their_callbacks() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn set_timeout_duration_max_is_an_end_time_that_never_comes() {
     // Panicked with "overflow when adding duration to instant", and then
     // corrupted memory (the step panicked mid-bookkeeping).

@@ -157,7 +157,10 @@ fn cancelled_entries_do_not_pile_up() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn an_always_ready_fd_does_not_starve_a_due_timer() {
     // Deterministic: each fd dispatch advances the manual clock by 1 ms; the
     // timer due at 50 ms must run on the first step after it is due.
@@ -183,7 +186,10 @@ fn an_always_ready_fd_does_not_starve_a_due_timer() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn an_always_ready_fd_does_not_starve_a_timer_on_the_real_clock() {
     let ev = Context::new().unwrap();
     let (a, b) = socketpair();
@@ -227,7 +233,10 @@ fn zero_slack_and_default_slack_both_fire_every_timer() {
 // instant").
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn add_timer_after_duration_max_is_a_timer_that_never_fires() {
     let ev = Context::with_manual_clock(false).unwrap();
     let t0 = ev.now();
@@ -272,7 +281,10 @@ fn advancing_a_manual_clock_by_duration_max_moves_it_far_ahead() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn a_wait_timeout_of_duration_max_waits_without_end() {
     let ev = Context::new().unwrap();
     ev.set_wait_timeout(Some(Duration::MAX));

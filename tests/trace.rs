@@ -20,7 +20,10 @@ fn points(ev: &Context) -> Log<(EventKind, EventPoint)> {
 use EventPoint::{Attach, BeforeHandler, Detach};
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn loop_points_surround_steps_and_waits() {
     let ev = Context::new().unwrap();
     let log = Log::new();
@@ -52,7 +55,10 @@ fn loop_points_surround_steps_and_waits() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn event_points_carry_tags() {
     let ev = Context::with_manual_clock(true).unwrap();
     let log = Log::new();
@@ -227,7 +233,10 @@ fn re_arming_a_pending_event_detaches_it_first() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn dropping_the_context_detaches_every_event_still_registered() {
     let ev = Context::with_manual_clock(false).unwrap();
     let log = points(&ev);
@@ -265,7 +274,10 @@ fn next(s: &mut u64) -> u64 {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)")]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn attaches_minus_detaches_is_the_live_count_over_random_sequences() {
     let mut seed = 0x7e7e_2026_u64;
     for case in 0..150 {
