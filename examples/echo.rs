@@ -89,6 +89,11 @@ pub fn listen_on(
         None,
     )
     .map_err(|e| ("socket()", e.into()))?;
+    // As std's `TcpListener::bind` does: a restart right after a stop that
+    // closed clients (their connections wait in TIME_WAIT on this port) can
+    // bind again. A port with a live listener is still refused.
+    rustix::net::sockopt::set_socket_reuseaddr(&sock, true)
+        .map_err(|e| ("setsockopt()", e.into()))?;
     if reuse_port {
         rustix::net::sockopt::set_socket_reuseport(&sock, true)
             .map_err(|e| ("setsockopt()", e.into()))?;

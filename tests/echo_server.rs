@@ -295,3 +295,34 @@ fn a_burst_of_clients_is_served() {
     );
     server.stop();
 }
+
+/// A restart on the port of a server that just closed a client binds: the
+/// closed connection waits in TIME_WAIT on that port, which refused the
+/// new listener before it set SO_REUSEADDR.
+#[test]
+fn a_restart_right_after_closing_a_client_binds_the_same_port() {
+    let listener = listen_on(loopback(0), TUTORIAL_BACKLOG, false).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = TcpStream::connect(loopback(port)).unwrap();
+    let (served, _) = loop {
+        match listener.accept() {
+            Ok(pair) => break pair,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    drop(served); // the server side closes first: its end goes to TIME_WAIT
+    let mut buf = [0u8; 1];
+    assert_eq!(client.read(&mut buf).unwrap(), 0);
+    drop(client);
+    drop(listener);
+    let again = listen_on(loopback(port), TUTORIAL_BACKLOG, false);
+    assert!(
+        again.is_ok(),
+        "rebinding port {port}: {:?}",
+        again.err().map(|(what, e)| format!("{what} {e}"))
+    );
+    // A port with a live listener is still refused.
+    let taken = listen_on(loopback(port), TUTORIAL_BACKLOG, false);
+    assert!(taken.is_err());
+}
