@@ -231,6 +231,19 @@ pub fn open_fds(pid: i32) -> usize {
         .count()
 }
 
+/// The fds process `pid` has open, by number, sorted. (A child inherits
+/// the fds its parent did not mark close-on-exec, cargo's jobserver pipe
+/// for instance, at numbers of their own: `RLIMIT_NOFILE` limits the
+/// numbers, not the count.)
+pub fn fd_numbers(pid: i32) -> Vec<i32> {
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
 // ---------------------------------------------------------------------------
 // A running echo server.
 
@@ -251,7 +264,9 @@ impl Server {
     }
 
     /// Like [`Server::start`], with `setup` applied to the command first
-    /// (for example [`limit_nofile`]).
+    /// (for example [`limit_nofile`]). If `setup` sends the server's stderr
+    /// elsewhere than the pipe it starts with, [`Server::stderr`] stays
+    /// empty.
     pub fn start_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> Server {
         let mut cmd = Command::new(binary("echo_server"));
         cmd.args(args)
@@ -269,15 +284,18 @@ impl Server {
                 l.lock().unwrap().push(line);
             }
         });
-        let (e, err) = (stderr.clone(), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            let mut err = BufReader::new(err);
-            let mut buf = String::new();
-            while err.read_line(&mut buf).unwrap_or(0) > 0 {
-                e.lock().unwrap().push_str(&buf);
-                buf.clear();
-            }
-        });
+        // (Unless `setup` sent stderr elsewhere.)
+        if let Some(err) = child.stderr.take() {
+            let e = stderr.clone();
+            std::thread::spawn(move || {
+                let mut err = BufReader::new(err);
+                let mut buf = String::new();
+                while err.read_line(&mut buf).unwrap_or(0) > 0 {
+                    e.lock().unwrap().push_str(&buf);
+                    buf.clear();
+                }
+            });
+        }
         let mut server = Server {
             child,
             port: 0,
@@ -348,9 +366,32 @@ impl Server {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
+    /// Whether the process is still running, from a shared reference: it
+    /// is not a zombie (not yet reaped, since only [`Server::exit`] and
+    /// the drop reap it).
+    pub fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .ok()
+            .and_then(|stat| Some(stat[stat.rfind(')')? + 2..].starts_with('Z')))
+            == Some(false)
+    }
+
+    /// Like [`wait_until`], but fails at once if the server dies meanwhile.
+    pub fn wait_alive(&self, what: &str, mut pred: impl FnMut() -> bool) {
+        wait_until(what, || {
+            assert!(self.alive(), "the server died waiting for {what}");
+            pred()
+        });
+    }
+
     /// The number of fds the server has open.
     pub fn open_fds(&self) -> usize {
         open_fds(self.pid())
+    }
+
+    /// The fds the server has open, by number ([`fd_numbers`]).
+    pub fn fd_numbers(&self) -> Vec<i32> {
+        fd_numbers(self.pid())
     }
 
     /// Waits until the server has exactly `n` fds open (a closed socket
