@@ -24,7 +24,9 @@ where
             e.exit()
         }
         Err(e) => {
-            eprint!("{}", with_usage::<T>(&e.render().to_string()));
+            // Not `eprint!`, which panics (exit 101) if stderr is a broken pipe.
+            let text = with_usage::<T>(&e.render().to_string());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
             std::process::exit(2)
         }
     }

@@ -40,11 +40,26 @@ pub type Out = Rc<RefCell<dyn Write>>;
 /// call and are flushed at once (a line is never held back in a buffer, and
 /// the lines of several loops on one stdout never mix).
 fn say(out: &Out, line: std::fmt::Arguments<'_>) {
+    write_line(&mut *out.borrow_mut(), line);
+}
+
+/// Writes one line to `w`, whole (one `write_all` of the text and its
+/// newline, then a flush), and ignores a failure: the server's output is
+/// its report, and a report that cannot be written (stdout or stderr
+/// closed, or a pipe whose reader has gone) must never end the server.
+/// (`println!` and `eprintln!` panic then; a peer that used up the fds
+/// killed the server through the `EMFILE` report on a broken stderr.)
+pub fn write_line(w: &mut dyn Write, line: std::fmt::Arguments<'_>) {
     let mut text = line.to_string();
     text.push('\n');
-    let mut o = out.borrow_mut();
-    let _ = o.write_all(text.as_bytes());
-    let _ = o.flush();
+    let _ = w.write_all(text.as_bytes());
+    let _ = w.flush();
+}
+
+/// A diagnostic line on stderr, written as [`write_line`] writes: whole,
+/// and never a reason for the server to end.
+pub fn warn(line: std::fmt::Arguments<'_>) {
+    write_line(&mut io::stderr(), line);
 }
 
 /// The text `strerror(3)` gives for an error: `io::Error`'s message without
@@ -298,7 +313,10 @@ impl EchoServer {
         let sock = match accepted {
             Ok(sock) => sock,
             Err(ReqError::User(e)) if transient(&e) => {
-                eprintln!("accept() failed: {}; retrying in 100 ms", strerror(&e));
+                warn(format_args!(
+                    "accept() failed: {}; retrying in 100 ms",
+                    strerror(&e)
+                ));
                 let at = to.ev().now() + Duration::from_millis(100);
                 return to.retry(wakeup_send(to.ev(), at));
             }

@@ -41,7 +41,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use examples::echo::{HARNESS_BACKLOG, Options, Out, echo_server_send, listen_on, strerror};
+use examples::echo::{
+    HARNESS_BACKLOG, Options, Out, echo_server_send, listen_on, strerror, warn, write_line,
+};
 use tevent::{Context, Remote, Signal};
 
 /// tevent's echo server: echoes every byte each client sends, printing a
@@ -165,7 +167,7 @@ fn main() -> ExitCode {
                 listeners.push(l);
             }
             Err((what, e)) => {
-                eprintln!("{what} failed: {}", strerror(&e));
+                warn(format_args!("{what} failed: {}", strerror(&e)));
                 return ExitCode::FAILURE;
             }
         }
@@ -174,9 +176,17 @@ fn main() -> ExitCode {
     // from then on the process holds all the fds it holds when idle.
     let ready = || {
         if harness {
-            println!("LISTEN {addr} PID={}", std::process::id());
+            let pid = std::process::id();
+            write_line(
+                &mut std::io::stdout(),
+                format_args!("LISTEN {addr} PID={pid}"),
+            );
         } else {
-            println!("listening on port {}", addr.port());
+            let port = addr.port();
+            write_line(
+                &mut std::io::stdout(),
+                format_args!("listening on port {port}"),
+            );
         }
     };
     let result = if threads == 1 {
@@ -188,7 +198,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("{msg}");
+            warn(format_args!("{msg}"));
             ExitCode::FAILURE
         }
     }
@@ -215,7 +225,10 @@ fn run_single(listener: TcpListener, opts: Options, ready: &dyn Fn()) -> Result<
     drop(signals);
     match got.get() {
         Some(signum) => {
-            eprintln!("echo_server: {}: shutting down", signal_name(signum));
+            warn(format_args!(
+                "echo_server: {}: shutting down",
+                signal_name(signum)
+            ));
             drop(server); // ends every client: their `Closing client fd N` lines
             Ok(())
         }
@@ -274,7 +287,10 @@ fn run_threads(listeners: Vec<TcpListener>, opts: Options, ready: &dyn Fn()) -> 
         .map_err(|e| format!("tevent_loop_wait() failed: {e}"))?;
     drop(signals); // a second signal now ends the process at once
     if let Some(signum) = got.get() {
-        eprintln!("echo_server: {}: shutting down", signal_name(signum));
+        warn(format_args!(
+            "echo_server: {}: shutting down",
+            signal_name(signum)
+        ));
     }
     // Every loop is ready, so each either waits (woken here) or checks
     // `stop` before its next step.
@@ -284,12 +300,10 @@ fn run_threads(listeners: Vec<TcpListener>, opts: Options, ready: &dyn Fn()) -> 
     }
     for (i, w) in workers.into_iter().enumerate() {
         match w.join() {
-            Ok(Ok(accepted)) => {
-                eprintln!(
-                    "echo_server: loop {} of {n} served {accepted} clients",
-                    i + 1
-                )
-            }
+            Ok(Ok(accepted)) => warn(format_args!(
+                "echo_server: loop {} of {n} served {accepted} clients",
+                i + 1
+            )),
             Ok(Err(msg)) => failure = Some(format!("loop {}: {msg}", i + 1)),
             Err(_) => failure = Some(format!("loop {} panicked", i + 1)),
         }

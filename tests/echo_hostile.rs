@@ -130,6 +130,16 @@ fn at_an_fd_limit_of_64_two_hundred_clients_are_all_served_without_a_busy_loop()
     println!("{figures}");
 }
 
+/// The same with the server's stderr a pipe whose reader has gone: its
+/// report of `EMFILE` fails with `EPIPE`. That must not end the server,
+/// which used `eprintln!` there, which panics when it cannot write: a peer
+/// that used up the fds killed the server. The shutdown's line on `SIGTERM`
+/// was written the same way (exit status 101 instead of 0).
+#[test]
+fn running_out_of_fds_with_stderr_a_broken_pipe_does_not_end_the_server() {
+    fd_limit(100, false);
+}
+
 /// `clients` connect at once to a server at `RLIMIT_NOFILE` 64 and send a
 /// message; those that fit are echoed and held open until the server is
 /// seen at the limit; then every client closes after its echo, and every
