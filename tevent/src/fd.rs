@@ -366,6 +366,14 @@ impl FdTable {
             ready |= FdFlags::ERROR | FdFlags::READ | FdFlags::WRITE;
         }
         let n = file.watchers.len();
+        if n == 1 {
+            // The usual case: one watcher, nothing to rotate (the rotation
+            // restarts from it, as `% n` would give).
+            let w = file.watchers[0];
+            file.rr = 0;
+            self.batch.push_back((w, ready));
+            return;
+        }
         if n == 0 {
             // Reported while waiting for deregistration: deregister now.
             self.mark_dirty(fkey);
