@@ -21,12 +21,12 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use tests::echo_proc::{
-    Server, check_client_lines, count, limit_nofile, raise_nofile_limit, wait_until,
+    HANG_GUARD, Server, check_client_lines, count, limit_nofile, raise_nofile_limit, wait_until,
 };
 
 /// Byte `i` of message `m` of client `c`: every client and every message
@@ -529,5 +529,298 @@ fn ten_thousand_clients_that_connect_and_reset_leave_no_fd_open() {
         "{CLIENTS} connect-and-reset clients: {accepted} accepted, {resets} reported reset, \
          {} done (with the last client's); fds {baseline} before and after",
         done
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Part 7: the soak.
+
+/// xorshift64*: the soak's randomness, reproducible from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The soak's counters, shared by its clients.
+#[derive(Default)]
+struct Soak {
+    connects: AtomicU64,
+    round_trips: AtomicU64,
+    bytes: AtomicU64,
+    resets: AtomicU64,
+    resets_mid_message: AtomicU64,
+    closes: AtomicU64,
+    idles: AtomicU64,
+    /// The first failure; every client stops when there is one.
+    failure: Mutex<Option<String>>,
+    failed: AtomicBool,
+}
+
+impl Soak {
+    fn fail(&self, what: String) {
+        self.failure.lock().unwrap().get_or_insert(what);
+        self.failed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Writes `msg` on a nonblocking `sock` while reading its echo, in one
+/// thread (`poll` for both directions), checking every byte as it comes.
+fn round_trip_nonblocking(sock: &TcpStream, msg: &[u8], buf: &mut [u8]) -> Result<(), String> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let guard = Timespec {
+        tv_sec: HANG_GUARD.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let (mut written, mut read) = (0, 0);
+    while read < msg.len() {
+        let mut want = PollFlags::IN;
+        if written < msg.len() {
+            want |= PollFlags::OUT;
+        }
+        let mut fds = [PollFd::new(sock, want)];
+        if poll(&mut fds, Some(&guard)).map_err(|e| format!("poll: {e}"))? == 0 {
+            return Err(format!("no echo for {HANG_GUARD:?}"));
+        }
+        if written < msg.len() {
+            match (&*sock).write(&msg[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+        let n = match (&*sock).read(buf) {
+            Ok(0) => return Err(format!("end of file after {read} of {} bytes", msg.len())),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(format!("read: {e}")),
+        };
+        if n > msg.len() - read {
+            return Err(format!("{} bytes more than sent", n - (msg.len() - read)));
+        }
+        if let Some(i) = (0..n).find(|&i| buf[i] != msg[read + i]) {
+            return Err(format!(
+                "byte {} of {} came back as {:#x}, {:#x} was sent",
+                read + i,
+                msg.len(),
+                buf[i],
+                msg[read + i]
+            ));
+        }
+        read += n;
+    }
+    Ok(())
+}
+
+/// A connection to the soak's server, nonblocking.
+fn soak_connect(port: u16) -> Result<TcpStream, String> {
+    let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    sock.set_nonblocking(true).unwrap();
+    Ok(sock)
+}
+
+/// Waits (up to the hang guard) for end of file on a nonblocking `sock`
+/// whose echoes were all read: the server closes after our shutdown.
+fn expect_eof(sock: &TcpStream) -> Result<(), String> {
+    sock.set_nonblocking(false).unwrap();
+    sock.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    match (&*sock).read(&mut [0u8; 1]) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err("a byte after every echo".to_string()),
+        Err(e) => Err(format!("waiting for end of file: {e}")),
+    }
+}
+
+/// One soak client until `end`: mostly round trips of random sizes (1 byte
+/// to 256 KiB, spread evenly over the powers of two), and now and then an
+/// idle pause (up to 3 s), a reset (half of them in the middle of a message
+/// whose echo is never read) or a clean close, each followed by a new
+/// connection.
+fn soak_client(id: u64, port: u16, seed: u64, end: Instant, soak: &Soak) -> Result<(), String> {
+    let mut rng = Rng::new(seed ^ id.wrapping_mul(0x1000_0000_01b3));
+    let mut buf = vec![0u8; 64 << 10];
+    let mut sock: Option<TcpStream> = None;
+    let mut m = 0u64;
+    while Instant::now() < end && !soak.failed.load(Ordering::SeqCst) {
+        if sock.is_none() {
+            sock = Some(soak_connect(port)?);
+            soak.connects.fetch_add(1, Ordering::Relaxed);
+        }
+        let s = sock.as_ref().unwrap();
+        m += 1;
+        match rng.below(1000) {
+            0..15 => {
+                if rng.below(2) == 0 {
+                    let msg = message(id, m, 1 + rng.below(256 << 10) as usize);
+                    let _ = (&*s).write(&msg); // as much as fits, never read back
+                    soak.resets_mid_message.fetch_add(1, Ordering::Relaxed);
+                }
+                reset(sock.take().unwrap());
+                soak.resets.fetch_add(1, Ordering::Relaxed);
+            }
+            15..25 => {
+                s.shutdown(Shutdown::Write).unwrap();
+                expect_eof(s)?;
+                sock = None;
+                soak.closes.fetch_add(1, Ordering::Relaxed);
+            }
+            25..75 => {
+                std::thread::sleep(Duration::from_millis(rng.below(3000)));
+                soak.idles.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                let bits = rng.below(19);
+                let len = 1 + rng.below(1 << bits) as usize;
+                round_trip_nonblocking(s, &message(id, m, len), &mut buf)
+                    .map_err(|e| format!("client {id}, message {m}: {e}"))?;
+                soak.round_trips.fetch_add(1, Ordering::Relaxed);
+                soak.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            }
+        }
+    }
+    if let Some(s) = sock {
+        s.shutdown(Shutdown::Write).unwrap();
+        expect_eof(&s)?;
+        soak.closes.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// A number from the environment, or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default,
+    }
+}
+
+/// The mean of the RSS samples (seconds, KiB, most fds so far) taken from `from` to
+/// `to` seconds.
+fn mean_rss(samples: &[(f64, u64, usize)], from: f64, to: f64) -> u64 {
+    let window: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _, _)| (from..=to).contains(t))
+        .map(|&(_, rss, _)| rss)
+        .collect();
+    assert!(!window.is_empty(), "no RSS sample from {from} s to {to} s");
+    window.iter().sum::<u64>() / window.len() as u64
+}
+
+/// 1 000 concurrent clients (`ECHO_SOAK_CLIENTS`) for 5 minutes
+/// (`ECHO_SOAK_SECS`), seeded (`ECHO_SOAK_SEED`): random message sizes,
+/// resets, clean closes and idle pauses, every byte of every echo checked.
+/// At the end the server's fds are back to their baseline, it still echoes,
+/// and its RSS, sampled every 5 s, is as high in the last minute as in the
+/// first, within 10 % (or 1 MiB): nothing grows with time. Run it with
+/// `cargo test --release -p tests --test echo_hostile -- --ignored --nocapture`.
+#[test]
+#[ignore = "a soak of several minutes; run it with --ignored"]
+fn soak_a_thousand_clients_with_random_sizes_resets_and_idle_periods() {
+    let secs = env_or("ECHO_SOAK_SECS", 300);
+    let clients = env_or("ECHO_SOAK_CLIENTS", 1000);
+    let seed = env_or("ECHO_SOAK_SEED", 0x5eed_ec40);
+    let limit = raise_nofile_limit();
+    assert!(
+        limit >= clients + 100,
+        "RLIMIT_NOFILE is {limit}: too low for {clients} clients (raise the hard limit)"
+    );
+    let server = Server::start(&["--bufsize", "4096", "0"]);
+    let baseline = server.open_fds();
+    let rss_start = server.rss_kib();
+    let soak = Soak::default();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let samples = Mutex::new(Vec::new());
+    let peak_fds = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // An RSS sample every 5 s, the first at 5 s, with the most fds
+            // the server has had open so far (looked at every 100 ms): its
+            // memory follows the most clients it has had at once.
+            let mut next = start;
+            while Instant::now() < end && !soak.failed.load(Ordering::SeqCst) {
+                next += Duration::from_secs(5);
+                while Instant::now() < next.min(end) {
+                    peak_fds.fetch_max(server.open_fds(), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if Instant::now() < end {
+                    let t = start.elapsed().as_secs_f64();
+                    let fds = peak_fds.load(Ordering::Relaxed);
+                    samples.lock().unwrap().push((t, server.rss_kib(), fds));
+                }
+            }
+        });
+        for id in 0..clients {
+            let (soak, port) = (&soak, server.port);
+            std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn_scoped(s, move || {
+                    if let Err(e) = soak_client(id, port, seed, end, soak) {
+                        soak.fail(e);
+                    }
+                })
+                .expect("a client thread");
+        }
+    });
+    if let Some(failure) = soak.failure.lock().unwrap().take() {
+        panic!("soak failed after {:?}: {failure}", start.elapsed());
+    }
+    let samples = samples.into_inner().unwrap();
+    let t_end = secs as f64;
+    let first = mean_rss(&samples, 0.0, 60f64.min(t_end / 2.0));
+    let last = mean_rss(&samples, (t_end - 60.0).max(t_end / 2.0), t_end);
+    let max = samples.iter().map(|s| s.1).max().unwrap();
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let (lines, _) = finish(server, baseline);
+    let accepted = count(&lines, "new client fd ") as u64 - 1;
+    println!(
+        "soak: {clients} clients for {secs} s (seed {seed:#x}): {} round trips, {} MiB echoed \
+         and checked ({} bytes), {} resets ({} in the middle of a message), {} clean closes, \
+         {} idle pauses; {} connections, {accepted} accepted by the server",
+        get(&soak.round_trips),
+        get(&soak.bytes) >> 20,
+        get(&soak.bytes),
+        get(&soak.resets),
+        get(&soak.resets_mid_message),
+        get(&soak.closes),
+        get(&soak.idles),
+        get(&soak.connects),
+    );
+    println!(
+        "soak: server fds {baseline} before, up to {} during, {baseline} after; RSS {rss_start} \
+         KiB at rest, mean {first} KiB over the first minute, {last} KiB over the last, \
+         {max} KiB at most ({} samples)",
+        peak_fds.load(Ordering::Relaxed),
+        samples.len()
+    );
+    let curve: Vec<String> = samples
+        .iter()
+        .map(|(t, rss, fds)| format!("{t:.0}:{rss}/{fds}"))
+        .collect();
+    println!(
+        "soak: samples (s:RSS KiB/most fds so far): {}",
+        curve.join(" ")
+    );
+    assert!(accepted <= get(&soak.connects));
+    assert!(
+        last <= first + (first / 10).max(1024),
+        "RSS grew from {first} KiB (first minute) to {last} KiB (last minute): {samples:?}"
     );
 }
