@@ -427,3 +427,58 @@ fn echo_client_usage_errors_exit_2() {
         assert!(err.contains("Usage: echo_client"), "{args:?}: {err}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// echo_raw: the peer harness's C server design, kept to measure the loop.
+
+/// `echo_raw` echoes byte-exact for several clients at once (each writing
+/// more than the socket buffers hold while it reads, so the server's
+/// switch to waiting for `WRITE` and back is exercised) and exits 0 on
+/// SIGTERM.
+#[test]
+fn echo_raw_echoes_byte_exact_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tests::echo_proc::binary("echo_raw"))
+        .arg("0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn echo_raw");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // LISTEN 127.0.0.1:<port> PID=<pid>
+    let port: u16 = first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("first line: {first:?}"));
+    const LEN: usize = 3 << 20;
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let mut writer = sock.try_clone().unwrap();
+                let sent: Vec<u8> = (0..LEN).map(|i| byte(c, i)).collect();
+                let expect = sent.clone();
+                let w = std::thread::spawn(move || writer.write_all(&sent).unwrap());
+                let mut back = vec![0; LEN];
+                (&sock).read_exact(&mut back).unwrap();
+                w.join().unwrap();
+                assert!(back == expect, "client {c}: the echo differs");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = tests::echo_proc::wait_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+}

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 /// How long a test waits for something it expects before failing.
 pub const HANG_GUARD: Duration = Duration::from_secs(90);
 
-/// The path of an example binary of the `examples` package (`echo_server`
-/// or `echo_client`); both are built once per test process, in the profile
-/// the test was built in.
+/// The path of an example binary of the `examples` package (`echo_server`,
+/// `echo_client` or `echo_raw`); they are built once per test process, in
+/// the profile the test was built in.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -46,6 +46,8 @@ pub fn binary(name: &str) -> PathBuf {
             "echo_server",
             "--example",
             "echo_client",
+            "--example",
+            "echo_raw",
         ]);
         if !cfg!(debug_assertions) {
             // `cargo test --release`: measure the release server.
