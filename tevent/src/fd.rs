@@ -922,22 +922,11 @@ impl Context {
 
     /// Reports every fd watcher as detached (the context is being dropped).
     pub(crate) fn fds_detach_all(inner: &Inner) {
-        let all: Vec<(u64, u64)> = {
-            let t = inner.fds.borrow();
-            t.watchers
-                .keys()
-                .into_iter()
-                .filter_map(|k| {
-                    t.watchers
-                        .get(k)
-                        .filter(|w| !w.parked)
-                        .map(|w| (k.to_u64(), w.tag))
-                })
-                .collect()
-        };
-        for (id, tag) in all {
-            inner.trace_event(EventKind::Fd, EventPoint::Detach, id, tag);
-        }
+        let t = inner.fds.borrow();
+        let attached = t.watchers.iter().filter(|(_, w)| !w.parked);
+        let attached = attached.map(|(k, w)| (k.to_u64(), w.tag)).collect();
+        drop(t);
+        inner.trace_detach_all(EventKind::Fd, attached);
     }
 }
 

@@ -363,22 +363,11 @@ impl Context {
     /// Reports every immediate still attached as detached (the context is
     /// being dropped).
     pub(crate) fn immediates_detach_all(inner: &Inner) {
-        let traced: Vec<(u64, u64)> = {
-            let q = inner.imm.borrow();
-            q.slab
-                .keys()
-                .into_iter()
-                .filter_map(|k| {
-                    q.slab
-                        .get(k)
-                        .filter(|e| e.traced)
-                        .map(|e| (k.to_u64(), e.tag))
-                })
-                .collect()
-        };
-        for (id, tag) in traced {
-            inner.trace_event(EventKind::Immediate, EventPoint::Detach, id, tag);
-        }
+        let q = inner.imm.borrow();
+        let attached = q.slab.iter().filter(|(_, e)| e.traced);
+        let attached = attached.map(|(k, e)| (k.to_u64(), e.tag)).collect();
+        drop(q);
+        inner.trace_detach_all(EventKind::Immediate, attached);
     }
 }
 

@@ -1083,17 +1083,10 @@ impl Context {
     /// Reports every signal handler as detached (the context is being
     /// dropped).
     pub(crate) fn signals_detach_all(inner: &Inner) {
-        let all: Vec<(u64, u64)> = {
-            let t = inner.sig.borrow();
-            t.slab
-                .keys()
-                .into_iter()
-                .filter_map(|k| t.slab.get(k).map(|e| (k.to_u64(), e.tag)))
-                .collect()
-        };
-        for (id, tag) in all {
-            inner.trace_event(EventKind::Signal, EventPoint::Detach, id, tag);
-        }
+        let t = inner.sig.borrow();
+        let attached = t.slab.iter().map(|(k, e)| (k.to_u64(), e.tag)).collect();
+        drop(t);
+        inner.trace_detach_all(EventKind::Signal, attached);
     }
 
     fn signal_info(&self, key: Key) -> Option<(i32, u64)> {

@@ -213,6 +213,20 @@ impl<T> Slab<T> {
             .collect()
     }
 
+    /// Iterates over live entries with their keys, in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
+            Slot::Occupied { generation, val } => Some((
+                Key {
+                    idx: i as u32,
+                    generation: *generation,
+                },
+                val,
+            )),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
     /// Iterates over live entries.
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().filter_map(|s| match s {

@@ -492,22 +492,11 @@ impl Context {
     /// Reports every timer still attached as detached (the context is being
     /// dropped).
     pub(crate) fn timers_detach_all(inner: &Inner) {
-        let traced: Vec<(u64, u64)> = {
-            let q = inner.timers.borrow();
-            q.slab
-                .keys()
-                .into_iter()
-                .filter_map(|k| {
-                    q.slab
-                        .get(k)
-                        .filter(|e| e.traced)
-                        .map(|e| (k.to_u64(), e.tag))
-                })
-                .collect()
-        };
-        for (id, tag) in traced {
-            inner.trace_event(EventKind::Timer, EventPoint::Detach, id, tag);
-        }
+        let q = inner.timers.borrow();
+        let attached = q.slab.iter().filter(|(_, e)| e.traced);
+        let attached = attached.map(|(k, e)| (k.to_u64(), e.tag)).collect();
+        drop(q);
+        inner.trace_detach_all(EventKind::Timer, attached);
     }
 }
 

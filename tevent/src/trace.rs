@@ -194,6 +194,14 @@ impl Inner {
 
     /// Reports an event point, if an event hook is installed.
     #[inline]
+    /// Reports each `(id, tag)` of `kind` detached (the context is being
+    /// dropped with these events still attached).
+    pub(crate) fn trace_detach_all(&self, kind: EventKind, attached: Vec<(u64, u64)>) {
+        for (id, tag) in attached {
+            self.trace_event(kind, EventPoint::Detach, id, tag);
+        }
+    }
+
     pub(crate) fn trace_event(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
         if self.hooks.has_event.get() {
             self.hooks
