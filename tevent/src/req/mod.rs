@@ -654,19 +654,7 @@ impl<T: Request> Req<T> {
         let Some((ev, node)) = self.live() else {
             return false;
         };
-        let _scope = ev.panic_scope();
-        let mut started = false;
-        ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
-            Some(hook) => match hook(st, ctl) {
-                Some(r) => {
-                    started = true;
-                    r
-                }
-                None => Ok(Progress::Pending),
-            },
-            None => Ok(Progress::Pending),
-        });
-        started
+        cancel_node::<T>(&ev, node)
     }
 
     /// Sets (or moves) the request's end time: if it has not finished by
@@ -939,19 +927,7 @@ impl<T: Request> CallbackHandle<T> {
         if node.hdr().state.get() != ReqState::InProgress {
             return false;
         }
-        let _scope = ev.panic_scope();
-        let mut started = false;
-        ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
-            Some(hook) => match hook(st, ctl) {
-                Some(r) => {
-                    started = true;
-                    r
-                }
-                None => Ok(Progress::Pending),
-            },
-            None => Ok(Progress::Pending),
-        });
-        started
+        cancel_node::<T>(&ev, node)
     }
 
     /// Drops the request (its subtree, events and cleanup hooks, as dropping
@@ -1495,4 +1471,23 @@ impl Context {
             self.timer_remove(timer);
         }
     }
+}
+
+/// Runs `node`'s cancel hook (`tevent_req_cancel`) as a step of its own:
+/// whether cancellation started (a request without a hook, or whose hook
+/// declines, goes on). For [`Req::cancel`] and [`CallbackHandle::cancel`].
+fn cancel_node<T: Request>(ev: &Context, node: &ReqRef) -> bool {
+    let _scope = ev.panic_scope();
+    let mut started = false;
+    ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
+        Some(hook) => match hook(st, ctl) {
+            Some(r) => {
+                started = true;
+                r
+            }
+            None => Ok(Progress::Pending),
+        },
+        None => Ok(Progress::Pending),
+    });
+    started
 }
