@@ -55,6 +55,9 @@ pub(crate) struct Slab<T> {
 
 const NO_FREE: u32 = u32::MAX;
 
+/// The last generation a slot is given (`u32::MAX` is `Key::NONE`'s).
+const LAST_GENERATION: u32 = u32::MAX - 1;
+
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
@@ -164,15 +167,21 @@ impl<T> Slab<T> {
     pub(crate) fn rekey(&mut self, key: Key) -> Option<Key> {
         match self.slot_mut(key.idx) {
             Some(Slot::Occupied { generation, .. }) if *generation == key.generation => {
-                let next = key.generation.wrapping_add(1) % u32::MAX;
-                *generation = next;
-                Some(Key {
-                    idx: key.idx,
-                    generation: next,
-                })
+                if key.generation < LAST_GENERATION {
+                    let next = key.generation + 1;
+                    *generation = next;
+                    return Some(Key {
+                        idx: key.idx,
+                        generation: next,
+                    });
+                }
             }
-            _ => None,
+            _ => return None,
         }
+        // Its last generation: the slot is retired and the value moves to
+        // another (see `remove`).
+        let val = self.remove(key)?;
+        Some(self.insert(val))
     }
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
@@ -182,15 +191,25 @@ impl<T> Slab<T> {
             Slot::Occupied { generation, .. } if *generation == key.generation => {}
             _ => return None,
         }
-        let next_gen = key.generation.wrapping_add(1) % u32::MAX;
+        // A generation never comes back: a slot that used its last one is
+        // retired (left vacant, never reused), so that a key kept for ever
+        // (a handle leaked with `mem::forget`) can never reach a later
+        // entry, however many times the slot was reused (4 294 967 295).
+        let retire = key.generation >= LAST_GENERATION;
         let old = std::mem::replace(
             slot,
             Slot::Vacant {
-                generation: next_gen,
-                next_free: free_head,
+                generation: if retire {
+                    LAST_GENERATION
+                } else {
+                    key.generation + 1
+                },
+                next_free: if retire { NO_FREE } else { free_head },
             },
         );
-        self.free_head = key.idx;
+        if !retire {
+            self.free_head = key.idx;
+        }
         self.len -= 1;
         match old {
             Slot::Occupied { val, .. } => Some(val),
@@ -274,6 +293,42 @@ mod tests {
         assert_eq!(s.rekey(b), None, "nor can a key of a vacant slot");
         let c = s.insert("c");
         assert!(s.get(a).is_none() && s.get(b).is_none() && s.get(c) == Some(&"c"));
+    }
+
+    #[test]
+    fn a_slot_whose_generations_are_used_up_is_retired_never_reused() {
+        let mut s = Slab::default();
+        let a = s.insert("a");
+        // Fast-forward the slot to its last generation.
+        let Some(Slot::Occupied { generation, .. }) = s.slot_mut(a.idx) else {
+            unreachable!()
+        };
+        *generation = LAST_GENERATION;
+        let last = Key {
+            idx: a.idx,
+            generation: LAST_GENERATION,
+        };
+        assert_eq!(s.remove(last), Some("a"));
+        let b = s.insert("b");
+        assert_ne!(b.index(), a.index(), "the retired slot is not reused");
+        for stale in [a, last] {
+            assert_eq!(s.get(stale), None);
+            assert_eq!(s.remove(stale), None);
+        }
+        // Rekeying at the last generation moves the value to a new slot.
+        let Some(Slot::Occupied { generation, .. }) = s.slot_mut(b.idx) else {
+            unreachable!()
+        };
+        *generation = LAST_GENERATION;
+        let b_last = Key {
+            idx: b.idx,
+            generation: LAST_GENERATION,
+        };
+        let moved = s.rekey(b_last).expect("occupied");
+        assert_ne!(moved.index(), b.index());
+        assert_eq!(s.get(b_last), None);
+        assert_eq!(s.get(moved), Some(&"b"));
+        assert_eq!(s.len(), 1);
     }
 
     #[test]
