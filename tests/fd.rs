@@ -328,3 +328,39 @@ fn flags_formatting_and_algebra() {
     assert_eq!(format!("{rw:?}"), "FdFlags(READ | WRITE)");
     assert_eq!(format!("{:?}", FdFlags::empty()), "FdFlags(empty)");
 }
+
+/// `mem::forget` ends a borrow without dropping the watcher: the fd can then
+/// close under it and its number go to another file. A watcher of the new
+/// file on that number must still be called (the table notices that its
+/// old entry is stale instead of sharing the old registration, which the
+/// kernel dropped with the old file).
+#[test]
+fn a_watcher_on_a_reused_fd_number_fires_after_a_forgotten_watcher_on_the_old_file() {
+    let ev = Context::new().unwrap();
+    ev.set_wait_timeout(Some(std::time::Duration::ZERO));
+    let (a, _b) = socketpair_fds();
+    let mut a = a;
+    let forgotten = ev
+        .add_fd_borrowed(a.as_fd(), FdFlags::READ, |_, _, _| {
+            unreachable!("the old file never becomes readable")
+        })
+        .unwrap();
+    std::mem::forget(forgotten);
+    // The number of `a` now names another file (atomically: no other test
+    // thread can take the number in between); the old one is closed.
+    let (c, d) = socketpair_fds();
+    rustix::io::dup2(&c, &mut a).unwrap();
+    drop(c);
+    let fired = Rc::new(std::cell::Cell::new(0));
+    let f = fired.clone();
+    let _w = ev
+        .add_fd_borrowed(a.as_fd(), FdFlags::READ, move |_, _, _| f.set(f.get() + 1))
+        .unwrap();
+    send(&std::os::unix::net::UnixStream::from(d), b"x");
+    assert!(ev.loop_once().unwrap(), "the new file is readable");
+    assert_eq!(fired.get(), 1);
+    // The forgotten watcher keeps nothing busy: with the new one paused,
+    // the loop has no fd event left.
+    drop(_w);
+    assert!(!ev.has_events(), "{:?}", ev.event_counts());
+}

@@ -67,14 +67,14 @@ fn a_profile_records_the_tree_and_outlives_it() {
     assert_eq!(top.recv(), Ok(2));
     drop(ev); // the profile outlives the requests and the context
 
-    assert_eq!(profile.name, "Top");
-    assert_eq!(profile.state, ReqState::Done);
+    assert_eq!(profile.name(), "Top");
+    assert_eq!(profile.state(), ReqState::Done);
     assert_eq!(profile.duration(), Some(Duration::from_millis(20)));
     assert_eq!(profile.len(), 5, "top, two children, two wake-ups");
     let kids: Vec<_> = profile
-        .subprofiles
+        .subprofiles()
         .iter()
-        .map(|p| (p.name, p.state, p.duration().unwrap().as_millis()))
+        .map(|p| (p.name(), p.state(), p.duration().unwrap().as_millis()))
         .collect();
     assert_eq!(
         kids,
@@ -83,11 +83,11 @@ fn a_profile_records_the_tree_and_outlives_it() {
             ("Child", ReqState::Error, 20)
         ]
     );
-    for k in &profile.subprofiles {
-        assert_eq!(k.subprofiles.len(), 1);
-        assert_eq!(k.subprofiles[0].name, "Wakeup");
-        assert_eq!(k.subprofiles[0].state, ReqState::TimedOut);
-        assert!(k.created.file().ends_with("req_profile.rs"));
+    for k in profile.subprofiles() {
+        assert_eq!(k.subprofiles().len(), 1);
+        assert_eq!(k.subprofiles()[0].name(), "Wakeup");
+        assert_eq!(k.subprofiles()[0].state(), ReqState::TimedOut);
+        assert!(k.created().file().ends_with("req_profile.rs"));
     }
     let text = profile.render();
     assert!(text.starts_with("Top Done 20ms"), "{text}");
@@ -138,5 +138,5 @@ fn a_profiled_subrequest_of_an_unprofiled_parent_keeps_its_profile() {
     });
     parent.poll(&ev).unwrap();
     let p = parent.recv().unwrap().expect("the child's own profile");
-    assert_eq!((p.name, p.state, p.len()), ("Child", ReqState::Done, 2));
+    assert_eq!((p.name(), p.state(), p.len()), ("Child", ReqState::Done, 2));
 }

@@ -118,9 +118,11 @@ pub(crate) struct Inner {
     pub(crate) reqs: crate::req::ReqTable,
     /// Recycled memory of freed requests.
     pub(crate) node_pool: crate::req::NodePool,
-    /// This context, as a pointer that came from `Rc::into_raw` (requests
-    /// keep it, uncounted, to reach their context while they are live).
-    pub(crate) this: Cell<*const Inner>,
+    /// Calls of this context that may run user code, now on the stack (see
+    /// [`Entered`]).
+    entered: Cell<u32>,
+    /// Queues being dropped (see `queue::DroppedQueues`).
+    pub(crate) dropped_queues: crate::queue::DroppedQueues,
     /// The poller's own event buffer (precise waits, clearing its notifier).
     events: RefCell<Events>,
     /// What `epoll_wait` reads (every other wait).
@@ -228,6 +230,67 @@ enum Step {
 /// panic of user code that the runtime caught during the step (see
 /// [`crate::panic`]; if a handler's panic is already unwinding, that one
 /// wins).
+/// A public call of the context that may run user code (a loop step, or a
+/// call such as dropping a request, which runs hooks and `Drop`s), on the
+/// stack. While one lasts:
+///
+/// - loop calls on the context are refused with [`Error::Nested`]: user
+///   code the runtime runs (a handler, a request's step or hook, a
+///   callback, a `Drop`) never runs the loop under the runtime's feet;
+/// - request nodes whose last reference goes are released only when the
+///   outermost call ends (see `req::node`), so no frame of the runtime
+///   finds a node it still points to freed or recycled;
+/// - a panic of user code kept meanwhile is raised when it ends (see
+///   [`crate::panic`]).
+pub(crate) struct Entered<'a> {
+    inner: &'a Inner,
+    panics: Option<PanicScope<'a>>,
+}
+
+impl Entered<'_> {
+    /// Ends the call and returns `value`. Use this where a public call
+    /// returns something that owns resources: if a kept panic is raised
+    /// here, `value` is dropped on the way out (a value returned past a
+    /// panicking guard would be leaked instead).
+    #[inline]
+    pub(crate) fn end<R>(self, value: R) -> R {
+        drop(self);
+        value
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let inner = self.inner;
+        let n = inner.entered.get() - 1;
+        inner.entered.set(n);
+        if n == 0 {
+            inner.node_pool.release_deferred();
+        }
+        // May raise a kept panic: last.
+        drop(self.panics.take());
+    }
+}
+
+impl Inner {
+    /// See [`Entered`].
+    #[inline]
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        self.entered.set(self.entered.get() + 1);
+        Entered {
+            inner: self,
+            panics: Some(self.panic.scope()),
+        }
+    }
+
+    /// Whether a call of the context that may run user code is on the stack.
+    #[inline]
+    pub(crate) fn entered(&self) -> bool {
+        self.entered.get() > 0
+    }
+}
+
 struct LoopGuard<'a>(&'a Inner);
 
 impl Drop for LoopGuard<'_> {
@@ -300,7 +363,8 @@ impl Context {
             remote: OnceCell::new(),
             reqs: Default::default(),
             node_pool: Default::default(),
-            this: Cell::new(std::ptr::null()),
+            entered: Cell::new(0),
+            dropped_queues: Default::default(),
             events: RefCell::new(Events::with_capacity(
                 NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
             )),
@@ -309,19 +373,15 @@ impl Context {
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
         });
-        let raw = Rc::into_raw(inner);
-        // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its
-        // strong count back.
-        let inner = unsafe { Rc::from_raw(raw) };
-        inner.this.set(raw);
         Ok(Context { inner })
     }
 
     /// Spans a public call that may run user code: a panic the runtime
     /// caught meanwhile is raised when the guard drops (see [`crate::panic`]).
+    /// Marks a public call that may run user code; see [`Entered`].
     #[inline]
-    pub(crate) fn panic_scope(&self) -> PanicScope<'_> {
-        self.inner.panic.scope()
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        self.inner.enter()
     }
 
     #[inline]
@@ -696,9 +756,14 @@ impl Context {
 
     fn guarded_step(&self, stop_if_idle: bool) -> Result<Step, Error> {
         let inner = &*self.inner;
-        if inner.in_loop.replace(true) {
+        // From inside a handler, or from any other user code the runtime
+        // runs (a request's first step or hook run outside the loop, a
+        // `Drop`, ...): the loop would run under the runtime's feet.
+        if inner.entered() {
             return Err(Error::Nested);
         }
+        let _entered = inner.enter();
+        inner.in_loop.set(true);
         let _guard = LoopGuard(inner);
         inner.trace_loop(LoopPoint::BeforeLoopOnce);
         let r = self.step(stop_if_idle);
@@ -862,6 +927,9 @@ impl Context {
                     inner.clock.advance_to(at);
                     Ok(())
                 }
+                // A wait that would not block (wait timeout zero) finds
+                // nothing.
+                _ if inner.wait_timeout.get() == Some(Duration::ZERO) => Ok(()),
                 _ => Err(Error::Poller(std::io::Error::new(
                     std::io::ErrorKind::Unsupported,
                     "no poller (running under Miri, or it could not be re-created after fork)",

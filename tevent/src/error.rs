@@ -21,10 +21,14 @@ use std::os::fd::RawFd;
 #[non_exhaustive]
 pub enum Error {
     /// A loop-driving call (`loop_once`, `loop_wait`, `loop_until`, `Req::poll`)
-    /// was made from inside an event handler of the same context. C tevent
-    /// aborts the process here; this crate refuses the call instead.
+    /// was made from inside user code that the same context runs: an event
+    /// handler, or a request's step, hook, callback or `Drop` run by any
+    /// call of the context (also outside the loop: a first step run by
+    /// `Req::start`, a cleanup hook run by dropping a request). The loop
+    /// cannot run under the runtime's feet. C tevent aborts the process
+    /// when the loop nests; this crate refuses the call instead.
     #[error(
-        "nested event loop: a loop-driving call was made from inside a handler of the same context"
+        "nested event loop: a loop-driving call was made from inside a handler or other user code run by the same context"
     )]
     Nested,
     /// The file descriptor cannot be watched (closed, never opened, or a kind

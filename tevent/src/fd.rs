@@ -266,6 +266,37 @@ impl FdTable {
             .count()
     }
 
+    /// Forgets that fd number `fd` is entry `fkey` (unless the number was
+    /// given to a newer entry meanwhile, see [`FdTable::orphan`]).
+    fn unmap(&mut self, fd: RawFd, fkey: Key) {
+        if self.by_fd.get(&fd) == Some(&fkey) {
+            self.by_fd.remove(&fd);
+        }
+    }
+
+    /// Gives up entry `fkey`, whose fd number now names another file: its
+    /// watchers (whose handles were leaked with `mem::forget`, the only way
+    /// a borrowed fd can close under them in safe code) never fire again and
+    /// no longer keep the loop busy, and the number is free for a new entry.
+    /// Nothing is deregistered: the kernel dropped the old registration
+    /// with the old file, and the number's registration is the new file's.
+    fn orphan(&mut self, fkey: Key) {
+        let Some(file) = self.files.get_mut(fkey) else {
+            return;
+        };
+        file.registered = None;
+        let (fd, watchers) = (file.fd, file.watchers.clone());
+        for w in watchers {
+            if let Some(w) = self.watchers.get_mut(w) {
+                if !w.flags.is_empty() {
+                    self.active -= 1;
+                }
+                w.flags = FdFlags::empty();
+            }
+        }
+        self.unmap(fd, fkey);
+    }
+
     fn mark_dirty(&mut self, file: Key) {
         if let Some(f) = self.files.get_mut(file)
             && !f.dirty
@@ -297,7 +328,7 @@ impl FdTable {
             if file.watchers.is_empty() {
                 let mut file = self.files.remove(fkey).expect("live");
                 self.drop_parked(std::mem::take(&mut file.parked));
-                self.by_fd.remove(&file.fd);
+                self.unmap(file.fd, fkey);
                 if file.registered.is_some() {
                     deregister(poller, file.fd);
                 }
@@ -542,7 +573,7 @@ impl Context {
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'static>, Error> {
         let raw = fd.as_raw_fd();
-        let scope = self.panic_scope();
+        let scope = self.enter();
         let r = self
             .fd_add(
                 raw,
@@ -593,7 +624,7 @@ impl Context {
         require: Require,
     ) -> Result<FdEvent<'static>, Error> {
         let raw = fd.as_fd().as_raw_fd();
-        let scope = self.panic_scope();
+        let scope = self.enter();
         let r = self
             .fd_add(raw, Some(Keep::Shared(fd)), flags, handler, require)
             .map(|key| FdEvent::new(self, key));
@@ -625,7 +656,7 @@ impl Context {
         flags: FdFlags,
         handler: impl FnMut(&Context, &FdRef<'_>, FdFlags) + 'static,
     ) -> Result<FdEvent<'fd>, Error> {
-        let scope = self.panic_scope();
+        let scope = self.enter();
         let r = self
             .fd_add(
                 fd.as_raw_fd(),
@@ -648,6 +679,26 @@ impl Context {
     ) -> Result<Key, Error> {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
+        // An entry whose fd is only borrowed may be stale: its watchers'
+        // handles leaked (`mem::forget` ends a borrow without dropping), the
+        // fd closed, and its number now names another file, which the
+        // entry's registration does not cover. Asking the poller to keep the
+        // entry's interest tells (it no longer knows this fd and file).
+        if let Some(&k) = t.by_fd.get(&raw)
+            && let Some(file) = t.files.get(k)
+            && file.keep.is_empty()
+            && let Some(bits) = file.registered
+            && let Some(p) = self.inner.poller()
+        {
+            // SAFETY: the fd is open: the caller holds it (owned, shared or
+            // borrowed) for this call.
+            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+            if p.modify_with_mode(fd, interest(k, bits), PollMode::Level)
+                .is_err()
+            {
+                t.orphan(k);
+            }
+        }
         let fkey = match t.by_fd.get(&raw) {
             Some(k) => {
                 let k = *k;
@@ -812,7 +863,7 @@ impl Context {
                 // poller now because their borrow may end right after this call.
                 let mut file = t.files.remove(w.file).expect("live");
                 t.drop_parked(std::mem::take(&mut file.parked));
-                t.by_fd.remove(&file.fd);
+                t.unmap(file.fd, w.file);
                 if file.registered.is_some()
                     && let Some(p) = self.inner.poller()
                 {
@@ -886,7 +937,18 @@ impl Context {
                 break (wkey, delivered, h, w.tag);
             }
         };
-        inner.trace_event(EventKind::Fd, EventPoint::BeforeHandler, wkey.to_u64(), tag);
+        if inner.trace_before_handler(EventKind::Fd, wkey.to_u64(), tag)
+            && inner
+                .fds
+                .borrow()
+                .watchers
+                .get(wkey)
+                .is_none_or(|w| w.parked)
+        {
+            // Removed by the hook: never called.
+            drop(handler);
+            return true;
+        }
         // The handler goes back into its watcher when it returns or panics.
         let handler = run_handler(
             handler,
@@ -1056,7 +1118,7 @@ impl FdEvent<'_> {
 impl Drop for FdEvent<'_> {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
-            let _scope = c.panic_scope();
+            let _scope = c.enter();
             c.fd_remove(self.key);
         }
     }

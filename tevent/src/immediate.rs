@@ -201,7 +201,7 @@ impl Context {
     /// # Ok::<(), tevent::Error>(())
     /// ```
     pub fn post(&self, f: impl FnOnce(&Context) + 'static) {
-        let _scope = self.panic_scope();
+        let _scope = self.enter();
         self.post_boxed(Box::new(f));
     }
 
@@ -312,12 +312,13 @@ impl Context {
         let Some((key, handler, tag)) = inner.imm.borrow_mut().pop_front() else {
             return false;
         };
-        inner.trace_event(
-            EventKind::Immediate,
-            EventPoint::BeforeHandler,
-            key.to_u64(),
-            tag,
-        );
+        if inner.trace_before_handler(EventKind::Immediate, key.to_u64(), tag)
+            && inner.imm.borrow().slab.get(key).is_none()
+        {
+            // Removed by the hook: never called.
+            drop(handler);
+            return true;
+        }
         match handler {
             // The handler goes back into its event (and the end of this run is
             // reported) when it returns or panics.
@@ -467,7 +468,7 @@ impl Immediate {
     /// queued it moves to the tail (tevent's rescheduling rule).
     pub fn schedule(&self) -> Result<(), Error> {
         let c = upgrade(&self.ctx)?;
-        let _scope = c.panic_scope();
+        let _scope = c.enter();
         if c.imm_schedule(self.key) {
             Ok(())
         } else {
@@ -478,7 +479,7 @@ impl Immediate {
     /// Removes the event from the queue; returns whether it was queued.
     pub fn cancel(&self) -> bool {
         upgrade(&self.ctx).is_ok_and(|c| {
-            let _scope = c.panic_scope();
+            let _scope = c.enter();
             c.imm_cancel(self.key)
         })
     }
@@ -504,7 +505,7 @@ impl Immediate {
 impl Drop for Immediate {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
-            let _scope = c.panic_scope();
+            let _scope = c.enter();
             c.imm_remove(self.key);
         }
     }

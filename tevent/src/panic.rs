@@ -86,18 +86,6 @@ pub(crate) struct PanicScope<'a> {
     outer: bool,
 }
 
-impl PanicScope<'_> {
-    /// Ends the scope and returns `value`. Use this where a public call
-    /// returns something that owns resources: if a kept panic is raised
-    /// here, `value` is dropped on the way out (a value returned past a
-    /// panicking guard would be leaked instead).
-    #[inline]
-    pub(crate) fn end<R>(self, value: R) -> R {
-        drop(self);
-        value
-    }
-}
-
 impl Drop for PanicScope<'_> {
     #[inline]
     fn drop(&mut self) {

@@ -256,7 +256,7 @@ impl Queue {
     pub fn start(&self) {
         self.inner.state.borrow_mut().running = true;
         if let Ok(ev) = upgrade(&self.inner.ctx) {
-            let _scope = ev.panic_scope();
+            let _scope = ev.enter();
             QueueInner::schedule_head(&self.inner, &ev);
         }
     }
@@ -337,7 +337,7 @@ impl Queue {
         let (Some(req), Ok(ev)) = (req, upgrade(&self.inner.ctx)) else {
             return Err(Failure::NoMemory);
         };
-        let _scope = ev.panic_scope();
+        let _scope = ev.enter();
         let h = req.hdr();
         if !h.belongs_to(&ev.inner) {
             return Err(Failure::WrongContext);
@@ -422,6 +422,17 @@ impl QueueInner {
     }
 }
 
+/// The entries of dropped queues whose requests are still to be failed
+/// (one per context). A request's state may hold a queue, whose drop fails
+/// its own requests, whose states may hold queues...: the queues dropped
+/// while one is being dropped wait here, and the outermost drop fails them
+/// all, so queues nested a million deep use no more stack than one.
+#[derive(Default)]
+pub(crate) struct DroppedQueues {
+    dropping: std::cell::Cell<bool>,
+    pending: RefCell<Vec<VecDeque<Entry>>>,
+}
+
 impl Drop for Queue {
     /// Finishes every request still in the queue with `QueueDropped`.
     fn drop(&mut self) {
@@ -429,21 +440,40 @@ impl Drop for Queue {
         let Ok(ev) = upgrade(&self.inner.ctx) else {
             return;
         };
-        let _scope = ev.panic_scope();
-        for e in &entries {
-            let link = e
-                .req
-                .hdr()
-                .extra
-                .borrow_mut()
-                .as_mut()
-                .and_then(|x| x[0].queue.take());
-            drop(link);
-            ev.req_fail(&e.req, Failure::QueueDropped);
+        let _scope = ev.enter();
+        let dropped = &ev.inner.dropped_queues;
+        dropped.pending.borrow_mut().push(entries);
+        if dropped.dropping.replace(true) {
+            return;
         }
-        // Untriggered triggers are user closures: every request is failed
-        // before any of them is dropped.
-        ev.inner.panic.catch(move || drop(entries));
+        /// Lets the next queue drop fail its entries itself, also if this
+        /// one unwinds.
+        struct Done<'a>(&'a DroppedQueues);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.dropping.set(false);
+            }
+        }
+        let _done = Done(dropped);
+        loop {
+            let Some(entries) = dropped.pending.borrow_mut().pop() else {
+                break;
+            };
+            for e in &entries {
+                let link = e
+                    .req
+                    .hdr()
+                    .extra
+                    .borrow_mut()
+                    .as_mut()
+                    .and_then(|x| x[0].queue.take());
+                drop(link);
+                ev.req_fail(&e.req, Failure::QueueDropped);
+            }
+            // Untriggered triggers are user closures: every request of the
+            // queue is failed before any of them is dropped.
+            ev.inner.panic.catch(move || drop(entries));
+        }
     }
 }
 
@@ -484,7 +514,7 @@ pub struct QueueGuard {
 impl Drop for QueueGuard {
     fn drop(&mut self) {
         if let (Some(link), Ok(ev)) = (self.link.take(), upgrade(&self.ctx)) {
-            let _scope = ev.panic_scope();
+            let _scope = ev.enter();
             link.release(&ev);
         }
     }

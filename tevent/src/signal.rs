@@ -911,7 +911,7 @@ impl Context {
             ctx: self.weak(),
             key,
         };
-        let scope = self.panic_scope();
+        let scope = self.enter();
         self.inner
             .trace_event(EventKind::Signal, EventPoint::Attach, key.to_u64(), 0);
         Ok(scope.end(signal))
@@ -1040,12 +1040,15 @@ impl Context {
             let Some((h, count, one_shot, tag)) = taken else {
                 continue;
             };
-            self.inner.trace_event(
-                EventKind::Signal,
-                EventPoint::BeforeHandler,
-                key.to_u64(),
-                tag,
-            );
+            if self
+                .inner
+                .trace_before_handler(EventKind::Signal, key.to_u64(), tag)
+                && self.inner.sig.borrow().slab.get(key).is_none()
+            {
+                // Removed by the hook: never called.
+                drop(h);
+                continue;
+            }
             // The handler goes back into its event (a one-shot is removed)
             // when it returns or panics.
             let (count, infos, lost) = count;
@@ -1274,7 +1277,7 @@ impl Signal {
 impl Drop for Signal {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
-            let _scope = c.panic_scope();
+            let _scope = c.enter();
             c.signal_remove(self.key);
         }
     }

@@ -257,7 +257,7 @@ impl Context {
         deadline: Instant,
         handler: impl FnMut(&Context, &TimerRef<'_>) + 'static,
     ) -> Timer {
-        let scope = self.panic_scope();
+        let scope = self.enter();
         let key = self.timer_insert(deadline, TimerHandler::User(Box::new(handler)));
         scope.end(Timer {
             ctx: self.weak(),
@@ -427,12 +427,14 @@ impl Context {
             e.armed = false;
             (key, deadline, e.handler.take(), e.tag)
         };
-        inner.trace_event(
-            EventKind::Timer,
-            EventPoint::BeforeHandler,
-            key.to_u64(),
-            tag,
-        );
+        if inner.trace_before_handler(EventKind::Timer, key.to_u64(), tag)
+            && inner.timers.borrow().slab.get(key).is_none()
+        {
+            // Removed by the hook (for an end time: its request is gone or
+            // reset it); the handler is dropped unrun.
+            drop(handler);
+            return TimerStep::Ran;
+        }
         match handler {
             // The handler goes back into its timer (and the end of this firing
             // is reported) when it returns or panics.
@@ -578,7 +580,7 @@ impl Timer {
     /// was cancelled.
     pub fn restart(&self, deadline: Instant) -> Result<(), Error> {
         let c = upgrade(&self.ctx)?;
-        let _scope = c.panic_scope();
+        let _scope = c.enter();
         c.timer_restart(self.key, deadline)
     }
 
@@ -586,7 +588,7 @@ impl Timer {
     /// [`FAR_FUTURE`](crate::FAR_FUTURE)).
     pub fn restart_after(&self, after: Duration) -> Result<(), Error> {
         let c = upgrade(&self.ctx)?;
-        let _scope = c.panic_scope();
+        let _scope = c.enter();
         c.timer_restart(self.key, c.deadline_after(after))
     }
 
@@ -594,7 +596,7 @@ impl Timer {
     /// Cancelling a timer that already fired is a harmless `false`.
     pub fn cancel(&self) -> bool {
         upgrade(&self.ctx).is_ok_and(|c| {
-            let _scope = c.panic_scope();
+            let _scope = c.enter();
             c.timer_cancel(self.key)
         })
     }
@@ -627,7 +629,7 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if let Ok(c) = upgrade(&self.ctx) {
-            let _scope = c.panic_scope();
+            let _scope = c.enter();
             c.timer_remove(self.key);
         }
     }

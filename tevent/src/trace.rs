@@ -202,6 +202,21 @@ impl Inner {
         }
     }
 
+    /// Reports that the handler of event `id` is about to run; returns
+    /// whether an event hook ran. The hook is user code: it may remove the
+    /// very event (or end the request an end time belongs to), so a caller
+    /// for which it ran checks that the event is still there before it runs
+    /// the handler (a removed event's handler is never called).
+    #[inline]
+    pub(crate) fn trace_before_handler(&self, kind: EventKind, id: u64, tag: u64) -> bool {
+        if !self.hooks.has_event.get() {
+            return false;
+        }
+        self.hooks
+            .call_event_hook(&self.panic, kind, EventPoint::BeforeHandler, id, tag);
+        true
+    }
+
     pub(crate) fn trace_event(&self, kind: EventKind, point: EventPoint, id: u64, tag: u64) {
         if self.hooks.has_event.get() {
             self.hooks

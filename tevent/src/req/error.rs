@@ -57,6 +57,14 @@ pub enum ReqError<E> {
     /// `JoinError::Panic`). C tevent has no such outcome.
     #[error("a step of the request panicked")]
     Panicked,
+    /// A request was made to wait for itself, or for a request that it runs
+    /// under (its parent, its parent's parent, ...): that wait could never
+    /// end, and the requests would own each other. The wait is refused
+    /// instead ([`crate::Ctl::wait`] returns this error, and the would-be
+    /// subrequest is dropped). C tevent has no such check: the same
+    /// mistake there is a request that never finishes.
+    #[error("a request cannot wait for itself or for a request it runs under")]
+    WaitCycle,
 }
 
 impl<E> From<E> for ReqError<E> {
@@ -83,6 +91,7 @@ impl<E> ReqError<E> {
             ReqError::ContextGone => ReqError::ContextGone,
             ReqError::WrongContext => ReqError::WrongContext,
             ReqError::Panicked => ReqError::Panicked,
+            ReqError::WaitCycle => ReqError::WaitCycle,
         }
     }
 
@@ -105,7 +114,8 @@ impl<E> ReqError<E> {
             | ReqError::InProgress
             | ReqError::ContextGone
             | ReqError::WrongContext
-            | ReqError::Panicked => crate::ReqState::Error,
+            | ReqError::Panicked
+            | ReqError::WaitCycle => crate::ReqState::Error,
         }
     }
 }
@@ -153,6 +163,7 @@ pub(crate) enum Failure {
     Cancelled,
     QueueDropped,
     WrongContext,
+    Cycle,
 }
 
 impl Failure {
@@ -164,6 +175,7 @@ impl Failure {
             Failure::Cancelled => ReqError::Cancelled,
             Failure::QueueDropped => ReqError::QueueDropped,
             Failure::WrongContext => ReqError::WrongContext,
+            Failure::Cycle => ReqError::WaitCycle,
         }
     }
 }

@@ -322,7 +322,7 @@ impl<T: Request> Req<T> {
     ) -> Req<T> {
         // A panic of `first` (kept while the request is finished) leaves
         // after the handle exists, so it is dropped on the way out.
-        let scope = ev.panic_scope();
+        let scope = ev.enter();
         let slot = match ev.req_create(state, Location::caller(), first) {
             Some(node) => Slot::Live(node),
             None => Slot::NoMemory(ev.weak()),
@@ -455,11 +455,17 @@ impl<T: Request> Req<T> {
 
     /// Runs the loop until the request is finished (tevent's `tevent_req_poll`).
     ///
-    /// Fails with [`Error::Nested`] inside a handler of the same context, with
-    /// [`Error::WrongContext`] if `ev` is not the context the request was
-    /// started on (that loop could never finish it), and with
-    /// [`Error::RequestStalled`] if the request is unfinished and the context
-    /// has no event left that could finish it (C tevent would wait forever).
+    /// # Errors
+    ///
+    /// [`Error::Nested`] if the request is unfinished and this is called
+    /// from inside a handler or any other user code the same context runs
+    /// (a step, a hook, a callback, a `Drop`): the loop cannot run there (C
+    /// tevent aborts; a finished request needs no loop, and polling it is
+    /// fine anywhere); [`Error::WrongContext`] if `ev` is not the context the
+    /// request was started on (that loop could never finish it);
+    /// [`Error::RequestStalled`] if the request is unfinished and the
+    /// context has no event left that could finish it (C tevent would wait
+    /// forever).
     ///
     /// ```
     /// use std::time::Duration;
@@ -572,7 +578,7 @@ impl<T: Request> Req<T> {
                 let Some(ev) = node.hdr().context() else {
                     return CallbackHandle::gone();
                 };
-                let _scope = ev.panic_scope();
+                let _scope = ev.enter();
                 let registered = make_resume(Callback::<T, _> {
                     f: callback,
                     _t: PhantomData,
@@ -581,11 +587,13 @@ impl<T: Request> Req<T> {
                 match registered {
                     Ok(_) => {
                         // The runtime holds the owner's reference now; the
-                        // handle keeps a counted one to find the request.
+                        // handle keeps a counted one to find the request,
+                        // and the registration's epoch to know it is its own.
+                        let epoch = node.hdr().epoch.get();
                         let watch = node.clone();
                         let _ = node.into_raw();
                         CallbackHandle {
-                            target: Target::Node(watch),
+                            target: Target::Node(watch, epoch),
                             _t: PhantomData,
                         }
                     }
@@ -675,7 +683,7 @@ impl<T: Request> Req<T> {
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         match (&*self.slot, self.live()) {
             (_, Some((ev, node))) => {
-                let _scope = ev.panic_scope();
+                let _scope = ev.enter();
                 ev.req_set_endtime(node, at).map_err(Failure::to_req)
             }
             (Slot::NoMemory(_), _) => Err(ReqError::NoMemory),
@@ -695,7 +703,7 @@ impl<T: Request> Req<T> {
     /// ```
     pub fn reset_endtime(&self) {
         if let Some((ev, node)) = self.live() {
-            let _scope = ev.panic_scope();
+            let _scope = ev.enter();
             ev.req_reset_endtime(node);
         }
     }
@@ -716,7 +724,8 @@ impl<T: Request> Req<T> {
     /// # Ok::<(), tevent::Error>(())
     /// ```
     pub fn enable_profile(&self) -> bool {
-        self.live().is_some_and(|(ev, node)| ev.profile_start(node))
+        self.live()
+            .is_some_and(|(ev, node)| ev.profile_start(node.ptr()))
     }
 
     /// Takes the profile out (after the request finished, it holds the
@@ -767,7 +776,7 @@ impl<T: Request> Drop for Req<T> {
             // Once the context is gone, its teardown has dropped the request:
             // only the memory is left, freed with this last reference.
             if let Some(ev) = node.hdr().context() {
-                let _scope = ev.panic_scope();
+                let _scope = ev.enter();
                 ev.req_drop_owned(node);
             }
         }
@@ -821,8 +830,10 @@ pub struct CallbackHandle<T: Request> {
 }
 
 enum Target {
-    /// A counted reference (not the owner's) to the request.
-    Node(ReqRef),
+    /// A counted reference (not the owner's) to the request, and the epoch
+    /// of this registration (a callback that ran hands the request to a new
+    /// handle, which may register another).
+    Node(ReqRef, u64),
     /// A request that could not be allocated: its callback is posted; the
     /// flag, once set, stops it.
     NoMemory(Rc<std::cell::Cell<bool>>),
@@ -841,11 +852,12 @@ impl<T: Request> CallbackHandle<T> {
     /// The request, while the runtime still holds it for the callback (the
     /// callback has not run and the context is alive).
     fn held(&self) -> Option<(Context, &ReqRef)> {
-        let Target::Node(node) = &self.target else {
+        let Target::Node(node, epoch) = &self.target else {
             return None;
         };
         let h = node.hdr();
-        if h.owner.get() != table::Owner::Context || h.has(Flag::DOOMED) {
+        if h.owner.get() != table::Owner::Context || h.has(Flag::DOOMED) || h.epoch.get() != *epoch
+        {
             return None;
         }
         h.context().map(|ev| (ev, node))
@@ -958,7 +970,7 @@ impl<T: Request> CallbackHandle<T> {
                 let Some((ev, node)) = self.held() else {
                     return false;
                 };
-                let _scope = ev.panic_scope();
+                let _scope = ev.enter();
                 // The runtime holds the owner's reference (owner `Context`),
                 // which the drop takes over.
                 ev.req_drop(node.ptr());
@@ -1112,12 +1124,13 @@ impl<'a, T: Request> Ctl<'a, T> {
             .ev
             .req_wait(Some(self.node), child, resume)
             .map_err(Failure::to_req)?;
+        let Slot::Live(child) = sub.into_slot() else {
+            unreachable!("checked above")
+        };
+        // The parent holds the owner's reference now.
+        let child = child.into_raw();
         if profiled {
             self.ev.profile_start(child);
-        }
-        if let Slot::Live(child) = sub.into_slot() {
-            // The parent holds the owner's reference now.
-            let _ = child.into_raw();
         }
         Ok(())
     }
@@ -1364,7 +1377,7 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// # Ok::<(), tevent::Error>(())
     /// ```
     pub fn enable_profile(&self) -> bool {
-        self.ev.profile_start(self.node)
+        self.ev.profile_start(self.node.ptr())
     }
 
     /// Moves this request's queue entry out (queue waits hand it to a guard).
@@ -1477,7 +1490,7 @@ impl Context {
 /// whether cancellation started (a request without a hook, or whose hook
 /// declines, goes on). For [`Req::cancel`] and [`CallbackHandle::cancel`].
 fn cancel_node<T: Request>(ev: &Context, node: &ReqRef) -> bool {
-    let _scope = ev.panic_scope();
+    let _scope = ev.enter();
     let mut started = false;
     ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
         Some(hook) => match hook(st, ctl) {

@@ -37,7 +37,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use crate::context::{Context, Inner};
 use crate::panic::PanicSlot;
@@ -51,10 +51,19 @@ pub(crate) type NodePtr = NonNull<Header>;
 /// The untyped bookkeeping of one request.
 pub(crate) struct Header {
     vt: &'static NodeVt,
-    /// The context the request belongs to: uncounted, and only followed
-    /// while the request is not removed (see `Header::context`).
-    ctx: *const Inner,
+    /// The context the request belongs to. A weak count: it keeps the
+    /// context's allocation (not the context) alive, so that comparing it
+    /// with another context is an identity check even after this one was
+    /// dropped, and so that a node can tell whether its context still
+    /// exists when its memory is released.
+    ctx: Weak<Inner>,
+    /// Counted references; sticks at `u32::MAX` (the node is then never
+    /// freed) instead of wrapping, see [`ReqRef::from_ptr`].
     refs: Cell<u32>,
+    /// Bumped by every registration of a waiter, so that a
+    /// [`crate::CallbackHandle`] can tell its own registration from a later
+    /// one. 64 bits: it cannot wrap.
+    pub(crate) epoch: Cell<u64>,
     /// The waiting parent, while `owner` is `Parent`.
     pub(crate) parent: Cell<Option<NodePtr>>,
     /// First of the subrequests this request waits for.
@@ -143,11 +152,16 @@ struct Node<T: Request> {
 impl Header {
     /// A fresh header for a request of type `T`, owned by a handle.
     #[inline(always)]
-    fn new<T: Request>(ctx: *const Inner, created: &'static Location<'static>) -> Self {
+    fn new<T: Request>(
+        ctx: Weak<Inner>,
+        created: &'static Location<'static>,
+        #[cfg(feature = "tracing")] span: tracing::Span,
+    ) -> Self {
         Header {
             vt: &VtOf::<T>::VT,
             ctx,
             refs: Cell::new(1),
+            epoch: Cell::new(0),
             parent: Cell::new(None),
             first_child: Cell::new(None),
             next: Cell::new(None),
@@ -164,7 +178,7 @@ impl Header {
             owner: Cell::new(Owner::Handle),
             flags: Cell::new(0),
             #[cfg(feature = "tracing")]
-            span: tracing::trace_span!("request", name = T::name(), created = %created),
+            span,
         }
     }
 
@@ -186,43 +200,43 @@ impl Header {
         self.flags.set(self.flags.get() & !f);
     }
 
-    /// The request type's name.
-    pub(crate) fn name(&self) -> &'static str {
-        (self.vt.name)()
+    /// The request type's [`Request::name`]: user code, to be called only
+    /// where the runtime is consistent (or later, from a profile).
+    pub(crate) fn name_fn(&self) -> fn() -> &'static str {
+        self.vt.name
     }
 
-    /// Whether the request belongs to the context `inner`.
+    /// Whether the request is live (not removed) and belongs to the context
+    /// `inner`. An identity check, not an address comparison that a new
+    /// context at a dropped one's address could pass: the node's weak count
+    /// keeps its context's allocation, so no other context can be there.
     #[inline]
     pub(crate) fn belongs_to(&self, inner: &Rc<Inner>) -> bool {
-        std::ptr::eq(self.ctx, Rc::as_ptr(inner))
-    }
-
-    /// The context of a request that is not removed.
-    ///
-    /// A request that is not removed belongs to a live context: requests are
-    /// only created on a live context, and the context's teardown marks every
-    /// request removed before it runs any other code. (A request that is
-    /// removed may outlive its context: handles, watchers and queue entries
-    /// keep counted references to it.)
-    #[inline]
-    fn live_inner(&self) -> Option<*const Inner> {
-        (!self.has(Flag::REMOVED)).then_some(self.ctx)
+        !self.has(Flag::REMOVED) && std::ptr::eq(self.ctx.as_ptr(), Rc::as_ptr(inner))
     }
 
     /// The request's context, unless the request is removed (for a request
-    /// owned by a handle: unless its context was dropped).
+    /// owned by a handle: unless its context was dropped; the context's
+    /// teardown marks every request removed before it runs any other code).
     #[inline]
     pub(crate) fn context(&self) -> Option<Context> {
-        let p = self.live_inner()?;
-        // SAFETY: the context is alive (see `live_inner`) and `p` came from
-        // `Rc::into_raw` (see `Inner::this`): one more strong count, owned by
-        // the returned `Context`.
-        unsafe {
-            Rc::increment_strong_count(p);
-            Some(Context {
-                inner: Rc::from_raw(p),
-            })
+        if self.has(Flag::REMOVED) {
+            return None;
         }
+        self.ctx.upgrade().map(|inner| Context { inner })
+    }
+
+    /// The request's context while it exists (for releasing the node's
+    /// memory into it), removed or not.
+    #[inline]
+    fn context_alive(&self) -> Option<&Inner> {
+        if self.ctx.strong_count() == 0 {
+            return None;
+        }
+        // SAFETY: a strong count is held, so the context is alive; the
+        // reference is used only to release this node's block, during which
+        // no user code runs (nothing can drop the context meanwhile).
+        Some(unsafe { &*self.ctx.as_ptr() })
     }
 }
 
@@ -249,12 +263,12 @@ impl ReqRef {
     /// a state when its first step builds it; see `req::step`.)
     #[inline]
     pub(crate) fn alloc<T: Request>(
-        pool: &NodePool,
-        ctx: *const Inner,
+        ctx: &Rc<Inner>,
         created: &'static Location<'static>,
         state: Option<T>,
+        #[cfg(feature = "tracing")] span: tracing::Span,
     ) -> Result<ReqRef, Option<T>> {
-        let raw = pool.alloc_block::<T>();
+        let raw = ctx.node_pool.alloc_block::<T>();
         let Some(raw) = NonNull::new(raw) else {
             return Err(state);
         };
@@ -263,7 +277,12 @@ impl ReqRef {
         // `Node<T>` (see `block_layout`), not aliased by anything.
         unsafe {
             node.as_ptr().write(Node {
-                hdr: Header::new::<T>(ctx, created),
+                hdr: Header::new::<T>(
+                    Rc::downgrade(ctx),
+                    created,
+                    #[cfg(feature = "tracing")]
+                    span,
+                ),
                 cell: UnsafeCell::new(ReqCell::new(state)),
             })
         };
@@ -277,8 +296,7 @@ impl ReqRef {
     #[inline]
     pub(crate) unsafe fn from_ptr(p: NodePtr) -> ReqRef {
         // SAFETY: guaranteed by the caller.
-        let h = unsafe { hdr(p) };
-        h.refs.set(h.refs.get() + 1);
+        unsafe { hdr(p) }.count_one_more();
         ReqRef(p)
     }
 
@@ -359,15 +377,22 @@ impl ReqRef {
     /// caller must free the node.
     #[inline(always)]
     fn uncount(self) -> bool {
-        let h = self.hdr();
-        let left = h.refs.get() - 1;
-        h.refs.set(left);
-        debug_assert!(
-            left > 0 || h.has(Flag::REMOVED),
-            "a request is freed only once removed"
-        );
+        let p = self.0;
         std::mem::forget(self);
-        left == 0
+        // SAFETY: the reference given up here kept the node allocated, and
+        // nothing frees it before this returns.
+        let h = unsafe { hdr(p) };
+        let n = h.refs.get();
+        if n == u32::MAX || n == 0 {
+            // Saturated: never freed; or already released (see
+            // `count_one_more`).
+            return false;
+        }
+        h.refs.set(n - 1);
+        // A node still on the runtime's lists is never freed, whatever the
+        // count says: a real check, so that a counting mistake is a leak
+        // and never a use after free.
+        n == 1 && h.has(Flag::REMOVED)
     }
 
     /// Drops this reference, freeing the node into `pool` (the node's
@@ -376,23 +401,38 @@ impl ReqRef {
     /// # Safety
     /// The node must be a `Node<T>`.
     #[inline]
-    pub(crate) unsafe fn release<T: Request>(self, pool: &NodePool) {
+    pub(crate) unsafe fn release<T: Request>(self, inner: &Inner) {
         let p = self.0;
         if self.uncount() {
-            // SAFETY: the last counted reference is gone (see `free_last`);
-            // the caller guarantees the type.
-            unsafe { free_node_inline::<T>(p, Some(pool)) }
+            if inner.entered() {
+                inner.node_pool.defer(p);
+            } else {
+                // SAFETY: the last counted reference is gone (see
+                // `free_last`) and no call of the context runs (see
+                // `NodePool::defer`); the caller guarantees the type.
+                unsafe { free_node_inline::<T>(p, Some(&inner.node_pool)) }
+            }
         }
     }
 
-    /// Drops this reference, freeing the node into `pool` (the node's
-    /// context's; without one, to the allocator) if it was the last.
+    /// Drops this reference, freeing the node (or deferring that, see
+    /// [`NodePool::defer`]) if it was the last.
     #[inline]
-    pub(crate) fn release_into(self, pool: Option<&NodePool>) {
+    fn release_any(self) {
         let p = self.0;
-        if self.uncount() {
-            // SAFETY: the last counted reference is gone (see `free_last`).
-            unsafe { free_last(p, pool) }
+        if !self.uncount() {
+            return;
+        }
+        // SAFETY: the node is still allocated: the last reference just went.
+        let h = unsafe { hdr(p) };
+        match h.context_alive() {
+            Some(inner) if inner.entered() => inner.node_pool.defer(p),
+            // SAFETY: the last counted reference is gone, and no call of the
+            // context runs (see `NodePool::defer`).
+            Some(inner) => unsafe { free_last(p, Some(&inner.node_pool)) },
+            // SAFETY: as above; the context is gone, so none of its calls
+            // can run.
+            None => unsafe { free_last(p, None) },
         }
     }
 }
@@ -413,9 +453,39 @@ unsafe fn free_last(p: NodePtr, pool: Option<&NodePool>) {
 impl Clone for ReqRef {
     #[inline]
     fn clone(&self) -> Self {
-        let h = self.hdr();
-        h.refs.set(h.refs.get() + 1);
+        self.hdr().count_one_more();
         ReqRef(self.0)
+    }
+}
+
+impl Header {
+    /// The reference count (for tests).
+    #[cfg(test)]
+    pub(crate) fn refs(&self) -> u32 {
+        self.refs.get()
+    }
+
+    /// Sets the reference count (for tests that cannot take 4 294 967 295
+    /// references).
+    #[cfg(test)]
+    pub(crate) fn set_refs(&self, n: u32) {
+        self.refs.set(n)
+    }
+
+    /// Counts one more reference. The count cannot wrap: `mem::forget` of
+    /// handles is safe, so enough of them could otherwise bring it back to
+    /// zero while the node is in use. At `u32::MAX` it sticks, and the node
+    /// is never freed (a leak, which is safe).
+    #[inline(always)]
+    fn count_one_more(&self) {
+        let n = self.refs.get();
+        // Zero: the node's last reference went and it waits for release
+        // (see `NodePool::defer`); a pointer kept from before must not bring
+        // it back (it would be released twice). Such a reference counts
+        // nothing, and the node it names is removed, so it runs nothing.
+        if n != u32::MAX && n != 0 {
+            self.refs.set(n + 1);
+        }
     }
 }
 
@@ -423,9 +493,8 @@ impl Drop for ReqRef {
     #[inline]
     fn drop(&mut self) {
         // `self`'s count, given up once through a copy of the pointer (which
-        // `uncount` forgets). Without the context at hand, the memory goes
-        // back to the allocator.
-        ReqRef(self.0).release_into(None);
+        // `uncount` forgets).
+        ReqRef(self.0).release_any();
     }
 }
 
@@ -478,8 +547,10 @@ unsafe fn clear_node<T: Request>(p: NodePtr, panics: &PanicSlot) {
 const CLASS_BYTES: usize = 16;
 /// Classes pooled: blocks up to `CLASSES * CLASS_BYTES` bytes.
 const CLASSES: usize = 32;
-/// Free blocks kept per class.
-const KEEP_PER_CLASS: u32 = 256;
+/// Free blocks kept per class. None under Miri: there every freed block goes
+/// back to the allocator, so that a use after free is reported as one
+/// instead of reading a recycled block.
+const KEEP_PER_CLASS: u32 = if cfg!(miri) { 0 } else { 256 };
 
 /// The pooled size class of `Node<T>`, if it has one.
 const fn class_of<T: Request>() -> Option<usize> {
@@ -512,14 +583,49 @@ struct FreeBlock {
     next: *mut FreeBlock,
 }
 
-/// Free blocks by size class (one per context).
+/// Free blocks by size class (one per context), and the nodes whose
+/// release waits for the context's calls to end.
 pub(crate) struct NodePool {
     heads: [Cell<*mut FreeBlock>; CLASSES],
     counts: [Cell<u32>; CLASSES],
+    /// Nodes whose last reference went while a call of the context ran,
+    /// linked through `Header::next` (a removed node is on no other list).
+    deferred: Cell<Option<NodePtr>>,
+}
+
+impl NodePool {
+    /// Keeps a node whose last reference went until the context's
+    /// outermost call ends ([`NodePool::release_deferred`]).
+    ///
+    /// This is what makes the runtime's raw pointers easy to argue about: a
+    /// frame of the runtime that still holds a pointer to a node (taken
+    /// from a list before it ran user code, which may have removed and
+    /// released that node) finds the node's memory intact, and a removed
+    /// node is recognisable ([`Flag::REMOVED`]): no block is freed or
+    /// recycled while any call of its context is on the stack.
+    #[inline]
+    fn defer(&self, p: NodePtr) {
+        // SAFETY: the node is allocated and removed: its list links are free.
+        unsafe { hdr(p) }.next.set(self.deferred.replace(Some(p)));
+    }
+
+    /// Frees the deferred nodes (when the context's outermost call ends,
+    /// and when the context is dropped). Runs no user code: a released
+    /// node's state, result and hooks are gone already.
+    pub(crate) fn release_deferred(&self) {
+        while let Some(p) = self.deferred.take() {
+            // SAFETY: deferred nodes are allocated and unreachable but for
+            // this list.
+            self.deferred.set(unsafe { hdr(p) }.next.take());
+            // SAFETY: the last counted reference went before it was deferred.
+            unsafe { free_last(p, Some(self)) };
+        }
+    }
 }
 
 impl Drop for NodePool {
     fn drop(&mut self) {
+        self.release_deferred();
         for (class, head) in self.heads.iter().enumerate() {
             let mut b = head.replace(std::ptr::null_mut());
             while !b.is_null() {
@@ -541,6 +647,7 @@ impl Default for NodePool {
         NodePool {
             heads: [const { Cell::new(std::ptr::null_mut()) }; CLASSES],
             counts: [const { Cell::new(0) }; CLASSES],
+            deferred: Cell::new(None),
         }
     }
 }

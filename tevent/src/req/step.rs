@@ -282,7 +282,7 @@ impl<T: Request> Req<T> {
         ev: &Context,
         first: impl FnOnce(StartCtl<'_, T>) -> Next<T>,
     ) -> Req<T> {
-        let scope = ev.panic_scope();
+        let scope = ev.enter();
         let slot = match ev.req_create_building(std::panic::Location::caller(), first) {
             Some(node) => super::Slot::Live(node),
             None => super::Slot::NoMemory(ev.weak()),

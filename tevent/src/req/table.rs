@@ -329,13 +329,21 @@ impl ReqTable {
     }
 
     /// Links `p` into the doomed list, unless it is already doomed or
-    /// removed.
+    /// removed. A doomed subrequest has left its parent's list (the caller
+    /// took the list): it forgets its parent, and the runtime holds its
+    /// owner's reference from now on, so nothing follows a pointer from it
+    /// to a parent that may be gone before it is removed.
     fn doom(&self, p: NodePtr) {
         // SAFETY: callers pass a node that is not removed (a child on a live
         // parent's list, or one whose owner's reference the runtime holds).
         let h = unsafe { hdr(p) };
         if !h.has(Flag::DOOMED | Flag::REMOVED) {
             h.raise(Flag::DOOMED);
+            if h.owner.get() == Owner::Parent {
+                h.owner.set(Owner::Context);
+            }
+            h.parent.set(None);
+            h.prev.set(None);
             h.next.set(self.doomed_head.replace(Some(p)));
         }
     }
@@ -357,6 +365,33 @@ impl ReqTable {
         self.doomed_head.set(unsafe { hdr(p) }.next.take());
         Some(p)
     }
+}
+
+/// Whether request `child` (owned by a handle, so the root of its own tree)
+/// is `parent` or one of its ancestors: waiting for it would make a request
+/// wait for itself. Walks from `parent` up to its root, unless `child` has
+/// no subrequests (then only `parent` itself can be it).
+#[inline(always)]
+fn waits_under(child: &ReqRef, parent: &ReqRef) -> bool {
+    let c = child.ptr();
+    if c == parent.ptr() {
+        return true;
+    }
+    if child.hdr().first_child.get().is_none() {
+        return false;
+    }
+    let mut at = parent.hdr();
+    while at.owner.get() == Owner::Parent {
+        let Some(up) = at.parent.get() else {
+            return false;
+        };
+        if up == c {
+            return true;
+        }
+        // SAFETY: the parent of a linked subrequest is live.
+        at = unsafe { hdr(up) };
+    }
+    false
 }
 
 /// Puts `child` at the head of `parent`'s subrequest list.
@@ -456,8 +491,17 @@ impl Context {
         created: &'static Location<'static>,
         run: impl FnOnce(&mut ReqCell<T>, &Context, &ReqRef) -> Option<ReqState>,
     ) -> Option<ReqRef> {
-        let node =
-            ReqRef::alloc(&self.inner.node_pool, self.inner.this.get(), created, state).ok()?;
+        // `T::name` is user code: it runs here, before anything is linked.
+        #[cfg(feature = "tracing")]
+        let span = tracing::trace_span!("request", name = T::name(), created = %created);
+        let node = ReqRef::alloc(
+            &self.inner,
+            created,
+            state,
+            #[cfg(feature = "tracing")]
+            span,
+        )
+        .ok()?;
         self.inner.reqs.live_link(node.ptr());
         let h = node.hdr();
         h.raise(Flag::RUNNING);
@@ -485,13 +529,25 @@ impl Context {
         if !h.belongs_to(&self.inner) {
             return Err(Failure::WrongContext);
         }
-        // A live handle always owns its request.
-        debug_assert!(h.owner.get() == Owner::Handle && !h.has(Flag::REMOVED));
+        // A live handle owns its request, which then has no waiter and is
+        // not being dropped (delivering a waiter takes it). Real checks: the
+        // owner's reference changes hands below.
+        if h.owner.get() != Owner::Handle || h.has(Flag::DOOMED) {
+            return Err(Failure::WrongContext);
+        }
+        if let Some(p) = parent
+            && waits_under(child, p)
+        {
+            return Err(Failure::Cycle);
+        }
+        let old = h.waiter.take();
+        if old.is_some() {
+            h.waiter.set(old);
+            return Err(Failure::WrongContext);
+        }
         let t = &self.inner.reqs;
-        let old = h.waiter.replace(Some(resume));
-        // A request owned by a handle has no waiter (delivering one takes it).
-        debug_assert!(old.is_none());
-        std::mem::forget(old);
+        h.waiter.set(Some(resume));
+        h.epoch.set(h.epoch.get().wrapping_add(1));
         let profiled = match parent {
             Some(p) => {
                 h.owner.set(Owner::Parent);
@@ -665,7 +721,12 @@ impl Context {
                 h.raise(Flag::ZOMBIE);
                 continue;
             }
-            debug_assert!(h.owner.get() != Owner::Handle);
+            if h.owner.get() == Owner::Handle {
+                // Never doomed while a handle owns it (the drop paths hand
+                // the owner's reference to the runtime first); a real check,
+                // since removing it would release the handle's reference.
+                continue;
+            }
             h.raise(Flag::REMOVED);
             t.live_unlink(h);
             // Finished and queued, never to be delivered.
@@ -700,7 +761,7 @@ impl Context {
         // SAFETY: removed nodes never run a step again, and this one was not
         // running (checked by the caller).
         unsafe { node.clear(&self.inner.panic) };
-        node.release_into(Some(&self.inner.node_pool));
+        drop(node);
     }
 
     /// Runs one step of request `node` (of type `T`): `f` gets the state and
@@ -743,7 +804,7 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
         return Err(ReqError::ContextGone);
     };
     if h.state.get() == ReqState::InProgress {
-        let _scope = ev.panic_scope();
+        let _scope = ev.enter();
         ev.req_drop_owned(node);
         return Err(ReqError::InProgress);
     }
@@ -759,7 +820,7 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
     ev.inner.reqs.live_unlink(h);
     h.raise(Flag::REMOVED);
     // SAFETY: a `Req<T>` names a `Node<T>`.
-    unsafe { node.release::<T>(&ev.inner.node_pool) };
+    unsafe { node.release::<T>(&ev.inner) };
     result
 }
 

@@ -425,7 +425,7 @@ fn profiles_outlive_their_requests() {
     assert_eq!(top.recv(), Ok(6));
     assert_eq!(p.len(), 1 + 2 + 4 + 4);
     drop(ev);
-    assert_eq!(p.state, ReqState::Done);
+    assert_eq!(p.state(), ReqState::Done);
 }
 
 // ---------------------------------------------------------------------------
@@ -685,4 +685,24 @@ fn the_default_name_of_a_generic_request_is_readable() {
         format!("{r:?}").contains(r#"type: "Gen<Vec<String>>""#),
         "{r:?}"
     );
+}
+
+/// `mem::forget` of handles is safe, so a reference count must not wrap
+/// (it would come back to zero and free a node in use, as `Rc` would if it
+/// did not abort): at its limit it sticks, and the node is never freed.
+#[test]
+fn a_reference_count_at_its_limit_sticks_instead_of_wrapping() {
+    let ev = ctx();
+    let r = Req::start(&ev, Now(0), |_, _| Ok(Progress::Pending));
+    let node = r.node().expect("allocated");
+    node.hdr().set_refs(u32::MAX - 1);
+    let a = node.clone();
+    let b = node.clone();
+    assert_eq!(node.hdr().refs(), u32::MAX);
+    drop((a, b));
+    assert_eq!(node.hdr().refs(), u32::MAX, "saturated: never counted down");
+    // Back to the handle's one reference, so the test frees what it made.
+    node.hdr().set_refs(1);
+    drop(r);
+    assert_eq!(ev.event_counts().requests, 0);
 }
