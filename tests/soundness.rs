@@ -565,3 +565,25 @@ fn a_handler_whose_event_a_trace_hook_removes_is_never_called() {
     ev.loop_wait().unwrap();
     assert_eq!(calls.get(), 0, "a removed event's handler never runs");
 }
+
+/// Events whose handlers own the next event's handle, a million deep.
+#[test]
+fn event_handlers_owning_events_a_million_deep_are_dropped_on_a_small_stack() {
+    on_small_stack(|| {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let mut timer = None;
+        let mut imm = None;
+        for _ in 0..DEEP {
+            let (t, i) = (timer.take(), imm.take());
+            timer = Some(ev.add_timer_after(Duration::from_secs(1), move |_, _| {
+                let _owned = &t;
+            }));
+            imm = Some(ev.add_immediate(move |_, _| {
+                let _owned = &i;
+            }));
+        }
+        assert_eq!(ev.event_counts().timers, DEEP);
+        drop((timer, imm));
+        assert_eq!(ev.event_counts().total(), 0);
+    });
+}

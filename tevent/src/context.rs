@@ -123,11 +123,14 @@ pub(crate) struct Inner {
     entered: Cell<u32>,
     /// Queues being dropped (see `queue::DroppedQueues`).
     pub(crate) dropped_queues: crate::queue::DroppedQueues,
+    /// Event handlers whose drop waits for the one being dropped (see
+    /// [`Inner::drop_handler`]).
+    dropping_handlers: Cell<bool>,
+    handlers_to_drop: RefCell<Vec<Box<dyn std::any::Any>>>,
     /// The poller's own event buffer (precise waits, clearing its notifier).
     events: RefCell<Events>,
     /// What `epoll_wait` reads (every other wait).
     epoll_events: RefCell<Vec<rustix::event::epoll::Event>>,
-    in_loop: Cell<bool>,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
 }
@@ -289,14 +292,44 @@ impl Inner {
     pub(crate) fn entered(&self) -> bool {
         self.entered.get() > 0
     }
+
+    /// Drops a removed event's handler (and what it captured: user code).
+    /// A handler may own another event's handle, whose handler owns
+    /// another...: a handler dropped while one is being dropped waits in a
+    /// list that the outermost drop empties, so a chain of a million events
+    /// is dropped without a million nested frames. (If a `Drop` panics, what
+    /// waits in the list is dropped by the next handler drop, or with the
+    /// context.)
+    pub(crate) fn drop_handler<H: 'static>(&self, handler: H) {
+        if self.dropping_handlers.replace(true) {
+            self.handlers_to_drop.borrow_mut().push(Box::new(handler));
+            return;
+        }
+        /// Ends this drop, also when a `Drop` unwinds.
+        struct Done<'a>(&'a Cell<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _done = Done(&self.dropping_handlers);
+        drop(handler);
+        loop {
+            let Some(next) = self.handlers_to_drop.borrow_mut().pop() else {
+                break;
+            };
+            drop(next);
+        }
+    }
 }
 
+/// Raises a panic kept during a loop step when the step ends (loop steps
+/// never nest, so every kept panic is raised there).
 struct LoopGuard<'a>(&'a Inner);
 
 impl Drop for LoopGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.0.in_loop.set(false);
         crate::panic::raise_kept(&self.0.panic);
     }
 }
@@ -365,11 +398,12 @@ impl Context {
             node_pool: Default::default(),
             entered: Cell::new(0),
             dropped_queues: Default::default(),
+            dropping_handlers: Cell::new(false),
+            handlers_to_drop: RefCell::new(Vec::new()),
             events: RefCell::new(Events::with_capacity(
                 NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
             )),
             epoll_events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
-            in_loop: Cell::new(false),
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
         });
@@ -652,26 +686,41 @@ impl Context {
             || inner.outstanding.get() > 0
     }
 
-    /// Whether a handler of this context is running right now (a loop-driving
-    /// call would fail with [`Error::Nested`]).
+    /// Whether user code run by this context is running right now: a
+    /// handler, or a request's step, hook, callback or `Drop` run by any
+    /// call of the context (a loop-driving call would fail with
+    /// [`Error::Nested`]).
     ///
     /// ```
+    /// use tevent::{Progress, Req, Request};
+    ///
+    /// struct Probe;
+    /// impl Request for Probe {
+    ///     type Output = bool;
+    ///     type Error = std::convert::Infallible;
+    /// }
+    ///
     /// let ev = tevent::Context::new()?;
     /// assert!(!ev.in_handler());
     /// ev.post(|ev| assert!(ev.in_handler()));
     /// ev.loop_once()?;
+    /// // A first step runs inside `Req::start`, outside the loop, but it is
+    /// // user code run by the context all the same.
+    /// let req = Req::start(&ev, Probe, |_, ctl| Ok(Progress::Done(ctl.ev().in_handler())));
+    /// assert_eq!(req.poll_recv(&ev)?, Ok(true));
     /// # Ok::<(), tevent::Error>(())
     /// ```
     pub fn in_handler(&self) -> bool {
-        self.inner.in_loop.get()
+        self.inner.entered()
     }
 
     /// Runs one dispatch step (see the module documentation for the order),
     /// waiting if nothing is due. Returns whether a handler ran: `Ok(false)`
     /// means the wait ended (timeout, a wake-up) with nothing to run.
     ///
-    /// Calling it from inside a handler of the same context returns
-    /// [`Error::Nested`] (C tevent aborts). A panic in a handler (or in any
+    /// Calling it from inside a handler of the same context, or from any
+    /// other user code the context runs (see [`Context::in_handler`]),
+    /// returns [`Error::Nested`] (C tevent aborts). A panic in a handler (or in any
     /// user code the step runs) propagates out of this call, with the
     /// context left usable.
     ///
@@ -763,7 +812,6 @@ impl Context {
             return Err(Error::Nested);
         }
         let _entered = inner.enter();
-        inner.in_loop.set(true);
         let _guard = LoopGuard(inner);
         inner.trace_loop(LoopPoint::BeforeLoopOnce);
         let r = self.step(stop_if_idle);

@@ -848,7 +848,7 @@ impl Context {
             drop(t);
             self.inner
                 .trace_event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), tag);
-            drop(handler);
+            self.inner.drop_handler(handler);
             return;
         }
         let w = t.watchers.remove(wkey).expect("live");
@@ -877,8 +877,7 @@ impl Context {
         drop(t);
         self.inner
             .trace_event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), w.tag);
-        drop(released);
-        drop(w.handler);
+        self.inner.drop_handler((released, w.handler));
     }
 
     pub(crate) fn fd_set_flags(&self, wkey: Key, flags: FdFlags) -> Result<(), Error> {

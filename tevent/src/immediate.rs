@@ -302,7 +302,7 @@ impl Context {
                 .trace_event(EventKind::Immediate, EventPoint::Detach, key.to_u64(), tag);
         }
         // The handler (and whatever it captured) is dropped here, outside the borrow.
-        drop(entry);
+        self.inner.drop_handler(entry);
     }
 
     /// Runs the head of the immediate FIFO, if any. Returns whether one ran.

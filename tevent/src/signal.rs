@@ -939,7 +939,7 @@ impl Context {
             .set(self.inner.sig_handlers.get() - 1);
         self.inner
             .trace_event(EventKind::Signal, EventPoint::Detach, key.to_u64(), e.tag);
-        drop(e.handler);
+        self.inner.drop_handler(e.handler);
     }
 
     /// Whether a signal arrived since the last check, or a handler still has

@@ -386,7 +386,7 @@ impl Context {
             self.inner
                 .trace_event(EventKind::Timer, EventPoint::Detach, key.to_u64(), tag);
         }
-        drop(entry);
+        self.inner.drop_handler(entry);
     }
 
     fn timer_info(&self, key: Key) -> Option<(bool, Instant, u64)> {

@@ -23,6 +23,68 @@
 //! request that finishes inside its own `send` is therefore delivered exactly
 //! like any other, so tevent's `tevent_req_post` is unnecessary. A chain of
 //! finishing parents is walked iteratively, so nesting depth costs no stack.
+//!
+//! ## The re-entrancy model
+//!
+//! The runtime calls user code in many places, and user code may call the
+//! runtime back: from safe code, whatever it does, no memory is used after
+//! it is freed, every request finishes at most once and its waiter is told
+//! exactly once (unless the request is dropped first), and every call that
+//! cannot work where it is made returns an error. The rules:
+//!
+//! | user code | runs from | may call |
+//! |---|---|---|
+//! | a first step | [`Req::start`] (or a generated `foo_send`) | anything but a loop call on this context ([`Error::Nested`]) |
+//! | a later step, a queue trigger | the loop | the same |
+//! | a cancel hook | [`Req::cancel`], [`CallbackHandle::cancel`] | the same |
+//! | a cleanup hook; `Drop` of a state, an output, an error, a waiter or callback closure, a queue trigger | whatever finishes or drops the request: a step's end, a timeout, dropping or receiving a `Req`, [`CallbackHandle::abort`], dropping a [`Queue`](crate::Queue), dropping the context | the same |
+//! | a callback ([`Req::set_callback`]) | the loop | the same |
+//! | an event handler, a [`Remote`](crate::Remote) closure, a trace hook | the loop (a trace hook also from the call that attached or detached the event) | the same |
+//! | `Drop` of an event's handler | removing the event | the same |
+//! | [`Request::name`] | `Debug` of a request and [`Profile::name`] / [`Profile::render`], when *you* call them; with the `tracing` feature, [`Req::start`] before the request exists | anything: the runtime is not in the middle of anything then |
+//!
+//! "A loop call" is [`Context::loop_once`](crate::Context::loop_once),
+//! `loop_wait`, `loop_until` and [`Req::poll`] of an unfinished request:
+//! running the loop there would run steps and deliver notifications under
+//! the feet of the code that called this user code (C tevent aborts when a
+//! loop nests; here the call returns [`Error::Nested`]). Loop calls on
+//! *another* context are fine.
+//!
+//! Specific refusals: a request may not wait for itself or for a request it
+//! runs under ([`ReqError::WaitCycle`]), nor for a request of another
+//! context, or of a context that was dropped, wherever the new one was
+//! allocated ([`ReqError::WrongContext`]).
+//!
+//! What the runtime guarantees about what it walks while user code runs:
+//!
+//! - **No node is freed under a frame.** A request's memory is released
+//!   when its last reference goes, but while any call of its context that
+//!   runs user code is on the stack, the release waits until the outermost
+//!   such call ends. The runtime may thus keep a pointer to a request
+//!   across user code and find it afterwards, removed (and recognisably
+//!   so) but not freed or recycled. A released request is never counted
+//!   again, and a count that would free a request still linked anywhere
+//!   leaks it instead.
+//! - **Links never point at a gone request.** A subrequest leaves its
+//!   parent's list (and forgets its parent) the moment the parent finishes
+//!   or is dropped, before any user code runs; an end time leaves the timer
+//!   table before its request is released.
+//! - **No user code runs inside bookkeeping that is not finished**: hooks,
+//!   `Drop`s and trait methods run where the tables are consistent, and a
+//!   panic in them is caught there and raised when the public call that
+//!   ran them returns ([chapter 1](crate::tutorial::context), "When user
+//!   code panics").
+//! - **Nothing recurses over what the user sizes.** Request trees, chains
+//!   of states holding requests, queues inside states, handlers owning
+//!   events, profiles (dropping, cloning, rendering) are walked with lists
+//!   or heap stacks: a million levels cost no stack.
+//! - **Counts and identities do not wrap.** Reference counts stick at
+//!   their maximum (the request is then never freed); event keys retire a
+//!   slot rather than reuse a generation; a [`CallbackHandle`] knows its
+//!   own registration from a later one.
+//!
+//! `tests/reentrancy.rs` checks these rules with random programs issued
+//! from every kind of user code; `docs/reliability.md` has its figures.
 
 mod error;
 mod join;
