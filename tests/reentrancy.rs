@@ -120,13 +120,33 @@ fn quiet_planned_panics() {
     });
 }
 
+thread_local! {
+    /// The seed of the program that runs.
+    static SEED: Cell<u64> = const { Cell::new(0) };
+}
+
 /// Runs a public call of the test body, letting planned panics through
-/// (they end the call) and failing on any other.
+/// (they end the call) and failing on any other: an unplanned panic is a
+/// broken promise (an assertion of the runtime, a `RefCell` borrowed
+/// twice, ...). The program is reported and the process ends at once,
+/// since unwinding further would drop a world in an unknown state.
 fn top<R>(f: impl FnOnce() -> R) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(p) if p.is::<Planned>() => None,
-        Err(p) => std::panic::resume_unwind(p),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let seed = SEED.with(Cell::get);
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("program TEVENT_SEED={seed} TEVENT_CASES=1 panicked: {msg}\n").as_bytes(),
+            );
+            std::process::exit(101);
+        }
     }
 }
 
@@ -1396,6 +1416,42 @@ fn run_program_once(seed: u64, budget: u32) {
     }
 }
 
+/// A program that runs for a minute has hung (a corrupted list walked
+/// forever, a loop that never ends): the watchdog ends the test with the
+/// program's seed, which a hang would otherwise never report. (Not under
+/// Miri, whose time is not the program's.)
+fn watchdog() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let current = std::sync::Arc::new(AtomicU64::new(u64::MAX));
+    if cfg!(miri) {
+        return current;
+    }
+    let seen = current.clone();
+    std::thread::spawn(move || {
+        let mut last = u64::MAX;
+        let mut still = 0;
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = seen.load(Ordering::Relaxed);
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+            if still >= 60 && now != u64::MAX {
+                // Straight to the fd: the test harness's capture of
+                // `eprintln!` would be lost with the process.
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!(
+                        "program TEVENT_SEED={now} TEVENT_CASES=1 hung (no progress for a minute)\n"
+                    )
+                    .as_bytes(),
+                );
+                std::process::exit(101);
+            }
+        }
+    });
+    current
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.parse()
@@ -1411,8 +1467,11 @@ fn random_programs_keep_every_promise_under_reentrancy() {
     let base = env_u64("TEVENT_SEED").unwrap_or(0x5eed);
     let budget = env_u64("TEVENT_BUDGET").map_or(if cfg!(miri) { 120 } else { 300 }, |b| b as u32);
     let mut bad = Vec::new();
+    let watchdog = watchdog();
     for i in 0..cases {
         let seed = base.wrapping_add(i);
+        watchdog.store(seed, std::sync::atomic::Ordering::Relaxed);
+        SEED.with(|s| s.set(seed));
         if std::env::var_os("TEVENT_SEEDS").is_some() {
             eprintln!("seed {seed}");
         }
@@ -1424,6 +1483,7 @@ fn random_programs_keep_every_promise_under_reentrancy() {
             }
         }
     }
+    watchdog.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
     let s = STATS.with(Cell::get);
     println!(
         "{cases} random re-entrant programs (budget {budget} calls each): {} requests, {} steps, \

@@ -87,6 +87,11 @@ pub(crate) struct Header {
     pub(crate) owner: Cell<Owner>,
     /// A set of [`Flag`]s.
     flags: Cell<u8>,
+    /// [`LIVE`] while the node exists (debug builds): the tests' detector
+    /// of a node used after it was freed, in the pooled memory that Miri
+    /// does not see and the allocator's checks never reach.
+    #[cfg(debug_assertions)]
+    live: Cell<u32>,
     /// The request's span; entered while its steps run.
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
@@ -177,6 +182,8 @@ impl Header {
             state: Cell::new(ReqState::InProgress),
             owner: Cell::new(Owner::Handle),
             flags: Cell::new(0),
+            #[cfg(debug_assertions)]
+            live: Cell::new(LIVE),
             #[cfg(feature = "tracing")]
             span,
         }
@@ -250,8 +257,19 @@ impl Header {
 pub(crate) unsafe fn hdr<'a>(p: NodePtr) -> &'a Header {
     // SAFETY: the caller guarantees the block is live; the header is only
     // ever accessed through shared references (its fields are cells).
-    unsafe { p.as_ref() }
+    let h = unsafe { p.as_ref() };
+    #[cfg(debug_assertions)]
+    assert_eq!(
+        h.live.get(),
+        LIVE,
+        "a request node was used after it was freed"
+    );
+    h
 }
+
+/// What `Header::live` holds while the node exists.
+#[cfg(debug_assertions)]
+const LIVE: u32 = 0x7e7e_1ab5;
 
 /// A counted reference to a node: the node's memory lives while one exists.
 pub(crate) struct ReqRef(NodePtr);
@@ -514,6 +532,11 @@ unsafe fn free_node_inline<T: Request>(p: NodePtr, pool: Option<&NodePool>) {
         // alone); it only ever holds something once the flag is set.
         drop(unsafe { ManuallyDrop::take(&mut (*node).hdr.extra) });
     }
+    #[cfg(debug_assertions)]
+    // SAFETY: the block holds a live `Node<T>`, about to be dropped.
+    unsafe {
+        (*node).hdr.live.set(0xdead_dead)
+    };
     // SAFETY: nothing references the node any more (see `ReqRef::drop`), so
     // it can be dropped in place.
     unsafe { std::ptr::drop_in_place(node) };
