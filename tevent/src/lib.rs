@@ -143,6 +143,7 @@ mod remote;
 pub mod req;
 pub mod signal;
 mod slab;
+mod sys;
 mod timer;
 pub mod trace;
 
