@@ -344,16 +344,17 @@ impl FdTable {
 
     /// [`FdTable::push_ready`] for an event read from epoll directly:
     /// `key` is the registration's key, `failed` a hang-up or an error.
+    /// Returns whether `key` names an fd of the table.
     pub(crate) fn push_ready_raw(
         &mut self,
         key: u64,
         readable: bool,
         writable: bool,
         failed: bool,
-    ) {
+    ) -> bool {
         let fkey = Key::from_u64(key);
         let Some(file) = self.files.get_mut(fkey) else {
-            return;
+            return false;
         };
         let mut ready = FdFlags::empty();
         if readable {
@@ -372,12 +373,12 @@ impl FdTable {
             let w = file.watchers[0];
             file.rr = 0;
             self.batch.push_back((w, ready));
-            return;
+            return true;
         }
         if n == 0 {
             // Reported while waiting for deregistration: deregister now.
             self.mark_dirty(fkey);
-            return;
+            return true;
         }
         let start = file.rr % n;
         file.rr = (start + 1) % n;
@@ -385,6 +386,21 @@ impl FdTable {
             let w = file.watchers[(start + i) % n];
             self.batch.push_back((w, ready));
         }
+        true
+    }
+
+    /// Entries in the ready batch (the fast wait's mark, see
+    /// [`FdTable::truncate_batch`]).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn batch_len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Drops the batch entries after the first `len` (those of a wait that
+    /// the fast wait reads again through the poller).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn truncate_batch(&mut self, len: usize) {
+        self.batch.truncate(len);
     }
 
     /// Registers every fd that has interest in `poller` (a new poller in a

@@ -132,6 +132,7 @@ pub mod alloc;
 mod clock;
 pub mod context;
 mod error;
+mod fast_wait;
 mod fd;
 mod fork;
 mod immediate;
