@@ -91,7 +91,8 @@ pub const MAX_NOTIFICATIONS_PER_STEP: usize = 1024;
 /// The state shared by every clone of a [`Context`] (and reachable, weakly,
 /// from every event handle).
 pub(crate) struct Inner {
-    /// The poller (epoll); reach it through `Inner::poller`, which replaces
+    /// The poller (epoll on Linux, kqueue on macOS and FreeBSD); reach it
+    /// through `Inner::poller`, which replaces
     /// it first in a forked child (see [`crate::fork`]). Always there, except
     /// under Miri, which cannot create one: there only what never waits for
     /// the OS can run (requests, immediates, timers on a manual clock).

@@ -19,6 +19,12 @@
 //! `WRITE` is woken by a hang-up, so its next `write()` reports the error. C
 //! tevent silently clears such a watcher's interest instead, which hangs the
 //! request that owns it; this is a deliberate fix.
+//!
+//! `ERROR` is Linux's: epoll reports hang-ups and errors apart
+//! (`EPOLLHUP`, `EPOLLERR`). kqueue, on macOS and FreeBSD, reports them as
+//! end of file on the read or write filter, which `polling` passes on as
+//! readable and writable: there a hang-up wakes `READ` and `WRITE` watchers
+//! (whose next call sees it) and never sets `ERROR`.
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
@@ -49,7 +55,9 @@ impl FdFlags {
     pub const READ: FdFlags = FdFlags(1);
     /// Writable (or hung up or in error: the next write reports it).
     pub const WRITE: FdFlags = FdFlags(2);
-    /// Hung up or in error.
+    /// Hung up or in error. Reported on Linux (epoll); on macOS and FreeBSD
+    /// (kqueue) a hang-up comes as `READ` and `WRITE` instead, and `ERROR`
+    /// is never set (see the module documentation).
     pub const ERROR: FdFlags = FdFlags(4);
 
     /// No flags: a watcher with no flags is paused.
@@ -524,8 +532,8 @@ impl Context {
     /// last watcher of this fd is dropped and the fd has left the poller.
     ///
     /// `flags` may be empty (the watcher is paused until [`FdEvent::set_flags`]).
-    /// Errors with [`Error::BadFd`] if the fd cannot be watched (epoll refuses
-    /// regular files, for example).
+    /// Errors with [`Error::BadFd`] if the fd cannot be watched (on Linux,
+    /// epoll refuses regular files, for example).
     ///
     /// The fd may be in blocking mode (as in tevent, the handler decides what
     /// to do with it); request watchers ([`crate::Ctl::watch_fd`]) refuse one.
