@@ -151,6 +151,7 @@ mod linux {
         /// after its slack boundary) and capped at `i32::MAX` ms (a spurious
         /// wake-up after 24 days). Returns the number of events; an
         /// interrupted wait returns 0.
+        #[inline]
         pub(crate) fn wait(&self, poller: &Poller, timeout: Option<Duration>) -> io::Result<usize> {
             let ms = timeout.map(|t| {
                 let ms = t.as_nanos().div_ceil(1_000_000);
@@ -178,6 +179,7 @@ mod linux {
         /// takes this wait's entries out of the batch again (the caller
         /// reads the wait again through `polling`), and counts it towards
         /// [`STRAY_LIMIT`].
+        #[inline]
         pub(crate) fn deliver(&self, fds: &mut FdTable, mut signal: impl FnMut()) -> Seen {
             use epoll::EventFlags as F;
             let mut seen = Seen::default();
