@@ -81,41 +81,108 @@ pub const HARNESS_BACKLOG: i32 = 1024;
 
 /// Creates the listening socket as `echo_server.c` does: a TCP socket of
 /// `addr`'s family (IPv4 or IPv6), bound to `addr`, with the given backlog,
-/// nonblocking and close-on-exec. With `reuse_port`, `SO_REUSEPORT` is set
+/// nonblocking and close-on-exec. With `reuse_port`, the port is shared
 /// first, so that several sockets (one per loop of `--threads`) can listen
-/// on the same port and the kernel spreads connections among them. Errors
-/// carry the name of the failed call (`socket()`, `setsockopt()`, `bind()`,
-/// `listen()`), for the `perror`-style message.
+/// on it: `SO_REUSEPORT` on Linux, where the kernel spreads connections
+/// among them; `SO_REUSEPORT_LB` on FreeBSD, which does the same;
+/// `SO_REUSEPORT` on macOS, which shares the port but does not spread
+/// connections (the kernel gives them to one of the sockets), so there
+/// `--threads` adds nothing. Errors carry the name of the failed call
+/// (`socket()`, `setsockopt()`, `bind()`, `listen()`), for the
+/// `perror`-style message.
 pub fn listen_on(
     addr: SocketAddr,
     backlog: i32,
     reuse_port: bool,
 ) -> Result<TcpListener, (&'static str, io::Error)> {
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    use rustix::net::AddressFamily;
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
         AddressFamily::INET6
     };
-    let sock = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )
-    .map_err(|e| ("socket()", e.into()))?;
+    let sock = stream_socket(family).map_err(|e| ("socket()", e))?;
     // As std's `TcpListener::bind` does: a restart right after a stop that
     // closed clients (their connections wait in TIME_WAIT on this port) can
     // bind again. A port with a live listener is still refused.
     rustix::net::sockopt::set_socket_reuseaddr(&sock, true)
         .map_err(|e| ("setsockopt()", e.into()))?;
     if reuse_port {
-        rustix::net::sockopt::set_socket_reuseport(&sock, true)
-            .map_err(|e| ("setsockopt()", e.into()))?;
+        share_port(&sock).map_err(|e| ("setsockopt()", e))?;
     }
     rustix::net::bind(&sock, &addr).map_err(|e| ("bind()", e.into()))?;
     rustix::net::listen(&sock, backlog).map_err(|e| ("listen()", e.into()))?;
     Ok(TcpListener::from(sock))
+}
+
+/// A nonblocking, close-on-exec stream socket (macOS has no flags argument
+/// for that: they are set right after).
+fn stream_socket(family: rustix::net::AddressFamily) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::SocketType;
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        use rustix::net::SocketFlags;
+        let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+        Ok(rustix::net::socket_with(
+            family,
+            SocketType::STREAM,
+            flags,
+            None,
+        )?)
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let sock = rustix::net::socket(family, SocketType::STREAM, None)?;
+        rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&sock, true)?;
+        Ok(sock)
+    }
+}
+
+/// Accepts a connection on `listener`, nonblocking and close-on-exec
+/// (`accept4`; macOS has none, so there the flags are set right after).
+pub fn accept_nonblocking(listener: &TcpListener) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        use rustix::net::SocketFlags;
+        rustix::net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let sock = rustix::net::accept(listener)?;
+        rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&sock, true)?;
+        Ok(sock)
+    }
+}
+
+/// Lets several listening sockets share a port, spreading connections
+/// among them where the platform can (see [`listen_on`]).
+fn share_port(sock: &std::os::fd::OwnedFd) -> io::Result<()> {
+    #[cfg(not(target_os = "freebsd"))]
+    {
+        rustix::net::sockopt::set_socket_reuseport(sock, true)?;
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: `sock` is an open socket, and the option value is a
+        // c_int that lives across the call, with its size.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT_LB,
+                (&raw const on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -85,10 +85,7 @@ fn run(port: u16) -> Result<(), Box<dyn std::error::Error>> {
 /// Accepts every pending connection and gives each its watcher.
 fn accept_all(ev: &Context, listener: &TcpListener, conns: &Conns) {
     loop {
-        let sock = match rustix::net::accept_with(
-            listener,
-            rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
-        ) {
+        let sock = match examples::echo::accept_nonblocking(listener) {
             Ok(fd) => TcpStream::from(fd),
             Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
             Err(rustix::io::Errno::AGAIN) => return,

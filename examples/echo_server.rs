@@ -18,7 +18,10 @@
 //! (bytes read at a time, default 100), `--idle-timeout SECS` (end a client
 //! that sends nothing for that long: `Client failed: timed out`),
 //! `--threads N` (N independent loops, one per thread, each with its own
-//! `SO_REUSEPORT` listener on the same port), `--peer-harness` (the mode of
+//! listener on the same port: `SO_REUSEPORT` on Linux, `SO_REUSEPORT_LB` on
+//! FreeBSD, where the kernel spreads connections among them; macOS shares
+//! the port without spreading, see `examples::echo::listen_on`),
+//! `--peer-harness` (the mode of
 //! the benchmark harness in `../shared/bench/peers`: an ephemeral port on
 //! 127.0.0.1 unless one is given, `LISTEN 127.0.0.1:<port> PID=<pid>` instead
 //! of the tutorial's line, 16384-byte reads unless `--bufsize` says
@@ -84,8 +87,9 @@ struct Args {
     idle_timeout: Option<Duration>,
 
     /// Run N independent loops, one per thread, each with its own
-    /// SO_REUSEPORT listener on the port (the kernel spreads the
-    /// connections), 1 to 256.
+    /// listener on the port (Linux's SO_REUSEPORT, FreeBSD's
+    /// SO_REUSEPORT_LB: the kernel spreads the connections; macOS does not
+    /// spread them), 1 to 256.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,

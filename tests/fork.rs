@@ -39,7 +39,7 @@ fn in_child(child: impl FnOnce() -> bool) -> i32 {
 
 /// A pipe whose read end is nonblocking.
 fn pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (r, w) = tests::pipe_cloexec();
     rustix::io::ioctl_fionbio(&r, true).unwrap();
     (r, w)
 }

@@ -57,14 +57,14 @@ fn unix() -> (UnixStream, File) {
 
 /// A pipe: (read end, nonblocking; write end, blocking).
 fn pipe() -> (OwnedFd, File) {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (r, w) = tests::pipe_cloexec();
     rustix::io::ioctl_fionbio(&r, true).unwrap();
     (r, File::from(w))
 }
 
 /// A pipe whose ends are both left in blocking mode: (read end, write end).
 fn blocking_pipe() -> (OwnedFd, OwnedFd) {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap()
+    tests::pipe_cloexec()
 }
 
 /// Runs a test body on each kind of fd, as `name::tcp`, `name::unix` and
@@ -541,7 +541,7 @@ fn turn_around<F: AsFd>(first: F, second: File) -> (Rc<OwnedFd>, File) {
     if rustix::net::sockopt::socket_type(&first).is_ok() {
         (Rc::new(first.as_fd().try_clone_to_owned().unwrap()), second)
     } else {
-        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let (r, w) = tests::pipe_cloexec();
         rustix::io::ioctl_fionbio(&w, true).unwrap();
         (Rc::new(w), File::from(r))
     }
@@ -568,7 +568,8 @@ fn write_reports_a_closed_peer_instead_of_hanging() {
 #[test]
 fn write_to_a_pipe_without_reader_is_broken_pipe() {
     let ev = Context::new().unwrap();
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+    let (r, w) = tests::pipe_cloexec();
+    rustix::io::ioctl_fionbio(&w, true).unwrap();
     drop(r);
     let req = write_all_send(&ev, &Rc::new(w), b"x".to_vec());
     req.poll(&ev).unwrap();

@@ -17,6 +17,22 @@ pub fn socketpair() -> (UnixStream, UnixStream) {
     (a, b)
 }
 
+/// A pipe, both ends blocking and close-on-exec: (read end, write end).
+/// (macOS has no `pipe2`: there the flag is set right after.)
+pub fn pipe_cloexec() -> (OwnedFd, OwnedFd) {
+    #[cfg(not(target_vendor = "apple"))]
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
+    #[cfg(target_vendor = "apple")]
+    let (r, w) = {
+        let (r, w) = rustix::pipe::pipe().expect("pipe");
+        for fd in [&r, &w] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).expect("cloexec");
+        }
+        (r, w)
+    };
+    (r, w)
+}
+
 /// A connected pair as owned fds.
 pub fn socketpair_fds() -> (OwnedFd, OwnedFd) {
     let (a, b) = socketpair();

@@ -31,6 +31,18 @@
 //! context used in the child gets a poller of its own first, so the child
 //! never disturbs the parent (see `docs/01-context.md`, "After fork()").
 //!
+//! **The wait** is `polling`'s: epoll on Linux, kqueue on macOS and
+//! FreeBSD. On Linux the loop does not call [`polling::Poller::wait`] in its
+//! steady state (five system calls: it arms a timerfd and re-arms its
+//! notifier) but makes one `epoll_wait` on the poller's epoll fd itself and
+//! decodes the events' keys, which is `polling`'s private encoding. So that a
+//! `polling` release that encodes otherwise cannot misdeliver events
+//! silently, each context checks the encoding once, when it is made, and
+//! falls back to `Poller::wait` if it differs; a key nobody registered seen
+//! by a fast wait makes the loop read that wait again through `polling`.
+//! The design, and why it was chosen over owning the epoll instance, is in
+//! the `fast_wait` module (`tevent/src/fast_wait.rs`).
+//!
 //! Requests add one rule. When a handler finishes a request that someone waits
 //! for, the waiter (a parent's step or a callback) runs right after that
 //! handler, in the same step, before the next event; finishing waiters may
@@ -67,9 +79,6 @@ pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Poller events taken per wait.
 const EVENTS_PER_WAIT: usize = 1024;
 
-/// The key `polling` registers its notifier with (`usize::MAX`).
-const POLLER_NOTIFY_KEY: u64 = u64::MAX;
-
 /// Steps in a row that may run request notifications, signals, immediates or
 /// timers (tevent's priority order) before a fairness step gives the lower
 /// classes a turn (see [`Context::loop_once`]).
@@ -82,7 +91,8 @@ pub const MAX_NOTIFICATIONS_PER_STEP: usize = 1024;
 /// The state shared by every clone of a [`Context`] (and reachable, weakly,
 /// from every event handle).
 pub(crate) struct Inner {
-    /// The poller (epoll); reach it through `Inner::poller`, which replaces
+    /// The poller (epoll on Linux, kqueue on macOS and FreeBSD); reach it
+    /// through `Inner::poller`, which replaces
     /// it first in a forked child (see [`crate::fork`]). Always there, except
     /// under Miri, which cannot create one: there only what never waits for
     /// the OS can run (requests, immediates, timers on a manual clock).
@@ -127,10 +137,11 @@ pub(crate) struct Inner {
     /// [`Inner::drop_handler`]).
     dropping_handlers: Cell<bool>,
     handlers_to_drop: RefCell<Vec<Box<dyn std::any::Any>>>,
-    /// The poller's own event buffer (precise waits, clearing its notifier).
+    /// The poller's own event buffer (precise waits, clearing its notifier,
+    /// and every wait where the fast wait is off).
     events: RefCell<Events>,
-    /// What `epoll_wait` reads (every other wait).
-    epoll_events: RefCell<Vec<rustix::event::epoll::Event>>,
+    /// The Linux fast wait: one `epoll_wait` (see [`crate::fast_wait`]).
+    pub(crate) fast: crate::fast_wait::FastWait,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
 }
@@ -372,6 +383,7 @@ impl Context {
         let poller = Some(Arc::new(Poller::new().map_err(Error::Poller)?));
         #[cfg(miri)]
         let poller = None;
+        let fast = crate::fast_wait::FastWait::new(poller.as_deref(), EVENTS_PER_WAIT);
         let fork_gen = crate::fork::watch();
         let now = clock.now();
         let timers = TimerQueue::new(now);
@@ -403,15 +415,13 @@ impl Context {
             events: RefCell::new(Events::with_capacity(
                 NonZeroUsize::new(EVENTS_PER_WAIT).expect("non-zero"),
             )),
-            epoll_events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
+            fast,
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
         });
         Ok(Context { inner })
     }
 
-    /// Spans a public call that may run user code: a panic the runtime
-    /// caught meanwhile is raised when the guard drops (see [`crate::panic`]).
     /// Marks a public call that may run user code; see [`Entered`].
     #[inline]
     pub(crate) fn enter(&self) -> Entered<'_> {
@@ -545,11 +555,12 @@ impl Context {
     /// ends on the next multiple of the slack (measured on the clock) at or
     /// after the deadline, so nearby timers share one wake-up. A timer never
     /// fires early; with a non-zero slack it may fire up to the slack plus
-    /// 1 ms late (the wait itself is in whole milliseconds: one `epoll_wait`,
-    /// no timer fd to arm), so up to 2 ms with the default 1 ms.
-    /// `Duration::ZERO` wakes exactly at each deadline (each such wait arms a
-    /// timerfd: four more system calls). C tevent rounds its waits up to
-    /// whole milliseconds too.
+    /// 1 ms late (on Linux the wait itself is in whole milliseconds: one
+    /// `epoll_wait`, no timer fd to arm), so up to 2 ms with the default 1 ms.
+    /// `Duration::ZERO` wakes exactly at each deadline (on Linux each such
+    /// wait arms a timerfd: four more system calls; kqueue, on macOS and
+    /// FreeBSD, takes a timeout in nanoseconds in every wait). C tevent
+    /// rounds its waits up to whole milliseconds too.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1010,19 +1021,22 @@ impl Context {
             timeout = Some(Duration::ZERO);
         }
 
-        // A wait whose end needs sub-millisecond precision (timer slack 0)
-        // goes through the poller's own wait, which times out with a timerfd;
-        // every other wait reads epoll directly (see `epoll_wait`).
+        // On Linux, a wait reads epoll directly (one system call; see
+        // `crate::fast_wait`), unless its end needs sub-millisecond
+        // precision (timer slack 0) or this context's check of `polling`'s
+        // encoding failed: then, as on every other platform, it goes
+        // through the poller's own wait (on Linux, a timerfd times it out).
         let precise = inner.timer_slack.get().is_zero()
             && timeout.is_some_and(|t| t.subsec_nanos() % 1_000_000 != 0);
+        let fast = !precise && inner.fast.on();
 
         inner.trace_loop(LoopPoint::BeforeWait);
-        let res = if precise {
+        let res = if fast {
+            inner.fast.wait(&poller, timeout)
+        } else {
             let mut events = inner.events.borrow_mut();
             events.clear();
             poller.wait(&mut events, timeout)
-        } else {
-            self.epoll_wait(&poller, timeout)
         };
         inner.trace_loop(LoopPoint::AfterWait);
         let n = res.map_err(Error::Poller)?;
@@ -1032,80 +1046,40 @@ impl Context {
             }
             return Ok(());
         }
-        let mut fds = inner.fds.borrow_mut();
-        if precise {
-            let events = inner.events.borrow();
-            for ev in events.iter() {
-                if ev.key == SIGNAL_KEY {
-                    self.drain_signal_wake();
-                    continue;
-                }
-                fds.push_ready(&ev);
+        if fast {
+            let seen = {
+                let mut fds = inner.fds.borrow_mut();
+                inner.fast.deliver(&mut fds, || self.drain_signal_wake())
+            };
+            if !seen.notified && !seen.unexpected {
+                return Ok(());
             }
-            return Ok(());
-        }
-        use rustix::event::epoll::EventFlags as F;
-        let mut notified = false;
-        for ev in inner.epoll_events.borrow().iter() {
-            let key = ev.data.u64();
-            let flags = ev.flags;
-            if key == SIGNAL_KEY as u64 {
-                self.drain_signal_wake();
-            } else if key == POLLER_NOTIFY_KEY {
-                notified = true;
-            } else {
-                fds.push_ready_raw(
-                    key,
-                    flags.intersects(F::IN | F::HUP | F::ERR | F::PRI),
-                    flags.intersects(F::OUT | F::HUP | F::ERR),
-                    flags.intersects(F::HUP | F::ERR),
-                );
-            }
-        }
-        drop(fds);
-        if notified {
             // The poller's notifier (a `Remote` woke the loop) is one-shot and
-            // only the poller's own wait clears and re-arms it; a wait that does
-            // not block does that. Its fd events are left alone: registrations
-            // are level-triggered, so they are reported again.
+            // only the poller's own wait clears and re-arms it; a wait that
+            // does not block does that. Registrations are level-triggered, so
+            // its fd events are those of the fast wait again: after an
+            // unexpected key they replace the fast wait's (dropped), and are
+            // delivered below; otherwise they are left alone.
             let mut events = inner.events.borrow_mut();
             events.clear();
             poller
                 .wait(&mut events, Some(Duration::ZERO))
                 .map_err(Error::Poller)?;
-            events.clear();
+            if !seen.unexpected {
+                events.clear();
+                return Ok(());
+            }
+        }
+        let mut fds = inner.fds.borrow_mut();
+        let events = inner.events.borrow();
+        for ev in events.iter() {
+            if ev.key == SIGNAL_KEY {
+                self.drain_signal_wake();
+                continue;
+            }
+            fds.push_ready(&ev);
         }
         Ok(())
-    }
-
-    /// One `epoll_wait` on the poller's epoll fd, into `Inner::epoll_events`:
-    /// the poller's own wait costs four more system calls each time (it arms
-    /// a timerfd for the timeout and re-arms its notifier), which the loop's
-    /// steady state does not need. The timeout is rounded up to whole
-    /// milliseconds (so a timer may fire up to 1 ms after its slack boundary)
-    /// and capped at `i32::MAX` ms (a spurious wake-up after 24 days).
-    /// Returns the number of events; an interrupted wait returns 0.
-    fn epoll_wait(&self, poller: &Poller, timeout: Option<Duration>) -> std::io::Result<usize> {
-        use std::os::fd::AsFd;
-        let ms = timeout.map(|t| {
-            let ms = t.as_nanos().div_ceil(1_000_000);
-            u64::try_from(ms).unwrap_or(u64::MAX).min(i32::MAX as u64)
-        });
-        let ts = ms.map(|ms| rustix::time::Timespec {
-            tv_sec: (ms / 1000) as i64,
-            tv_nsec: ((ms % 1000) * 1_000_000) as _,
-        });
-        let mut events = self.inner.epoll_events.borrow_mut();
-        events.clear();
-        match rustix::event::epoll::wait(
-            poller.as_fd(),
-            rustix::buffer::spare_capacity(&mut *events),
-            ts.as_ref(),
-        ) {
-            Ok(n) => Ok(n),
-            Err(rustix::io::Errno::INTR) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Empties this context's signal wake-up pipe: the counters, not the

@@ -32,7 +32,7 @@ pub enum Error {
     )]
     Nested,
     /// The file descriptor cannot be watched (closed, never opened, or a kind
-    /// that epoll refuses, such as a regular file).
+    /// that the poller refuses, such as a regular file on Linux's epoll).
     #[error("cannot watch file descriptor {fd}: {source}")]
     BadFd {
         /// The descriptor that was refused.
@@ -95,7 +95,8 @@ pub enum Error {
         /// The descriptor that was refused.
         fd: RawFd,
     },
-    /// The operating system's poller (epoll) failed.
+    /// The operating system's poller failed (epoll on Linux, kqueue on
+    /// macOS and FreeBSD).
     #[error("poller failure: {0}")]
     Poller(#[source] io::Error),
 }

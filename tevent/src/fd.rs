@@ -19,6 +19,12 @@
 //! `WRITE` is woken by a hang-up, so its next `write()` reports the error. C
 //! tevent silently clears such a watcher's interest instead, which hangs the
 //! request that owns it; this is a deliberate fix.
+//!
+//! `ERROR` is Linux's: epoll reports hang-ups and errors apart
+//! (`EPOLLHUP`, `EPOLLERR`). kqueue, on macOS and FreeBSD, reports them as
+//! end of file on the read or write filter, which `polling` passes on as
+//! readable and writable: there a hang-up wakes `READ` and `WRITE` watchers
+//! (whose next call sees it) and never sets `ERROR`.
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
@@ -49,7 +55,9 @@ impl FdFlags {
     pub const READ: FdFlags = FdFlags(1);
     /// Writable (or hung up or in error: the next write reports it).
     pub const WRITE: FdFlags = FdFlags(2);
-    /// Hung up or in error.
+    /// Hung up or in error. Reported on Linux (epoll); on macOS and FreeBSD
+    /// (kqueue) a hang-up comes as `READ` and `WRITE` instead, and `ERROR`
+    /// is never set (see the module documentation).
     pub const ERROR: FdFlags = FdFlags(4);
 
     /// No flags: a watcher with no flags is paused.
@@ -375,16 +383,17 @@ impl FdTable {
 
     /// [`FdTable::push_ready`] for an event read from epoll directly:
     /// `key` is the registration's key, `failed` a hang-up or an error.
+    /// Returns whether `key` names an fd of the table.
     pub(crate) fn push_ready_raw(
         &mut self,
         key: u64,
         readable: bool,
         writable: bool,
         failed: bool,
-    ) {
+    ) -> bool {
         let fkey = Key::from_u64(key);
         let Some(file) = self.files.get_mut(fkey) else {
-            return;
+            return false;
         };
         let mut ready = FdFlags::empty();
         if readable {
@@ -403,12 +412,12 @@ impl FdTable {
             let w = file.watchers[0];
             file.rr = 0;
             self.batch.push_back((w, ready));
-            return;
+            return true;
         }
         if n == 0 {
             // Reported while waiting for deregistration: deregister now.
             self.mark_dirty(fkey);
-            return;
+            return true;
         }
         let start = file.rr % n;
         file.rr = (start + 1) % n;
@@ -416,6 +425,21 @@ impl FdTable {
             let w = file.watchers[(start + i) % n];
             self.batch.push_back((w, ready));
         }
+        true
+    }
+
+    /// Entries in the ready batch (the fast wait's mark, see
+    /// [`FdTable::truncate_batch`]).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn batch_len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Drops the batch entries after the first `len` (those of a wait that
+    /// the fast wait reads again through the poller).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn truncate_batch(&mut self, len: usize) {
+        self.batch.truncate(len);
     }
 
     /// Registers every fd that has interest in `poller` (a new poller in a
@@ -539,8 +563,8 @@ impl Context {
     /// last watcher of this fd is dropped and the fd has left the poller.
     ///
     /// `flags` may be empty (the watcher is paused until [`FdEvent::set_flags`]).
-    /// Errors with [`Error::BadFd`] if the fd cannot be watched (epoll refuses
-    /// regular files, for example).
+    /// Errors with [`Error::BadFd`] if the fd cannot be watched (on Linux,
+    /// epoll refuses regular files, for example).
     ///
     /// The fd may be in blocking mode (as in tevent, the handler decides what
     /// to do with it); request watchers ([`crate::Ctl::watch_fd`]) refuse one.

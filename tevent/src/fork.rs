@@ -18,6 +18,10 @@
 //! poller is leaked, never dropped (its drop would touch the shared set):
 //! three fds per context stay open in the child. A context dropped in the
 //! child without being used deregisters nothing.
+//!
+//! The sharing described above is epoll's (Linux). A kqueue (macOS,
+//! FreeBSD) is not inherited by a child, so there the parent is safe
+//! anyway; the child still needs, and gets, a new poller the same way.
 
 use std::cell::Ref;
 use std::sync::Arc;

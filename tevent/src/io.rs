@@ -35,7 +35,12 @@
 //! harmless. A hang-up wakes a writer (its write then fails with `EPIPE` or
 //! `ECONNRESET`) instead of leaving it waiting forever. Writes to sockets pass
 //! `MSG_NOSIGNAL`, and Rust programs ignore `SIGPIPE` anyway, so a write to a
-//! closed peer is an error, not a signal.
+//! closed peer is an error, not a signal. (macOS honours `MSG_NOSIGNAL` from
+//! macOS 11.1 on; the sockets this module makes, by [`accept_send`],
+//! [`connect_send`] and [`connect_unix_send`], also get `SO_NOSIGPIPE`
+//! there, for older releases. A socket you made yourself, on a macOS before
+//! 11.1, in a program that does not ignore `SIGPIPE`, needs `SO_NOSIGPIPE`
+//! of its own.)
 //!
 //! # Blocking fds
 //!
@@ -99,7 +104,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rustix::io::Errno;
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::RecvFlags;
 
 use crate::context::Context;
 use crate::fd::{FdEvent, FdFlags, Require};
@@ -245,11 +250,7 @@ impl<F: AsFd + 'static> Io<F> {
         loop {
             let r = match self.kind {
                 Kind::File => rustix::io::write(self.fd.as_fd(), data),
-                _ => rustix::net::send(
-                    self.fd.as_fd(),
-                    data,
-                    SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
-                ),
+                _ => rustix::net::send(self.fd.as_fd(), data, crate::sys::SEND_FLAGS),
             };
             match self.outcome(r)? {
                 Outcome::Bytes(n) => return Ok(Some(n)),
@@ -1766,8 +1767,7 @@ impl<L: Listener> Request for Accept<L> {
 
 impl<L: Listener> Accept<L> {
     fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
-        let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
-        match rustix::net::accept_with(self.listener.as_fd(), flags) {
+        match crate::sys::accept(self.listener.as_fd()) {
             Ok(fd) => Ok(Progress::Done(L::Stream::from(fd))),
             // ECONNABORTED: the peer gave up before we accepted; keep waiting.
             Err(e) if again(e) || e == Errno::CONNABORTED => Ok(Progress::Pending),
@@ -1940,15 +1940,13 @@ pub fn connect_send(ev: &Context, addr: SocketAddr) -> Req<Connect> {
             watch: None,
         },
         move |st, ctl| {
-            use rustix::net::{AddressFamily, SocketFlags, SocketType};
+            use rustix::net::AddressFamily;
             let family = if addr.is_ipv4() {
                 AddressFamily::INET
             } else {
                 AddressFamily::INET6
             };
-            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-            let sock = rustix::net::socket_with(family, SocketType::STREAM, flags, None)
-                .map_err(|e| ReqError::User(e.into()))?;
+            let sock = crate::sys::stream_socket(family).map_err(ReqError::User)?;
             match rustix::net::connect(&sock, &addr) {
                 Ok(()) => return Ok(Progress::Done(TcpStream::from(sock))),
                 Err(e) if e == Errno::INPROGRESS || again(e) => {}
@@ -2057,12 +2055,9 @@ pub fn connect_unix_send(ev: &Context, path: impl AsRef<Path>) -> Req<ConnectUni
             path: path.as_ref().to_path_buf(),
         },
         |st, _| {
-            use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+            use rustix::net::{AddressFamily, SocketAddrUnix};
             let addr = SocketAddrUnix::new(st.path.as_path()).map_err(io::Error::from)?;
-            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-            let sock =
-                rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)
-                    .map_err(io::Error::from)?;
+            let sock = crate::sys::stream_socket(AddressFamily::UNIX)?;
             match rustix::net::connect(&sock, &addr) {
                 Ok(()) => Ok(Progress::Done(UnixStream::from(sock))),
                 Err(e) if e == Errno::AGAIN => Err(ReqError::User(io::Error::new(

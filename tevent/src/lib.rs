@@ -132,6 +132,7 @@ pub mod alloc;
 mod clock;
 pub mod context;
 mod error;
+mod fast_wait;
 mod fd;
 mod fork;
 mod immediate;
@@ -143,6 +144,7 @@ mod remote;
 pub mod req;
 pub mod signal;
 mod slab;
+mod sys;
 mod timer;
 pub mod trace;
 

@@ -101,18 +101,39 @@ pub const SIGWINCH: i32 = libc::SIGWINCH;
 /// I/O is possible on a descriptor (`SIGIO`).
 pub const SIGIO: i32 = libc::SIGIO;
 
-/// [`SigInfo::code`] of a signal sent by `kill(2)` (or `raise` on some
-/// systems).
+/// [`SigInfo::code`] of a signal sent by `kill(2)` (Linux, FreeBSD; macOS
+/// reports 0 instead, so it has no such constant here).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub const SI_USER: i32 = libc::SI_USER;
-/// [`SigInfo::code`] of a signal sent by `sigqueue(3)`.
+/// [`SigInfo::code`] of a signal sent by `sigqueue(3)` (Linux, FreeBSD;
+/// macOS has no `sigqueue`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub const SI_QUEUE: i32 = libc::SI_QUEUE;
 /// [`SigInfo::code`] of a signal sent to one thread by `tkill`/`tgkill`
-/// (what [`raise`] does on Linux).
+/// (what [`raise`] does on Linux). Linux only.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub const SI_TKILL: i32 = libc::SI_TKILL;
-/// [`SigInfo::code`] of a signal sent by the kernel.
+/// [`SigInfo::code`] of a signal sent by the kernel (Linux, FreeBSD).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub const SI_KERNEL: i32 = libc::SI_KERNEL;
+
+// FreeBSD's values, from its <sys/signal.h> (the `libc` crate lacks them
+// there).
+/// [`SigInfo::code`] of a signal sent by `kill(2)` (Linux, FreeBSD; macOS
+/// reports 0 instead, so it has no such constant here).
+#[cfg(target_os = "freebsd")]
+pub const SI_USER: i32 = 0x10001;
+/// [`SigInfo::code`] of a signal sent by `sigqueue(3)` (Linux, FreeBSD;
+/// macOS has no `sigqueue`).
+#[cfg(target_os = "freebsd")]
+pub const SI_QUEUE: i32 = 0x10002;
+/// [`SigInfo::code`] of a signal sent by the kernel (Linux, FreeBSD).
+#[cfg(target_os = "freebsd")]
+pub const SI_KERNEL: i32 = 0x10006;
+/// [`SigInfo::code`] of a signal sent to one thread by `thr_kill(2)`.
+/// FreeBSD only.
+#[cfg(target_os = "freebsd")]
+pub const SI_LWP: i32 = 0x10007;
 
 /// Sends `signum` to the calling thread (`raise(3)`): for tests, and for a
 /// program that signals itself. Fails with the OS error (`EINVAL` for a
@@ -143,12 +164,24 @@ pub fn raise(signum: i32) -> std::io::Result<()> {
 
 /// Who sent one delivery of a signal: the fields of the kernel's
 /// `siginfo_t` that a handler usually wants (C tevent hands the whole
-/// `siginfo_t` to its `SA_SIGINFO` handlers).
+/// `siginfo_t` to its `SA_SIGINFO` handlers). The values are the kernel's,
+/// unchanged, and what the kernel fills in differs by platform:
 ///
-/// `pid` and `uid` are the sender's process id and real user id when a
-/// process sent the signal (`code` is [`SI_USER`], [`SI_QUEUE`] or, on
-/// Linux, [`SI_TKILL`]); for `SIGCHLD` they are the child's; for a signal
-/// the kernel raised they are 0.
+/// - **Linux**: `pid` and `uid` are the sender's process id and real user
+///   id when a process sent the signal (`code` is `SI_USER`, `SI_QUEUE` or
+///   `SI_TKILL`); for `SIGCHLD` they are the child's; for a signal the
+///   kernel raised they are 0.
+/// - **FreeBSD**: the same, with `code` `SI_USER`, `SI_QUEUE` or `SI_LWP`
+///   (`thr_kill`) for a signal a process sent.
+/// - **macOS**: `pid` and `uid` are the sender's, but `code` is 0 for every
+///   signal a process sent (`kill`, `raise`, `pthread_kill`; macOS has no
+///   `sigqueue`), and the kernel keeps the sender's details once per
+///   process, not per delivery: of several deliveries pending at the same
+///   time, only one carries them, the others have 0 in all three fields.
+///
+/// The `SI_*` constants of this module exist only where the kernel reports
+/// them (`SI_USER`, `SI_QUEUE`, `SI_KERNEL` on Linux and FreeBSD,
+/// `SI_TKILL` on Linux, `SI_LWP` on FreeBSD).
 ///
 /// ```
 /// use tevent::signal::{SIGUSR1, SigInfo, raise};
@@ -167,8 +200,9 @@ pub struct SigInfo {
     pub pid: i32,
     /// The sender's real user id (`si_uid`).
     pub uid: u32,
-    /// Why the signal was sent (`si_code`): [`SI_USER`], [`SI_QUEUE`], a
-    /// `CLD_*` code for `SIGCHLD`, ...
+    /// Why the signal was sent (`si_code`): `SI_USER`, `SI_QUEUE`, a
+    /// `CLD_*` code for `SIGCHLD`, ... (0 on macOS for a signal a process
+    /// sent; see above).
     pub code: i32,
 }
 
@@ -239,7 +273,8 @@ pub(crate) mod sys {
 
     use super::SigInfo;
 
-    /// Signal numbers are below this (Linux: 1..=64).
+    /// Signal numbers are below this (1..=64: Linux's whole range; macOS
+    /// stops at 31; FreeBSD's real-time signals, 65 to 126, are beyond it).
     pub(crate) const NSIG: usize = 65;
     /// Contexts that may hold signal handlers at the same time.
     pub(crate) const SLOTS: usize = 64;
@@ -405,9 +440,7 @@ pub(crate) mod sys {
             if p.is_none() {
                 continue;
             }
-            let (rd, wr) = rustix::pipe::pipe_with(
-                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-            )?;
+            let (rd, wr) = crate::sys::pipe()?;
             WAKE[slot].fd.store(wr.as_raw_fd(), Ordering::SeqCst);
             std::mem::forget(p.replace((rd, wr)));
         }
@@ -507,8 +540,30 @@ pub(crate) mod sys {
             libc::SIGFPE,
         ];
         usize::try_from(signum).is_ok_and(|s| (1..NSIG).contains(&s))
-            && signum <= libc::SIGRTMAX()
+            && signum <= max_signum()
             && !forbidden.contains(&signum)
+    }
+
+    /// The highest signal number this platform's loop can handle.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn max_signum() -> i32 {
+        // The real-time signals run up to SIGRTMAX (64), inside the table.
+        libc::SIGRTMAX()
+    }
+
+    /// The highest signal number this platform's loop can handle.
+    #[cfg(target_vendor = "apple")]
+    fn max_signum() -> i32 {
+        // <sys/signal.h>: NSIG is 32, counting 0; no real-time signals.
+        31
+    }
+
+    /// The highest signal number this platform's loop can handle.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    fn max_signum() -> i32 {
+        // The table's end. FreeBSD's real-time signals (65 to 126) are
+        // beyond it, so they are refused as out of range.
+        NSIG as i32 - 1
     }
 
     /// One more user of `signum`: installs the handler for the first one.
@@ -562,9 +617,7 @@ pub(crate) mod sys {
             r.pipes.resize_with(slot + 1, || None);
         }
         if r.pipes[slot].is_none() {
-            let (rd, wr) = rustix::pipe::pipe_with(
-                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-            )?;
+            let (rd, wr) = crate::sys::pipe()?;
             WAKE[slot].fd.store(wr.as_raw_fd(), Ordering::SeqCst);
             r.pipes[slot] = Some((rd, wr));
         }
@@ -739,7 +792,10 @@ impl Context {
     /// when the last one is dropped the previous disposition is restored.
     /// Signals are delivered to whichever thread the OS picks; the handler
     /// still runs on this context's loop. Fails with
-    /// [`Error::InvalidSignal`] for a number out of range and for SIGKILL,
+    /// [`Error::InvalidSignal`] for a number out of range (Linux: 1 to
+    /// `SIGRTMAX`, 64, real-time signals included; macOS: 1 to 31, it has
+    /// no real-time signals; FreeBSD: 1 to 64, so its real-time signals, 65
+    /// to 126, are refused) and for SIGKILL,
     /// SIGSTOP, SIGSEGV, SIGBUS, SIGILL and SIGFPE, with
     /// [`Error::TooManySignalContexts`] past 64 contexts with signal
     /// handlers, and with [`Error::Signal`] if `sigaction` fails.

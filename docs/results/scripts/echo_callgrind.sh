@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# echo_callgrind.sh SERVER -> callgrind instructions of the whole server run, 50 x 4000 round trips (harness client, no warm-up)
+srv=$1; T=$(mktemp -d)
+valgrind --tool=callgrind --callgrind-out-file=$T/cg.out $srv --peer-harness --bufsize 16384 >$T/srv.out 2>$T/srv.err &
+pid=$!
+for i in $(seq 400); do grep -q '^LISTEN ' $T/srv.out 2>/dev/null && break; sleep 0.1; done
+addr=$(awk '/^LISTEN /{print $2; exit}' $T/srv.out)
+${CLIENT:-/tmp/peers/echo-client/target/release/echo_client} $addr --conns 50 --msgs 4000 --warmup 0 >/dev/null 2>&1
+kill -TERM $pid; wait $pid
+ir=$(awk '/Collected :/{print $NF}' $T/srv.err)
+echo "echo $srv ir=$ir per_round_trip=$(echo "scale=1; $ir/200000" | bc)"
+rm -rf $T
