@@ -128,6 +128,9 @@ pub(crate) struct Inner {
     pub(crate) reqs: crate::req::ReqTable,
     /// Recycled memory of freed requests.
     pub(crate) node_pool: crate::req::NodePool,
+    /// This context, as a pointer that came from `Rc::into_raw` (requests
+    /// keep it, uncounted, to reach their context while they are live).
+    pub(crate) this: Cell<*const Inner>,
     /// Calls of this context that may run user code, now on the stack (see
     /// [`Entered`]).
     entered: Cell<u32>,
@@ -258,7 +261,9 @@ enum Step {
 ///   [`crate::panic`]).
 pub(crate) struct Entered<'a> {
     inner: &'a Inner,
-    panics: Option<PanicScope<'a>>,
+    /// Dropped after `Entered::drop` ran (fields drop after the struct's
+    /// own `Drop`): a kept panic is raised last.
+    _panics: PanicScope<'a>,
 }
 
 impl Entered<'_> {
@@ -276,14 +281,7 @@ impl Entered<'_> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let inner = self.inner;
-        let n = inner.entered.get() - 1;
-        inner.entered.set(n);
-        if n == 0 {
-            inner.node_pool.release_deferred();
-        }
-        // May raise a kept panic: last.
-        drop(self.panics.take());
+        self.inner.leave();
     }
 }
 
@@ -294,7 +292,17 @@ impl Inner {
         self.entered.set(self.entered.get() + 1);
         Entered {
             inner: self,
-            panics: Some(self.panic.scope()),
+            _panics: self.panic.scope(),
+        }
+    }
+
+    /// Ends a call that [`Inner::enter`] (or a loop step) began.
+    #[inline]
+    fn leave(&self) {
+        let n = self.entered.get() - 1;
+        self.entered.set(n);
+        if n == 0 {
+            self.node_pool.release_deferred();
         }
     }
 
@@ -302,6 +310,13 @@ impl Inner {
     #[inline]
     pub(crate) fn entered(&self) -> bool {
         self.entered.get() > 0
+    }
+
+    /// Whether exactly one such call is (the loop's own step, when the loop
+    /// asks between two handlers).
+    #[inline]
+    pub(crate) fn entered_once(&self) -> bool {
+        self.entered.get() == 1
     }
 
     /// Drops a removed event's handler (and what it captured: user code).
@@ -334,13 +349,23 @@ impl Inner {
     }
 }
 
-/// Raises a panic kept during a loop step when the step ends (loop steps
+/// A loop step, on the stack: a call of the context that runs user code
+/// (see [`Entered`]), whose end raises any panic kept meanwhile (loop steps
 /// never nest, so every kept panic is raised there).
 struct LoopGuard<'a>(&'a Inner);
+
+impl<'a> LoopGuard<'a> {
+    #[inline]
+    fn enter(inner: &'a Inner) -> Self {
+        inner.entered.set(inner.entered.get() + 1);
+        LoopGuard(inner)
+    }
+}
 
 impl Drop for LoopGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        self.0.leave();
         crate::panic::raise_kept(&self.0.panic);
     }
 }
@@ -408,6 +433,7 @@ impl Context {
             remote: OnceCell::new(),
             reqs: Default::default(),
             node_pool: Default::default(),
+            this: Cell::new(std::ptr::null()),
             entered: Cell::new(0),
             dropped_queues: Default::default(),
             dropping_handlers: Cell::new(false),
@@ -419,6 +445,11 @@ impl Context {
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
         });
+        let raw = Rc::into_raw(inner);
+        // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its
+        // strong count back.
+        let inner = unsafe { Rc::from_raw(raw) };
+        inner.this.set(raw);
         Ok(Context { inner })
     }
 
@@ -822,8 +853,7 @@ impl Context {
         if inner.entered() {
             return Err(Error::Nested);
         }
-        let _entered = inner.enter();
-        let _guard = LoopGuard(inner);
+        let _guard = LoopGuard::enter(inner);
         inner.trace_loop(LoopPoint::BeforeLoopOnce);
         let r = self.step(stop_if_idle);
         inner.trace_loop(LoopPoint::AfterLoopOnce);

@@ -57,14 +57,16 @@
 //!
 //! What the runtime guarantees about what it walks while user code runs:
 //!
-//! - **No node is freed under a frame.** A request's memory is released
-//!   when its last reference goes, but while any call of its context that
-//!   runs user code is on the stack, the release waits until the outermost
-//!   such call ends. The runtime may thus keep a pointer to a request
-//!   across user code and find it afterwards, removed (and recognisably
-//!   so) but not freed or recycled. A released request is never counted
-//!   again, and a count that would free a request still linked anywhere
-//!   leaks it instead.
+//! - **No node is freed under a frame.** A frame of the runtime that keeps
+//!   a request across user code holds a counted reference to it (an end
+//!   time, whose timer holds a bare pointer, checks after the trace hook
+//!   that its timer is still there); the runtime's lists hold the owner's
+//!   reference of every request on them. On top of that, a request that a
+//!   drop removes is released only when the outermost call of its context
+//!   that runs user code ends, so a pointer taken before finds it removed,
+//!   not freed or recycled. A released request is never counted again, and
+//!   a count that would free a request still linked anywhere leaks it
+//!   instead.
 //! - **Links never point at a gone request.** A subrequest leaves its
 //!   parent's list (and forgets its parent) the moment the parent finishes
 //!   or is dropped, before any user code runs; an end time leaves the timer

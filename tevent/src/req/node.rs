@@ -37,7 +37,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use crate::context::{Context, Inner};
 use crate::panic::PanicSlot;
@@ -51,12 +51,12 @@ pub(crate) type NodePtr = NonNull<Header>;
 /// The untyped bookkeeping of one request.
 pub(crate) struct Header {
     vt: &'static NodeVt,
-    /// The context the request belongs to. A weak count: it keeps the
-    /// context's allocation (not the context) alive, so that comparing it
-    /// with another context is an identity check even after this one was
-    /// dropped, and so that a node can tell whether its context still
-    /// exists when its memory is released.
-    ctx: Weak<Inner>,
+    /// The context the request belongs to: uncounted, and only followed
+    /// while the request is not removed (see `Header::context`): a request
+    /// that is not removed belongs to a live context, since requests are
+    /// only created on a live context and the context's teardown marks
+    /// every request removed before it runs any other code.
+    ctx: *const Inner,
     /// Counted references; sticks at `u32::MAX` (the node is then never
     /// freed) instead of wrapping, see [`ReqRef::from_ptr`].
     refs: Cell<u32>,
@@ -158,7 +158,7 @@ impl Header {
     /// A fresh header for a request of type `T`, owned by a handle.
     #[inline(always)]
     fn new<T: Request>(
-        ctx: Weak<Inner>,
+        ctx: *const Inner,
         created: &'static Location<'static>,
         #[cfg(feature = "tracing")] span: tracing::Span,
     ) -> Self {
@@ -215,35 +215,33 @@ impl Header {
 
     /// Whether the request is live (not removed) and belongs to the context
     /// `inner`. An identity check, not an address comparison that a new
-    /// context at a dropped one's address could pass: the node's weak count
-    /// keeps its context's allocation, so no other context can be there.
+    /// context at a dropped one's address could pass: the address of a
+    /// removed request's context may be anybody's, and is never compared;
+    /// a request that is not removed belongs to a live context, which no
+    /// other context can share an address with.
     #[inline]
     pub(crate) fn belongs_to(&self, inner: &Rc<Inner>) -> bool {
-        !self.has(Flag::REMOVED) && std::ptr::eq(self.ctx.as_ptr(), Rc::as_ptr(inner))
+        !self.has(Flag::REMOVED) && std::ptr::eq(self.ctx, Rc::as_ptr(inner))
     }
 
     /// The request's context, unless the request is removed (for a request
-    /// owned by a handle: unless its context was dropped; the context's
-    /// teardown marks every request removed before it runs any other code).
+    /// owned by a handle: unless its context was dropped).
     #[inline]
     pub(crate) fn context(&self) -> Option<Context> {
         if self.has(Flag::REMOVED) {
             return None;
         }
-        self.ctx.upgrade().map(|inner| Context { inner })
-    }
-
-    /// The request's context while it exists (for releasing the node's
-    /// memory into it), removed or not.
-    #[inline]
-    fn context_alive(&self) -> Option<&Inner> {
-        if self.ctx.strong_count() == 0 {
-            return None;
+        let p = self.ctx;
+        // SAFETY: the context is alive (the request is not removed, see
+        // `Header::ctx`) and `p` came from `Rc::into_raw` (see
+        // `Inner::this`): one more strong count, owned by the returned
+        // `Context`.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Some(Context {
+                inner: Rc::from_raw(p),
+            })
         }
-        // SAFETY: a strong count is held, so the context is alive; the
-        // reference is used only to release this node's block, during which
-        // no user code runs (nothing can drop the context meanwhile).
-        Some(unsafe { &*self.ctx.as_ptr() })
     }
 }
 
@@ -296,7 +294,7 @@ impl ReqRef {
         unsafe {
             node.as_ptr().write(Node {
                 hdr: Header::new::<T>(
-                    Rc::downgrade(ctx),
+                    ctx.this.get(),
                     created,
                     #[cfg(feature = "tracing")]
                     span,
@@ -413,44 +411,46 @@ impl ReqRef {
         n == 1 && h.has(Flag::REMOVED)
     }
 
-    /// Drops this reference, freeing the node into `pool` (the node's
-    /// context's) without going through its vtable if it was the last.
+    /// Drops the reference of a request received by its handle (`recv`),
+    /// freeing the node into the context's pool at once, without going
+    /// through its vtable, if it was the last.
+    ///
+    /// Not deferred (see [`NodePool::defer`]): a finished request owned by
+    /// a handle is on no list of the runtime, and no frame of the runtime
+    /// keeps an uncounted pointer to it: the frames that delivered it to the
+    /// handle (`run_completions`, a waiter) let go of it before they ran
+    /// user code, and a frame that runs a step of it holds a counted
+    /// reference. This is the hot path of every request.
     ///
     /// # Safety
-    /// The node must be a `Node<T>`.
+    /// The node must be a `Node<T>` owned by the handle giving up `self`.
     #[inline]
     pub(crate) unsafe fn release<T: Request>(self, inner: &Inner) {
         let p = self.0;
         if self.uncount() {
-            if inner.entered() {
-                inner.node_pool.defer(p);
-            } else {
-                // SAFETY: the last counted reference is gone (see
-                // `free_last`) and no call of the context runs (see
-                // `NodePool::defer`); the caller guarantees the type.
-                unsafe { free_node_inline::<T>(p, Some(&inner.node_pool)) }
-            }
+            // SAFETY: the last counted reference is gone (see `free_last`)
+            // and no frame keeps the node (above); the caller guarantees the
+            // type.
+            unsafe { free_node_inline::<T>(p, Some(&inner.node_pool)) }
         }
     }
 
-    /// Drops this reference, freeing the node (or deferring that, see
-    /// [`NodePool::defer`]) if it was the last.
+    /// Drops this reference, freeing the node into the pool of its
+    /// context `inner` if it was the last, or, while a call of the context
+    /// that runs user code is on the stack, when the outermost one ends
+    /// (see [`NodePool::defer`]). For the requests a drop removes.
     #[inline]
-    fn release_any(self) {
+    pub(crate) fn release_in(self, inner: &Inner) {
         let p = self.0;
         if !self.uncount() {
             return;
         }
-        // SAFETY: the node is still allocated: the last reference just went.
-        let h = unsafe { hdr(p) };
-        match h.context_alive() {
-            Some(inner) if inner.entered() => inner.node_pool.defer(p),
-            // SAFETY: the last counted reference is gone, and no call of the
-            // context runs (see `NodePool::defer`).
-            Some(inner) => unsafe { free_last(p, Some(&inner.node_pool)) },
-            // SAFETY: as above; the context is gone, so none of its calls
-            // can run.
-            None => unsafe { free_last(p, None) },
+        if inner.entered() {
+            inner.node_pool.defer(p);
+        } else {
+            // SAFETY: the last counted reference is gone, and no call of
+            // the context runs.
+            unsafe { free_last(p, Some(&inner.node_pool)) }
         }
     }
 }
@@ -511,8 +511,17 @@ impl Drop for ReqRef {
     #[inline]
     fn drop(&mut self) {
         // `self`'s count, given up once through a copy of the pointer (which
-        // `uncount` forgets).
-        ReqRef(self.0).release_any();
+        // `uncount` forgets). Without the context at hand, the memory goes
+        // back to the allocator. (A counted reference dropped here is a
+        // frame's, a watcher's, a queue entry's or a callback handle's: the
+        // runtime's lists hold the owner's reference of every request on
+        // them, so none of its frames can be left with a pointer to a node
+        // freed here.)
+        let p = self.0;
+        if ReqRef(p).uncount() {
+            // SAFETY: the last counted reference is gone (see `free_last`).
+            unsafe { free_last(p, None) }
+        }
     }
 }
 
@@ -635,7 +644,16 @@ impl NodePool {
     /// Frees the deferred nodes (when the context's outermost call ends,
     /// and when the context is dropped). Runs no user code: a released
     /// node's state, result and hooks are gone already.
+    #[inline]
     pub(crate) fn release_deferred(&self) {
+        if self.deferred.get().is_some() {
+            self.release_deferred_now();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release_deferred_now(&self) {
         while let Some(p) = self.deferred.take() {
             // SAFETY: deferred nodes are allocated and unreachable but for
             // this list.

@@ -529,9 +529,10 @@ impl Context {
         if !h.belongs_to(&self.inner) {
             return Err(Failure::WrongContext);
         }
-        // A live handle owns its request, which then has no waiter and is
-        // not being dropped (delivering a waiter takes it). Real checks: the
-        // owner's reference changes hands below.
+        // A live handle owns its request, which is then not being dropped
+        // and has no waiter (delivering a waiter gives the request to a
+        // handle after taking the waiter; a wait takes it from its handle).
+        // A real check: the owner's reference changes hands below.
         if h.owner.get() != Owner::Handle || h.has(Flag::DOOMED) {
             return Err(Failure::WrongContext);
         }
@@ -540,14 +541,8 @@ impl Context {
         {
             return Err(Failure::Cycle);
         }
-        let old = h.waiter.take();
-        if old.is_some() {
-            h.waiter.set(old);
-            return Err(Failure::WrongContext);
-        }
         let t = &self.inner.reqs;
         h.waiter.set(Some(resume));
-        h.epoch.set(h.epoch.get().wrapping_add(1));
         let profiled = match parent {
             Some(p) => {
                 h.owner.set(Owner::Parent);
@@ -557,6 +552,9 @@ impl Context {
             }
             None => {
                 h.owner.set(Owner::Context);
+                // A new callback registration (see `CallbackHandle`). 64
+                // bits: it cannot wrap.
+                h.epoch.set(h.epoch.get() + 1);
                 false
             }
         };
@@ -610,6 +608,13 @@ impl Context {
             let child = unsafe { ReqRef::from_raw(p) };
             resume.resume(self, parent, child);
             ran = true;
+            // Between two waiters, directly under the loop, no frame of the
+            // runtime holds a node: what the waiter released goes back to
+            // the pool now, for the next request (a chain of requests that
+            // finish inside their sends runs many waiters in one step).
+            if self.inner.entered_once() {
+                self.inner.node_pool.release_deferred();
+            }
         }
         ran
     }
@@ -761,7 +766,7 @@ impl Context {
         // SAFETY: removed nodes never run a step again, and this one was not
         // running (checked by the caller).
         unsafe { node.clear(&self.inner.panic) };
-        drop(node);
+        node.release_in(&self.inner);
     }
 
     /// Runs one step of request `node` (of type `T`): `f` gets the state and
