@@ -587,3 +587,63 @@ fn event_handlers_owning_events_a_million_deep_are_dropped_on_a_small_stack() {
         assert_eq!(ev.event_counts().total(), 0);
     });
 }
+
+/// Handlers dropped while a handler is dropped wait in a list; a panic in
+/// one of those `Drop`s must neither end the list early (what is left would
+/// be dropped later, in the middle of the runtime's bookkeeping: found by
+/// the re-entrancy model as a request node leaked when an end time was
+/// removed) nor escape before the others are dropped.
+#[test]
+fn a_panicking_handler_drop_leaves_no_other_handler_undropped() {
+    struct Boom;
+    impl Drop for Boom {
+        fn drop(&mut self) {
+            panic!("a handler's Drop panicked");
+        }
+    }
+    struct Probe(Rc<Cell<u32>>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let ev = Context::with_manual_clock(true).unwrap();
+    let dropped = Rc::new(Cell::new(0));
+    let after = Duration::from_secs(1);
+    let mut outer = Vec::new();
+    for boom_first in [true, false] {
+        let boom = Some(ev.add_timer_after(after, {
+            let b = Boom;
+            move |_, _| {
+                let _ = &b;
+            }
+        }));
+        let probe = Some(ev.add_timer_after(after, {
+            let p = Probe(dropped.clone());
+            move |_, _| {
+                let _ = &p;
+            }
+        }));
+        let pair = if boom_first {
+            (boom, probe)
+        } else {
+            (probe, boom)
+        };
+        outer.push(ev.add_timer_after(after, move |_, _| {
+            let _ = &pair;
+        }));
+    }
+    for t in outer {
+        let r = catch_unwind(AssertUnwindSafe(|| drop(t)));
+        assert!(r.is_err(), "the panic leaves through the drop");
+    }
+    assert_eq!(dropped.get(), 2, "every handler was dropped");
+    assert_eq!(ev.event_counts().timers, 0);
+    // The runtime goes on: a request whose end time leaves with it.
+    let drops = Rc::new(Cell::new(0));
+    let req = pending_send(&ev, &drops);
+    req.set_endtime(ev.now() + after).unwrap();
+    drop(req);
+    assert_eq!(drops.get(), 1);
+    assert_eq!(ev.event_counts().total(), 0);
+}

@@ -323,29 +323,23 @@ impl Inner {
     /// A handler may own another event's handle, whose handler owns
     /// another...: a handler dropped while one is being dropped waits in a
     /// list that the outermost drop empties, so a chain of a million events
-    /// is dropped without a million nested frames. (If a `Drop` panics, what
-    /// waits in the list is dropped by the next handler drop, or with the
-    /// context.)
+    /// is dropped without a million nested frames. Events are removed in
+    /// the middle of the runtime's bookkeeping too (an end time leaves with
+    /// its request), so a panic in a `Drop` is kept and raised when the
+    /// public call that removed the event returns (see [`crate::panic`]).
     pub(crate) fn drop_handler<H: 'static>(&self, handler: H) {
         if self.dropping_handlers.replace(true) {
             self.handlers_to_drop.borrow_mut().push(Box::new(handler));
             return;
         }
-        /// Ends this drop, also when a `Drop` unwinds.
-        struct Done<'a>(&'a Cell<bool>);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.set(false);
-            }
-        }
-        let _done = Done(&self.dropping_handlers);
-        drop(handler);
+        self.panic.catch(move || drop(handler));
         loop {
             let Some(next) = self.handlers_to_drop.borrow_mut().pop() else {
                 break;
             };
-            drop(next);
+            self.panic.catch(move || drop(next));
         }
+        self.dropping_handlers.set(false);
     }
 }
 

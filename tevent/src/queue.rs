@@ -391,11 +391,15 @@ impl QueueInner {
             st.scheduled = true;
         }
         let weak = Rc::downgrade(q);
-        ev.post(move |ev| {
+        // `post_boxed`, not `post`: this runs inside the runtime's own
+        // bookkeeping (a request finishing releases its entry), where a
+        // panic kept meanwhile (the trace hook of the post is user code)
+        // must wait for the public call that runs the bookkeeping to end.
+        ev.post_boxed(Box::new(move |ev: &Context| {
             if let Some(q) = weak.upgrade() {
                 QueueInner::trigger_head(&q, ev);
             }
-        });
+        }));
     }
 
     /// Runs the head's trigger (from the loop).
