@@ -96,6 +96,7 @@ pub(crate) mod step;
 mod table;
 #[cfg(test)]
 mod tests;
+mod waiter;
 mod wakeup;
 
 use std::marker::PhantomData;
@@ -121,7 +122,8 @@ use crate::context::{Context, Inner};
 use crate::fd::{FdEvent, FdFlags, Require};
 use crate::slab::Key;
 use crate::timer::TimerHandler;
-use table::{Hooks, Resume};
+use table::Hooks;
+use waiter::Resume;
 
 /// A request type: the state of one asynchronous computation.
 ///
@@ -643,11 +645,14 @@ impl<T: Request> Req<T> {
                     return CallbackHandle::gone();
                 };
                 let _scope = ev.enter();
-                let registered = make_resume(Callback::<T, _> {
-                    f: callback,
-                    _t: PhantomData,
-                })
-                .and_then(|r| ev.req_wait(None, &node, r));
+                let registered = ev.req_wait(
+                    None,
+                    &node,
+                    Callback::<T, _> {
+                        f: callback,
+                        _t: PhantomData,
+                    },
+                );
                 match registered {
                     Ok(_) => {
                         // The runtime holds the owner's reference now; the
@@ -1179,11 +1184,10 @@ impl<'a, T: Request> Ctl<'a, T> {
         let Slot::Live(child) = &*sub.slot else {
             return Err(ReqError::NoMemory);
         };
-        let resume = make_resume(WaitFor::<T, C, _> {
+        let resume = WaitFor::<T, C, _> {
             f: then,
             _t: PhantomData,
-        })
-        .map_err(Failure::to_req)?;
+        };
         let profiled = self
             .ev
             .req_wait(Some(self.node), child, resume)
@@ -1455,28 +1459,6 @@ impl<'a, T: Request> Ctl<'a, T> {
     }
 }
 
-/// Boxes a waiter; zero-sized waiters (plain functions) do not allocate.
-fn make_resume<R: Resume + 'static>(r: R) -> Result<Box<dyn Resume>, Failure> {
-    if std::mem::size_of::<R>() == 0 {
-        Ok(Box::new(r))
-    } else {
-        crate::alloc::try_box(r)
-            .map(|b| b as Box<dyn Resume>)
-            .map_err(|_| Failure::NoMemory)
-    }
-}
-
-impl<R: Resume> Resume for [R; 1] {
-    fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
-        let [r] = *self;
-        Box::new(r).resume(ev, parent, child)
-    }
-
-    fn step_name(&self) -> &'static str {
-        self[0].step_name()
-    }
-}
-
 /// A parent waiting for a subrequest of type `C`.
 struct WaitFor<P, C, F> {
     f: F,
@@ -1489,7 +1471,7 @@ where
     C: Request,
     F: FnOnce(&mut P, &mut Ctl<'_, P>, Req<C>) -> StepResult<P> + 'static,
 {
-    fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+    fn resume(self, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
         let sub = Req::<C>::adopt(child);
         let Some(parent) = parent else {
             return;
@@ -1514,7 +1496,7 @@ struct Callback<T, F> {
 }
 
 impl<T: Request, F: FnOnce(&Context, Req<T>) + 'static> Resume for Callback<T, F> {
-    fn resume(self: Box<Self>, ev: &Context, _parent: Option<NodePtr>, child: ReqRef) {
+    fn resume(self, ev: &Context, _parent: Option<NodePtr>, child: ReqRef) {
         let req = Req::<T>::adopt(child);
         (self.f)(ev, req)
     }

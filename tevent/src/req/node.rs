@@ -41,7 +41,8 @@ use std::rc::Rc;
 
 use crate::context::{Context, Inner};
 use crate::panic::PanicSlot;
-use crate::req::table::{Extra, Owner, ReqCell, Resume};
+use crate::req::table::{Extra, Owner, ReqCell};
+use crate::req::waiter::WaiterSlot;
 use crate::req::{Failure, ReqState, Request};
 use crate::slab::Key;
 
@@ -77,7 +78,9 @@ pub(crate) struct Header {
     /// Neighbours in the completion queue.
     pub(crate) qnext: Cell<Option<NodePtr>>,
     pub(crate) qprev: Cell<Option<NodePtr>>,
-    pub(crate) waiter: Cell<Option<Box<dyn Resume>>>,
+    /// What runs when the request finishes: its parent's step or a
+    /// callback (see `req::waiter`).
+    pub(crate) waiter: WaiterSlot,
     pub(crate) created: &'static Location<'static>,
     /// The end-time timer, or `Key::NONE`.
     pub(crate) endtime: Cell<Key>,
@@ -175,7 +178,7 @@ impl Header {
             live_prev: Cell::new(None),
             qnext: Cell::new(None),
             qprev: Cell::new(None),
-            waiter: Cell::new(None),
+            waiter: WaiterSlot::new(),
             created,
             endtime: Cell::new(Key::NONE),
             extra: ManuallyDrop::new(RefCell::new(None)),

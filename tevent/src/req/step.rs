@@ -407,9 +407,8 @@ impl<T: Request> Req<T> {
             // SAFETY: the subrequests on the list of a request that is not
             // removed are live; nothing here changes the list.
             let child = unsafe { crate::req::node::hdr(p) };
-            if let Some(w) = child.waiter.take() {
-                names.push(w.step_name());
-                child.waiter.set(Some(w));
+            if let Some(name) = child.waiter.step_name() {
+                names.push(name);
             }
             c = child.next.get();
         }

@@ -26,6 +26,7 @@ use std::panic::Location;
 use crate::context::{Context, MAX_NOTIFICATIONS_PER_STEP};
 use crate::panic::PanicSlot;
 use crate::req::node::{Flag, Header, NodePtr, ReqRef, hdr};
+use crate::req::waiter::Resume;
 use crate::req::step::{Next, StartCtl, Then};
 use crate::req::{Ctl, Failure, ReqState, Request, StepResult};
 use crate::slab::Key;
@@ -190,19 +191,6 @@ impl<T: Request> ReqCell<T> {
             Ok(Progress::Done(out)) => Some(self.finish(Ok(out), panics)),
             Err(e) => Some(self.finish(Err(e), panics)),
         }
-    }
-}
-
-/// Resumes a waiter when the request it waits for has finished.
-pub(crate) trait Resume {
-    /// `parent` is the waiting request (`None` for a top-level callback),
-    /// `child` the finished one, whose ownership passes to the waiter.
-    fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef);
-
-    /// The name of the step this waiter resumes (for `Debug` and
-    /// `Req::waiting_in`).
-    fn step_name(&self) -> &'static str {
-        "callback"
     }
 }
 
@@ -520,13 +508,14 @@ impl Context {
     /// `parent` (`None`: a top-level callback), resumed through `resume` when
     /// it finishes. Returns whether the parent is profiled. On success the
     /// owner's reference belongs to the runtime (the caller gives it up); on
-    /// failure nothing changed.
+    /// failure nothing changed but `resume`, which is dropped (user code: the
+    /// caller is a public call, where a panic of it may leave).
     #[inline(always)]
-    pub(crate) fn req_wait(
+    pub(crate) fn req_wait<R: Resume>(
         &self,
         parent: Option<&ReqRef>,
         child: &ReqRef,
-        resume: Box<dyn Resume>,
+        resume: R,
     ) -> Result<bool, Failure> {
         let h = child.hdr();
         if !h.belongs_to(&self.inner) {
@@ -545,7 +534,7 @@ impl Context {
             return Err(Failure::Cycle);
         }
         let t = &self.inner.reqs;
-        h.waiter.set(Some(resume));
+        h.waiter.set(resume)?;
         let profiled = match parent {
             Some(p) => {
                 h.owner.set(Owner::Parent);
