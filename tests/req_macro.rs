@@ -70,7 +70,7 @@ impl Leaf {
             outcome,
             drops: drops.clone(),
         });
-        to.set_cancel(|_, _| Some(Err(ReqError::Cancelled)));
+        to.set_cancel(|_| tevent::Cancel::Cancelled);
         if outcome == Outcome::TimeOut {
             to.set_timeout(Duration::from_millis(5))?;
         }

@@ -81,8 +81,23 @@ pub(crate) enum Succ {
 pub(crate) enum StepKind {
     /// `start`: its handle, then the send function's arguments.
     Start { args: Vec<Arg> },
-    /// Any other step: its handle, then what the subrequest gives it.
-    Resume(Box<Input>),
+    /// Any other step: its handle, what the subrequest gives it, then the
+    /// values the transition into it carries.
+    Resume {
+        input: Box<Input>,
+        carried: Vec<Carried>,
+    },
+}
+
+/// A value a transition carries to its step: a parameter of the step after
+/// what the subrequest gives it, a field of the step's variant of the
+/// generated step enum, and a parameter of the successor method that leads
+/// there.
+pub(crate) struct Carried {
+    /// The field's (and the successor method's parameter's) name: the
+    /// parameter's, or `value{n}` for a pattern that is not a plain name.
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
 }
 
 /// One argument of `start` (and so of the send function).

@@ -17,7 +17,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::visit_mut::VisitMut;
 use syn::{Generics, Ident, Type, parse_quote};
 
-use crate::ast::{Input, Machine, Request, Step, StepKind, Succ};
+use crate::ast::{Carried, Input, Machine, Request, Step, StepKind, Succ};
 use crate::{graph, names};
 
 /// The whole expansion.
@@ -57,9 +57,9 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                 );
                 structs.push(quote! {
                     #[doc = #doc_start]
-                    #vis struct #start_h #h_impl (::tevent::StartCtl<'__a, #self_ty>) #h_where;
+                    #vis struct #start_h #h_impl (::tevent::__private::Start<'__a, #self_ty>) #h_where;
                     #[doc = #doc_started]
-                    #vis struct #started #h_impl (::tevent::StepCtl<'__a, #self_ty>) #h_where;
+                    #vis struct #started #h_impl (::tevent::__private::Step<'__a, #self_ty, #i>) #h_where;
                 });
                 impls.push(quote! {
                     impl #h_impl ::core::ops::Deref for #start_h #h_ty #h_where {
@@ -73,7 +73,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                         /// successors.
                         #[inline]
                         #vis fn create(self, state: #self_ty) -> #started #h_ty {
-                            #started { 0: self.0.__create(state) }
+                            #started { 0: ::tevent::__private::create::<#self_ty, #i>(self.0, state) }
                         }
                     }
                 });
@@ -85,7 +85,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                     impl #h_impl #routes #routes_args for #started #h_ty #h_where {}
                 });
             }
-            StepKind::Resume(input) => {
+            StepKind::Resume { input, carried } => {
                 let h = names::ident(&names::handle(&req.ident, &name), step.name.span());
                 let doc = format!(
                     " The handle of step `{name}` of [`{ty_name}`]: what the step may do next, \
@@ -94,7 +94,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                 );
                 structs.push(quote! {
                     #[doc = #doc]
-                    #vis struct #h #h_impl (::tevent::StepCtl<'__a, #self_ty>) #h_where;
+                    #vis struct #h #h_impl (::tevent::__private::Step<'__a, #self_ty, #i>) #h_where;
                 });
                 impls.push(deref_step(&h, &hg, self_ty));
                 impls.push(quote! {
@@ -103,18 +103,22 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                     }
                     impl #h_impl #routes #routes_args for #h #h_ty #h_where {}
                 });
-                glue.push(glue_fn(m, step.name, &h, input));
+                glue.push(glue_fn(m, i, &h, input, carried));
             }
         }
     }
 
     let request_impl = request_impl(m);
+    let enums = step_enums(m);
+    let machine = machine_impl(m);
     let send_recv = send_recv(m);
     let consts = graph_consts(m);
     let user_impl = user_impl(m);
     let routes = routes_trait(m);
     quote! {
         #request_impl
+        #enums
+        #machine
         #(#structs)*
         #send_recv
         #consts
@@ -124,6 +128,172 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
             #(#impls)*
             #(#glue)*
         };
+    }
+}
+
+/// The step enum (`EchoStep`: a variant per step, holding what the
+/// transition into it carries; what a waiting request's waiter holds) and
+/// the step-name enum (`EchoStepName`: `Copy`, what `Req::step` gives).
+fn step_enums(m: &Machine<'_>) -> TokenStream {
+    let req = m.req;
+    let self_ty = &req.self_ty;
+    let vis = &m.vis;
+    let ty_name = names::key(&req.ident);
+    let data = names::step_enum(&req.ident);
+    let name_enum = names::step_name_enum(&req.ident);
+    let g = item_generics(req);
+    let (g_impl, g_ty, g_where) = g.split_for_impl();
+    let n = m.steps.len();
+    let mut variants = Vec::new();
+    let mut name_variants = Vec::new();
+    let mut names_str = Vec::new();
+    let mut to_name = Vec::new();
+    let mut debug_arms = Vec::new();
+    for step in &m.steps {
+        let key = names::key(step.name);
+        let v = names::ident(&names::camel(&key), step.name.span());
+        let v_str = v.to_string();
+        let doc = format!(" Step `{key}`.");
+        name_variants.push(quote!(#[doc = #doc] #v));
+        names_str.push(key.clone());
+        match &step.kind {
+            StepKind::Resume { carried, .. } if !carried.is_empty() => {
+                let fields: Vec<&Ident> = carried.iter().map(|c| &c.ident).collect();
+                let tys: Vec<Type> = carried.iter().map(|c| replace_self(&c.ty, self_ty)).collect();
+                let doc = format!(
+                    " Waiting to run step `{key}`, with the values the transition into it carries."
+                );
+                variants.push(quote! {
+                    #[doc = #doc]
+                    #v { #(#[allow(missing_docs)] #fields: #tys),* }
+                });
+                let binds: Vec<Ident> = (0..carried.len())
+                    .map(|k| Ident::new(&format!("__f{k}"), Span::mixed_site()))
+                    .collect();
+                let labels: Vec<String> = fields.iter().map(|f| names::key(f)).collect();
+                to_name.push(quote!(Self::#v { .. } => #name_enum::#v));
+                debug_arms.push(quote! {
+                    Self::#v { #(#fields: #binds),* } => {
+                        let mut __d = __f.debug_struct(#v_str);
+                        #( __d.field(#labels, (&::tevent::__private::DebugField(#binds)).shown()); )*
+                        __d.finish()
+                    }
+                });
+            }
+            _ => {
+                let doc = if matches!(step.kind, StepKind::Start { .. }) {
+                    " Running `start` (a request never waits in it).".to_string()
+                } else {
+                    format!(" Waiting to run step `{key}`.")
+                };
+                variants.push(quote!(#[doc = #doc] #v));
+                to_name.push(quote!(Self::#v => #name_enum::#v));
+                debug_arms.push(quote!(Self::#v => __f.write_str(#v_str)));
+            }
+        }
+    }
+    // A generic request's enum names its parameters once, in a variant
+    // that cannot be made.
+    let generic = !g.params.is_empty();
+    let phantom = generic.then(|| {
+        quote! {
+            #[doc(hidden)]
+            __Never(::core::convert::Infallible, ::core::marker::PhantomData<fn() -> #self_ty>),
+        }
+    });
+    let phantom_arm = generic.then(|| quote!(Self::__Never(__never, _) => match *__never {},));
+    let data_doc = format!(
+        " The steps of [`{ty_name}`], each with the values that the transition into it carries: \
+         what a waiting request holds until the step runs (generated by `#[tevent_request]`; \
+         see [`{name_enum}`] for the names alone)."
+    );
+    let name_doc = format!(
+        " The names of the steps of [`{ty_name}`], in the order they were declared (generated by \
+         `#[tevent_request]`): what `Req::step` tells."
+    );
+    let variant_names: Vec<Ident> = m
+        .steps
+        .iter()
+        .map(|s| names::ident(&names::camel(&names::key(s.name)), s.name.span()))
+        .collect();
+    quote! {
+        #[doc = #data_doc]
+        #[allow(dead_code)]
+        #vis enum #data #g_impl #g_where {
+            #(#variants,)*
+            #phantom
+        }
+        #[doc = #name_doc]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+        #[allow(dead_code)]
+        #vis enum #name_enum {
+            #(#name_variants,)*
+        }
+        #[allow(dead_code)]
+        impl #name_enum {
+            /// Every step, in the order they were declared.
+            #vis const ALL: [Self; #n] = [#(Self::#variant_names),*];
+            /// The step's name as declared (`"read"` for step `read`).
+            #vis const fn name(self) -> &'static str {
+                match self {
+                    #(Self::#variant_names => #names_str,)*
+                }
+            }
+        }
+        #[allow(dead_code)]
+        impl #g_impl #data #g_ty #g_where {
+            /// The name of the step.
+            #vis fn name(&self) -> #name_enum {
+                match self {
+                    #(#to_name,)*
+                    #phantom_arm
+                }
+            }
+        }
+        impl #g_impl ::core::fmt::Debug for #data #g_ty #g_where {
+            fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                #[allow(unused_imports)]
+                use ::tevent::__private::{ShowDebug as _, ShowOpaque as _};
+                match self {
+                    #(#debug_arms,)*
+                    #phantom_arm
+                }
+            }
+        }
+    }
+}
+
+/// `impl StepMachine`: the declared graph, as the runtime checks the glue
+/// against it.
+fn machine_impl(m: &Machine<'_>) -> TokenStream {
+    let req = m.req;
+    let self_ty = &req.self_ty;
+    let data = names::step_enum(&req.ident);
+    let name_enum = names::step_name_enum(&req.ident);
+    let g = item_generics(req);
+    let (g_impl, g_ty, g_where) = g.split_for_impl();
+    let names_str: Vec<String> = m.steps.iter().map(|s| names::key(s.name)).collect();
+    let start = m.start;
+    let succ = m.steps.iter().map(|s| {
+        let to = s.succ.iter().filter_map(|x| match x {
+            Succ::Step(j) => Some(*j),
+            Succ::Done => None,
+        });
+        quote!(&[#(#to),*])
+    });
+    let finishes = m.steps.iter().map(|s| s.succ.contains(&Succ::Done));
+    quote! {
+        impl #g_impl ::tevent::StepMachine for #self_ty #g_where {
+            type Step = #data #g_ty;
+            type StepName = #name_enum;
+            const STEP_NAMES: &'static [&'static str] = &[#(#names_str),*];
+            const START: usize = #start;
+            const SUCCESSORS: &'static [&'static [usize]] = &[#(#succ),*];
+            const FINISHES: &'static [bool] = &[#(#finishes),*];
+            fn step_name(index: usize) -> #name_enum {
+                #name_enum::ALL[index]
+            }
+        }
     }
 }
 
@@ -202,7 +372,8 @@ pub(crate) fn handle_generics(g: &Generics) -> Generics {
     hg
 }
 
-/// `Deref` and `DerefMut` of a step handle to its `StepCtl`.
+/// `Deref` and `DerefMut` of a step handle to its `StepCtl` (through the
+/// runtime's handle it wraps, whose own `Deref` goes there).
 pub(crate) fn deref_step(h: &Ident, hg: &Generics, self_ty: &Type) -> TokenStream {
     let (h_impl, h_ty, h_where) = hg.split_for_impl();
     quote! {
@@ -237,14 +408,17 @@ fn successors_text(m: &Machine<'_>, i: usize) -> String {
     }
 }
 
-/// One method per successor of step `i` (waits that resume that step), and
-/// `done` if the step may finish the request.
+/// One method per successor of step `i` (waits that resume that step,
+/// taking what the transition carries), and `done` if the step may finish
+/// the request. Each calls the runtime's glue with the step indexes, which
+/// the runtime checks against the declared graph.
 fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
     let self_ty = &m.req.self_ty;
     let vis = &m.vis;
     let step = &m.steps[i];
-    // The parameter is mixed-site: a step named `sub` (whose glue function
-    // the body names) is not captured by it.
+    let data = names::step_enum(&m.req.ident);
+    // The parameter is mixed-site: a carried value named `sub` is not
+    // captured by it.
     let sub = Ident::new("sub", Span::mixed_site());
     let mut out = Vec::new();
     for s in &step.succ {
@@ -261,7 +435,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                     /// None: the `Result` is what the step returns.
                     #[inline]
                     #vis fn #done(&self, out: <#self_ty as ::tevent::Request>::Output) -> ::tevent::Next<#self_ty> {
-                        self.0.__done(out)
+                        ::tevent::__private::done::<#self_ty, #i>(&self.0, out)
                     }
                 });
             }
@@ -270,9 +444,32 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                 let tname = names::key(target.name);
                 let span = succ_span(m, i, &tname);
                 let method = names::ident(&target.name.to_string(), span);
-                let glue = names::ident(&target.name.to_string(), Span::call_site());
-                let StepKind::Resume(input) = &target.kind else {
+                let glue = glue_name(target.name);
+                let variant = names::ident(&names::camel(&tname), Span::call_site());
+                let StepKind::Resume { input, carried } = &target.kind else {
                     continue;
+                };
+                let fields: Vec<&Ident> = carried.iter().map(|c| &c.ident).collect();
+                let params: Vec<Ident> = (0..carried.len())
+                    .map(|k| Ident::new(&format!("__carried{k}"), Span::mixed_site()))
+                    .collect();
+                let tys: Vec<Type> = carried.iter().map(|c| replace_self(&c.ty, self_ty)).collect();
+                // The successor method's parameters keep the step's names (for
+                // the docs and rust-analyzer); the body uses hygienic copies.
+                let value = if carried.is_empty() {
+                    quote!(#data::#variant)
+                } else {
+                    quote!(#data::#variant { #(#fields: #params),* })
+                };
+                let carries = if carried.is_empty() {
+                    String::new()
+                } else {
+                    let list = fields
+                        .iter()
+                        .map(|f| format!("`{}`", names::key(f)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!(" The transition carries {list} to the step, which receives them after it.")
                 };
                 let errors_doc = " # Errors\n\n `NoMemory` if `sub` could not be allocated or the wait could not be recorded \
                      (with `?`, that ends this request `NoMemory`).";
@@ -283,7 +480,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             " Waits for `sub`: when it finishes, step `{tname}` runs with its output. If it \
                              fails instead, this request ends with its error (the request's own error \
                              converted by `From`; timeouts, no memory and the other runtime outcomes as \
-                             they are)."
+                             they are).{carries}"
                         );
                         quote_spanned! {span=>
                             #[doc = #doc]
@@ -291,13 +488,13 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[doc = #errors_doc]
                             #[inline]
                             #[allow(non_snake_case)]
-                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>) -> ::tevent::Next<#self_ty>
+                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
                                 __C: ::tevent::Request<Output = #t>,
                                 <#self_ty as ::tevent::Request>::Error:
                                     ::core::convert::From<<__C as ::tevent::Request>::Error>,
                             {
-                                self.0.__wait(#sub, #glue)
+                                ::tevent::__private::wait::<#self_ty, __C, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
                             }
                         }
                     }
@@ -305,7 +502,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                         let ok = replace_self(ok, self_ty);
                         let err = replace_self(err, self_ty);
                         let doc = format!(
-                            " Waits for `sub`: when it finishes, step `{tname}` runs with its whole result."
+                            " Waits for `sub`: when it finishes, step `{tname}` runs with its whole result.{carries}"
                         );
                         quote_spanned! {span=>
                             #[doc = #doc]
@@ -313,18 +510,18 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[doc = #errors_doc]
                             #[inline]
                             #[allow(non_snake_case)]
-                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>) -> ::tevent::Next<#self_ty>
+                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
                                 __C: ::tevent::Request<Output = #ok, Error = #err>,
                             {
-                                self.0.__wait(#sub, #glue)
+                                ::tevent::__private::wait::<#self_ty, __C, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
                             }
                         }
                     }
                     Input::Raw(c) => {
                         let c = replace_self(c, self_ty);
                         let doc = format!(
-                            " Waits for `sub`: when it finishes, step `{tname}` runs with the finished request."
+                            " Waits for `sub`: when it finishes, step `{tname}` runs with the finished request.{carries}"
                         );
                         quote_spanned! {span=>
                             #[doc = #doc]
@@ -332,8 +529,8 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[doc = #errors_doc]
                             #[inline]
                             #[allow(non_snake_case)]
-                            #vis fn #method(&self, #sub: ::tevent::Req<#c>) -> ::tevent::Next<#self_ty> {
-                                self.0.__wait(#sub, #glue)
+                            #vis fn #method(&self, #sub: ::tevent::Req<#c>, #(#params: #tys),*) -> ::tevent::Next<#self_ty> {
+                                ::tevent::__private::wait::<#self_ty, #c, _, #i, #j>(&self.0, #sub, #glue, #value)
                             }
                         }
                     }
@@ -343,6 +540,14 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
         }
     }
     out
+}
+
+/// The glue function of step `name` (inside the expansion's `const` block).
+fn glue_name(name: &Ident) -> Ident {
+    names::ident(
+        &format!("__tevent_glue_{}", names::key(name)),
+        Span::call_site(),
+    )
 }
 
 /// The hidden routes trait: a method for every step but `start`, and for
@@ -428,16 +633,34 @@ fn succ_span(m: &Machine<'_>, i: usize, name: &str) -> Span {
         .map_or(Span::call_site(), |s| s.span())
 }
 
-/// The glue of resumed step `name`: takes the finished subrequest, hands the
-/// step what it asked for, and turns what the step built into a step result.
-/// Named after the step (that is the name `Debug` shows).
-fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> TokenStream {
+/// The glue of resumed step `i`: takes the finished subrequest and what the
+/// transition carried, hands the step what it asked for, and returns what
+/// the step built.
+fn glue_fn(
+    m: &Machine<'_>,
+    i: usize,
+    handle: &Ident,
+    input: &Input,
+    carried: &[Carried],
+) -> TokenStream {
     let self_ty = &m.req.self_ty;
-    let glue = names::ident(&name.to_string(), Span::call_site());
-    let method = name;
+    let step = &m.steps[i];
+    let glue = glue_name(step.name);
+    let method = step.name;
+    let data = names::step_enum(&m.req.ident);
+    let variant = names::ident(&names::camel(&names::key(step.name)), Span::call_site());
+    let fields: Vec<&Ident> = carried.iter().map(|c| &c.ident).collect();
+    let binds: Vec<Ident> = (0..carried.len())
+        .map(|k| Ident::new(&format!("__carried{k}"), Span::mixed_site()))
+        .collect();
+    let pattern = if carried.is_empty() {
+        quote!(#data::#variant)
+    } else {
+        quote!(#data::#variant { #(#fields: #binds),* })
+    };
     let mut g = item_generics(m.req);
-    let call_handle = quote!(#handle { 0: ::tevent::StepCtl::__new(__ctl) });
-    let (sub_ty, body) = match input {
+    let call_handle = quote!(#handle { 0: __step });
+    let (sub_ty, call) = match input {
         Input::Output(t) => {
             let t = replace_self(t, self_ty);
             g.params
@@ -451,7 +674,7 @@ fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> Toke
                 quote! {
                     match ::tevent::Req::recv(__sub) {
                         ::core::result::Result::Ok(__v) => {
-                            ::tevent::Then::__into_step(<#self_ty>::#method(__st, #call_handle, __v))
+                            <#self_ty>::#method(__st, #call_handle, __v #(, #binds)*)
                         }
                         ::core::result::Result::Err(__e) => {
                             ::core::result::Result::Err(::tevent::ReqError::convert(__e))
@@ -468,7 +691,7 @@ fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> Toke
             (
                 quote!(__C),
                 quote! {
-                    ::tevent::Then::__into_step(<#self_ty>::#method(__st, #call_handle, ::tevent::Req::recv(__sub)))
+                    <#self_ty>::#method(__st, #call_handle, ::tevent::Req::recv(__sub) #(, #binds)*)
                 },
             )
         }
@@ -477,21 +700,29 @@ fn glue_fn(m: &Machine<'_>, name: &Ident, handle: &Ident, input: &Input) -> Toke
             (
                 quote!(#c),
                 quote! {
-                    ::tevent::Then::__into_step(<#self_ty>::#method(__st, #call_handle, __sub))
+                    <#self_ty>::#method(__st, #call_handle, __sub #(, #binds)*)
                 },
             )
         }
     };
-    let (g_impl, _, g_where) = g.split_for_impl();
+    let g_where = g.where_clause.as_ref();
+    let lt = quote!('__b);
+    let params = g.params.iter();
+    let g_impl = quote!(<#lt #(, #params)*>);
     quote! {
         #[inline]
         #[allow(non_snake_case)]
         fn #glue #g_impl (
             __st: &mut #self_ty,
-            __ctl: &mut ::tevent::Ctl<'_, #self_ty>,
+            __step: ::tevent::__private::Step<#lt, #self_ty, #i>,
             __sub: ::tevent::Req<#sub_ty>,
-        ) -> ::tevent::StepResult<#self_ty> #g_where {
-            #body
+            __data: <#self_ty as ::tevent::StepMachine>::Step,
+        ) -> ::tevent::Next<#self_ty> #g_where {
+            match __data {
+                #pattern => #call,
+                #[allow(unreachable_patterns)]
+                _ => ::core::unreachable!(),
+            }
         }
     }
 }
@@ -662,7 +893,7 @@ fn user_impl(m: &Machine<'_>) -> TokenStream {
         if !f.attrs.iter().any(|a| a.path().is_ident("inline")) {
             f.attrs.push(parse_quote!(#[inline]));
         }
-        if matches!(step.kind, StepKind::Resume(_)) {
+        if matches!(step.kind, StepKind::Resume { .. }) {
             f.attrs
                 .push(parse_quote!(#[allow(clippy::needless_pass_by_value)]));
         }

@@ -133,6 +133,16 @@ pub(crate) fn ident(name: &str, span: Span) -> Ident {
     }
 }
 
+/// The step enum of request `ty`: `EchoStep`.
+pub(crate) fn step_enum(ty: &Ident) -> Ident {
+    ident(&format!("{}Step", bare(ty)), ty.span())
+}
+
+/// The step-name enum of request `ty`: `EchoStepName`.
+pub(crate) fn step_name_enum(ty: &Ident) -> Ident {
+    ident(&format!("{}StepName", bare(ty)), ty.span())
+}
+
 /// The hidden trait that gives every step handle of request `ty` a method
 /// for each step it does not lead to (so that calling one says so):
 /// `__EchoRoutes`.

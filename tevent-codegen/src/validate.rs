@@ -15,7 +15,7 @@ use syn::{
     Type,
 };
 
-use crate::ast::{Arg, Input, Machine, Request, Step, StepKind, Succ};
+use crate::ast::{Arg, Carried, Input, Machine, Request, Step, StepKind, Succ};
 use crate::errors::Errors;
 use crate::{graph, names};
 
@@ -543,8 +543,9 @@ fn resume_signature(
     }
     let hint = handle_hint(req, name);
     let shape = format!(
-        "step `{name}` takes `&mut self`, its handle (`{hint}`) and what it receives \
-         (the subrequest's output, its whole `Result<_, ReqError<_>>`, or the `Req<_>`)"
+        "step `{name}` takes `&mut self`, its handle (`{hint}`), what it receives \
+         (the subrequest's output, its whole `Result<_, ReqError<_>>`, or the `Req<_>`), \
+         then any values the transition into it carries"
     );
     let inputs: Vec<&FnArg> = s.inputs.iter().collect();
     // The parameters after `&mut self` (all of them if it is missing: one
@@ -618,13 +619,63 @@ fn resume_signature(
             None
         }
     };
-    if let Some(extra) = rest.get(2) {
-        errors.spanned(extra, shape);
-    }
+    let carried = carried_values(req, name, rest.get(2..).unwrap_or_default(), errors);
     match input {
-        Some(i) if errors_len(errors) == before => Some(StepKind::Resume(Box::new(i))),
+        Some(i) if errors_len(errors) == before => Some(StepKind::Resume {
+            input: Box::new(i),
+            carried,
+        }),
         _ => None,
     }
+}
+
+/// The values a step's transition carries: its parameters after what the
+/// subrequest gives it. Each becomes a field of the step's variant of the
+/// step enum, named after the parameter (a pattern gets `value{n}`), and a
+/// parameter of the successor methods that lead to the step.
+fn carried_values(
+    req: &Request,
+    step: &str,
+    params: &[&FnArg],
+    errors: &mut Errors,
+) -> Vec<Carried> {
+    let mut out: Vec<Carried> = Vec::new();
+    for (n, a) in params.iter().enumerate() {
+        let t = match a {
+            FnArg::Typed(t) => t,
+            FnArg::Receiver(r) => {
+                errors.spanned(r, "`self` comes first in a step");
+                continue;
+            }
+        };
+        if let Some(bad) = inexact_type(&t.ty) {
+            errors.spanned(
+                bad,
+                format!(
+                    "a value carried to step `{step}` is written out: it is a field of `{}` \
+                     (`_` and `impl Trait` cannot be; name the type)",
+                    names::step_enum(&req.ident)
+                ),
+            );
+            continue;
+        }
+        let ident = match &*t.pat {
+            Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => p.ident.clone(),
+            other => syn::Ident::new(&format!("value{n}"), other.span()),
+        };
+        if out.iter().any(|c| names::key(&c.ident) == names::key(&ident)) {
+            errors.spanned(
+                &t.pat,
+                format!("step `{step}` carries two values named `{ident}`"),
+            );
+            continue;
+        }
+        out.push(Carried {
+            ident,
+            ty: (*t.ty).clone(),
+        });
+    }
+    out
 }
 
 /// Tells the three kinds of step input apart by the parameter's type.

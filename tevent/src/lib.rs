@@ -203,8 +203,9 @@ pub use immediate::{Immediate, ImmediateRef};
 pub use queue::{Queue, QueueGuard, QueueWait, queue_wait_recv, queue_wait_send};
 pub use remote::{Remote, RemoteError, RemoteFn};
 pub use req::{
-    CallbackHandle, CancelFn, CleanupFn, Ctl, First, JoinAll, Next, NoRequests, Outcome, Profile,
-    Progress, Req, ReqError, ReqState, Request, StartCtl, StepCtl, StepResult, Then, Wakeup,
+    CallbackHandle, Cancel, CancelFn, CleanupFn, Ctl, First, JoinAll, Next, NoRequests, Outcome,
+    Profile, Progress, Req, ReqError, ReqState, Request, StartCtl, StepCtl, StepMachine,
+    StepResult, Then, Wakeup,
     first_recv, first_send, join_all_recv, join_all_send, wakeup_recv, wakeup_send,
 };
 #[cfg(feature = "macros")]
@@ -214,7 +215,7 @@ pub use tevent_macros::tevent_request;
 /// (it may change in any release).
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::req::step::__start as start;
+    pub use crate::req::glue::{Start, Step, create, done, start, wait};
 
     /// Implemented by nothing: a generated handle's method for a step (or
     /// `done`) that its step does not declare requires it, so calling one
@@ -229,6 +230,44 @@ pub mod __private {
 
     /// The `Route` of `done` in [`Declared`].
     pub struct Done;
+
+    /// A field of a generated step enum, for its `Debug`: shown with the
+    /// field's own `Debug` where it has one ([`ShowDebug`]), as `..`
+    /// otherwise ([`ShowOpaque`]); the method call picks (autoref).
+    pub struct DebugField<'a, T>(pub &'a T);
+
+    /// See [`DebugField`].
+    pub trait ShowDebug {
+        /// The field's `Debug`.
+        fn shown(&self) -> &dyn core::fmt::Debug;
+    }
+
+    impl<T: core::fmt::Debug> ShowDebug for DebugField<'_, T> {
+        fn shown(&self) -> &dyn core::fmt::Debug {
+            self.0
+        }
+    }
+
+    /// See [`DebugField`].
+    pub trait ShowOpaque {
+        /// `..`.
+        fn shown(&self) -> &dyn core::fmt::Debug;
+    }
+
+    impl<T> ShowOpaque for &DebugField<'_, T> {
+        fn shown(&self) -> &dyn core::fmt::Debug {
+            &Opaque
+        }
+    }
+
+    /// What a field without `Debug` shows.
+    struct Opaque;
+
+    impl core::fmt::Debug for Opaque {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("..")
+        }
+    }
 }
 pub use signal::{Signal, SignalRef};
 pub use timer::{Timer, TimerRef};

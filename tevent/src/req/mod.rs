@@ -112,7 +112,7 @@ pub use join::{
 };
 pub(crate) use node::{Flag, NodePool, NodePtr, ReqRef};
 pub use profile::Profile;
-pub use step::{Next, StartCtl, StepCtl, Then};
+pub use step::{Cancel, Next, StartCtl, StepCtl, StepMachine, Then, glue};
 pub use table::{CancelFn, CleanupFn};
 pub(crate) use table::{ReqTable, extra_mut};
 pub use wakeup::{Wakeup, wakeup_recv, wakeup_send};
@@ -853,16 +853,24 @@ impl<T: Request> Drop for Req<T> {
 }
 
 impl<T: Request> std::fmt::Debug for Req<T> {
-    /// `Req { type: "Echo@read", state: InProgress, created: "file:line:col" }`:
-    /// the type's name, followed by the step(s) the request waits in (see
-    /// [`Req::waiting_in`]).
+    /// `Req { type: "Echo@read", step: Read { .. }, state: InProgress,
+    /// created: "file:line:col" }`: the type's name, followed by the step(s)
+    /// the request waits in (see [`Req::waiting_in`]); for a
+    /// `#[tevent_request]` request waiting in a step, that step with the
+    /// values its transition carries (shown with their `Debug` where they
+    /// have one).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Req");
         d.field(
             "type",
             &step::Waiting(T::name(), &self.waiting_in()).to_string(),
-        )
-        .field("state", &self.state());
+        );
+        if let Some((ev, node)) = self.live()
+            && node.hdr().first_child.get().is_some()
+        {
+            d.field("step", &step::WaitsOf(&ev, node));
+        }
+        d.field("state", &self.state());
         if let Some(loc) = self.location() {
             d.field(
                 "created",
@@ -1169,24 +1177,26 @@ impl<'a, T: Request> Ctl<'a, T> {
         sub: Req<C>,
         then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
     ) -> Result<(), ReqError<T::Error>> {
-        self.wait_inline(sub, then)
+        self.wait_with(
+            sub,
+            WaitFor::<T, C, _> {
+                f: then,
+                _t: PhantomData,
+            },
+        )
     }
 
-    /// [`Ctl::wait`], always inlined (the generated successor methods call
-    /// it; plain `wait` is left to the optimizer, which inlines it where it
-    /// pays).
+    /// Waits for `sub` with waiter `resume` (a step closure of
+    /// [`Ctl::wait`], or a generated transition), always inlined (the
+    /// generated successor methods call it).
     #[inline(always)]
-    pub(crate) fn wait_inline<C: Request>(
+    pub(crate) fn wait_with<C: Request, R: Resume>(
         &self,
         sub: Req<C>,
-        then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
+        resume: R,
     ) -> Result<(), ReqError<T::Error>> {
         let Slot::Live(child) = &*sub.slot else {
             return Err(ReqError::NoMemory);
-        };
-        let resume = WaitFor::<T, C, _> {
-            f: then,
-            _t: PhantomData,
         };
         let profiled = self
             .ev
@@ -1336,7 +1346,7 @@ impl<'a, T: Request> Ctl<'a, T> {
     /// # Ok::<(), tevent::Error>(())
     /// ```
     pub fn set_cancel(&mut self, hook: CancelFn<T>) {
-        self.hooks.cancel = Some(hook);
+        self.hooks.cancel = Some(step::CancelHook::Step(hook));
     }
 
     /// Watches `fd` for this request: while the returned watcher is alive
@@ -1539,12 +1549,19 @@ fn cancel_node<T: Request>(ev: &Context, node: &ReqRef) -> bool {
     let _scope = ev.enter();
     let mut started = false;
     ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
-        Some(hook) => match hook(st, ctl) {
+        Some(step::CancelHook::Step(hook)) => match hook(st, ctl) {
             Some(r) => {
                 started = true;
                 r
             }
             None => Ok(Progress::Pending),
+        },
+        Some(step::CancelHook::Sealed(hook)) => match hook(st) {
+            step::Cancel::Declined => Ok(Progress::Pending),
+            step::Cancel::Cancelled => {
+                started = true;
+                Err(ReqError::Cancelled)
+            }
         },
         None => Ok(Progress::Pending),
     });

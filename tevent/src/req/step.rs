@@ -1,20 +1,24 @@
 //! The runtime half of `#[tevent_request]` steps: what a generated step
 //! returns ([`Next`]), the part of its handle that every step has
-//! ([`StepCtl`]), and the start of a request whose state its first step
-//! builds ([`StartCtl`]).
+//! ([`StepCtl`]), the start of a request whose state its first step builds
+//! ([`StartCtl`]), the declared graph as the runtime sees it
+//! ([`StepMachine`]), and the glue the expansion calls (`glue`).
 //!
 //! A generated step handle (`EchoReadStep<'_>` for step `read` of `Echo`)
+//! wraps the runtime's handle of that step (`glue::Step<'_, Echo, 1>`),
 //! dereferences to a [`StepCtl`] and adds one method per declared successor
-//! (which waits for a subrequest whose end resumes that step) and `done`
-//! where the step may finish the request. A step can only return what its
-//! handle builds, so it can neither finish nor wait where its declaration
-//! does not allow it.
+//! (which waits for a subrequest whose end resumes that step, with the
+//! values the transition carries) and `done` where the step may finish the
+//! request. A step can only return what its handle builds, and the glue
+//! behind those methods is checked, at compile time, against the graph the
+//! attribute declared: a step can neither finish nor wait where its
+//! declaration does not allow it, whatever it calls.
 
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::req::{CancelFn, CleanupFn, Ctl, Progress, Req, ReqError, Request, StepResult};
+use crate::req::{CancelFn, CleanupFn, Ctl, Progress, Req, ReqError, ReqRef, Request, StepResult};
 
 /// What a step of a `#[tevent_request]` request decided: keep waiting, or
 /// the request is done. Only the step's handle builds one
@@ -70,10 +74,9 @@ pub struct Then<T: Request>(Progress<T::Output>);
 pub type Next<T> = Result<Then<T>, ReqError<<T as Request>::Error>>;
 
 impl<T: Request> Then<T> {
-    /// The step result the runtime understands (for generated glue).
-    #[doc(hidden)]
+    /// The step result the runtime understands.
     #[inline]
-    pub fn __into_step(next: Next<T>) -> StepResult<T> {
+    pub(crate) fn __into_step(next: Next<T>) -> StepResult<T> {
         next.map(|then| then.0)
     }
 
@@ -95,7 +98,9 @@ impl<T: Request> std::fmt::Debug for Then<T> {
 
 /// What every step handle of a `#[tevent_request]` request offers, whatever
 /// its successors: the context, end times, hooks, and [`StepCtl::pending`].
-/// Generated handles dereference to it.
+/// Generated handles dereference to it. Nothing here finishes the request or
+/// starts a wait: only a handle's generated methods (its declared successors
+/// and, where declared, `done`) do.
 ///
 #[cfg_attr(feature = "macros", doc = "```")]
 #[cfg_attr(not(feature = "macros"), doc = "```ignore")]
@@ -132,34 +137,12 @@ pub struct StepCtl<'a, T: Request> {
 }
 
 impl<'a, T: Request> StepCtl<'a, T> {
-    /// The step's part of `ctl` (for generated glue).
-    #[doc(hidden)]
+    /// The step's part of `ctl`.
     #[inline]
-    pub fn __new(ctl: &'a mut Ctl<'_, T>) -> Self {
+    fn new(ctl: &'a mut Ctl<'_, T>) -> Self {
         StepCtl {
             ctl: Ctl::new(ctl.ev, ctl.node, &mut *ctl.hooks),
         }
-    }
-
-    /// Waits for `sub`; when it finishes, `then` runs as the next step (for
-    /// the generated successor methods, which pass their step's glue).
-    #[doc(hidden)]
-    #[inline(always)]
-    pub fn __wait<C: Request>(
-        &self,
-        sub: Req<C>,
-        then: impl FnOnce(&mut T, &mut Ctl<'_, T>, Req<C>) -> StepResult<T> + 'static,
-    ) -> Next<T> {
-        self.ctl.wait_inline(sub, then)?;
-        Ok(Then(Progress::Pending))
-    }
-
-    /// Finishes the request with `out` (for the generated `done` methods,
-    /// which exist only where the step may finish).
-    #[doc(hidden)]
-    #[inline]
-    pub fn __done(&self, out: T::Output) -> Next<T> {
-        Ok(Then(Progress::Done(out)))
     }
 
     /// The context the request runs on.
@@ -177,12 +160,20 @@ impl<'a, T: Request> StepCtl<'a, T> {
     }
 
     /// Sets (or moves) the request's end time (see [`Ctl::set_endtime`]).
+    ///
+    /// # Errors
+    ///
+    /// `NoMemory` if the end time's timer cannot be allocated.
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         self.ctl.set_endtime(at)
     }
 
     /// Sets the request's end time `after` from now (see
     /// [`Ctl::set_timeout`]; clamped to [`crate::FAR_FUTURE`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`StepCtl::set_endtime`].
     pub fn set_timeout(&self, after: Duration) -> Result<(), ReqError<T::Error>> {
         self.ctl.set_timeout(after)
     }
@@ -197,9 +188,14 @@ impl<'a, T: Request> StepCtl<'a, T> {
         self.ctl.set_cleanup(hook)
     }
 
-    /// Sets the cancel hook (see [`Ctl::set_cancel`]).
-    pub fn set_cancel(&mut self, hook: CancelFn<T>) {
-        self.ctl.set_cancel(hook)
+    /// Sets the cancel hook of a `#[tevent_request]` request: what
+    /// [`Req::cancel`] does to it. The hook sees the state and answers with
+    /// a [`Cancel`]: decline, or finish the request as cancelled. (The hook
+    /// of a hand-written request, [`Ctl::set_cancel`], runs as a step with a
+    /// `Ctl`; a generated request's hook gets no handle, so it cannot leave
+    /// the declared steps.)
+    pub fn set_cancel(&mut self, hook: fn(&mut T) -> Cancel) {
+        self.ctl.hooks.cancel = Some(CancelHook::Sealed(hook));
     }
 
     /// Starts profiling the request (see [`Req::enable_profile`]).
@@ -207,6 +203,67 @@ impl<'a, T: Request> StepCtl<'a, T> {
         self.ctl.enable_profile()
     }
 }
+
+/// What the cancel hook of a `#[tevent_request]` request decides (see
+/// [`StepCtl::set_cancel`]; C tevent's cancel function returns whether
+/// cancellation started).
+///
+#[cfg_attr(feature = "macros", doc = "```")]
+#[cfg_attr(not(feature = "macros"), doc = "```ignore")]
+/// use std::time::Duration;
+/// use tevent::{Cancel, Context, Next, Req, ReqError, Wakeup, tevent_request, wakeup_send};
+///
+/// /// A nap that may be cut short.
+/// struct Nap;
+///
+/// #[tevent_request(steps(start => [woke], woke => [done]))]
+/// impl Nap {
+///     type Output = ();
+///     type Error = std::convert::Infallible;
+///
+///     fn start(to: NapStartStep<'_>) -> Next<Self> {
+///         let mut to = to.create(Nap);
+///         to.set_cancel(|_| Cancel::Cancelled);
+///         to.woke(wakeup_send(to.ev(), to.ev().now() + Duration::from_secs(60)))
+///     }
+///
+///     fn woke(&mut self, to: NapWokeStep<'_>, _w: Req<Wakeup>) -> Next<Self> {
+///         to.done(())
+///     }
+/// }
+///
+/// let ev = Context::with_manual_clock(true)?;
+/// let nap = nap_send(&ev);
+/// assert!(nap.cancel());
+/// assert_eq!(nap.poll_recv(&ev)?, Err(ReqError::Cancelled));
+/// # Ok::<(), tevent::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cancel {
+    /// Cancellation cannot start: the request goes on ([`Req::cancel`]
+    /// returns false).
+    Declined,
+    /// The request finishes now with [`ReqError::Cancelled`] (its
+    /// subrequests are dropped with it).
+    Cancelled,
+}
+
+/// A request's cancel hook: a hand-written request's runs as a step; a
+/// generated request's only decides.
+pub(crate) enum CancelHook<T: Request> {
+    /// [`Ctl::set_cancel`]'s.
+    Step(CancelFn<T>),
+    /// [`StepCtl::set_cancel`]'s.
+    Sealed(fn(&mut T) -> Cancel),
+}
+
+impl<T: Request> Clone for CancelHook<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Request> Copy for CancelHook<T> {}
 
 /// The first step's handle before the request has its state: the start step
 /// of a `#[tevent_request]` request builds the state (typically after
@@ -252,27 +309,247 @@ impl<'a, T: Request> StartCtl<'a, T> {
         self.ctl.ev()
     }
 
-    /// Stores the state; returns the handle of the start step's successors
-    /// (for the generated `create`).
-    #[doc(hidden)]
-    #[inline]
-    pub fn __create(self, state: T) -> StepCtl<'a, T> {
-        *self.slot = Some(state);
-        StepCtl { ctl: self.ctl }
-    }
-
     pub(crate) fn new(ctl: Ctl<'a, T>, slot: &'a mut Option<T>) -> Self {
         StartCtl { ctl, slot }
     }
 }
 
-/// Starts a request whose first step builds its state (for the generated
-/// `<name>_send`): `first` gets a [`StartCtl`].
+/// A request written with `#[tevent_request]`: its steps and their graph,
+/// as the attribute declared them (the attribute implements this trait;
+/// nothing else should). It gives [`Req::step`], and it is what the
+/// generated glue is checked against: a transition or a finish that the
+/// declaration does not allow does not compile, however it is called.
+///
+#[cfg_attr(feature = "macros", doc = "```")]
+#[cfg_attr(not(feature = "macros"), doc = "```ignore")]
+/// use tevent::{Next, StepMachine, tevent_request};
+///
+/// struct Ping;
+/// #[tevent_request(steps(start => [done]))]
+/// impl Ping {
+///     type Output = ();
+///     type Error = std::convert::Infallible;
+///     fn start(to: PingStartStep<'_>) -> Next<Self> {
+///         to.create(Ping).done(())
+///     }
+/// }
+///
+/// assert_eq!(<Ping as StepMachine>::STEP_NAMES, ["start"]);
+/// assert_eq!(<Ping as StepMachine>::FINISHES, [true]);
+/// assert_eq!(PingStepName::Start.name(), "start");
+/// ```
+pub trait StepMachine: Request {
+    /// The step enum: one variant per step, holding the data that the
+    /// transition into that step carries (`EchoStep` for `Echo`).
+    type Step: std::fmt::Debug + 'static;
+    /// The step names as a `Copy` enum (`EchoStepName`), for `match`, tests
+    /// and logs.
+    type StepName: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static;
+    /// The steps' names, in the order they were declared.
+    const STEP_NAMES: &'static [&'static str];
+    /// The index of `start` in [`StepMachine::STEP_NAMES`].
+    const START: usize;
+    /// For each step, the indexes of the steps it may lead to.
+    const SUCCESSORS: &'static [&'static [usize]];
+    /// For each step, whether it may finish the request (`done`).
+    const FINISHES: &'static [bool];
+
+    /// The name of the step with index `index` (an index of
+    /// [`StepMachine::STEP_NAMES`]).
+    fn step_name(index: usize) -> Self::StepName;
+}
+
+/// Whether step `from` of a machine with `successors` may lead to `to`
+/// (usable in a `const` block).
+const fn leads_to(successors: &[&[usize]], from: usize, to: usize) -> bool {
+    if from >= successors.len() {
+        return false;
+    }
+    let list = successors[from];
+    let mut i = 0;
+    while i < list.len() {
+        if list[i] == to {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether step `from` may finish (usable in a `const` block).
+const fn finishes(finishes: &[bool], from: usize) -> bool {
+    from < finishes.len() && finishes[from]
+}
+
+/// The glue between `#[tevent_request]`'s expansion and the runtime. Not an
+/// API: its items are named only by the expansion, and everything it does
+/// is checked against the request's declared graph ([`StepMachine`]), so
+/// that even called by hand it cannot finish a request, or start a wait,
+/// where the declaration does not allow it (such a call does not compile).
 #[doc(hidden)]
-#[track_caller]
-#[inline]
-pub fn __start<T: Request>(ev: &Context, first: impl FnOnce(StartCtl<'_, T>) -> Next<T>) -> Req<T> {
-    Req::start_building(ev, first)
+pub mod glue {
+    use super::{Next, Progress, StartCtl, StepCtl, StepMachine, Then, finishes, leads_to};
+    use crate::context::Context;
+    use crate::req::node::{NodePtr, ReqRef};
+    use crate::req::waiter::Resume;
+    use crate::req::{Ctl, Req, Request};
+    use std::marker::PhantomData;
+
+    /// The handle of step `N` of request `T`, as the runtime gives it to the
+    /// step (inside the generated handle type). Only the runtime makes one,
+    /// for the step it runs.
+    pub struct Step<'a, T: Request, const N: usize> {
+        ctl: StepCtl<'a, T>,
+    }
+
+    impl<'a, T: Request, const N: usize> std::ops::Deref for Step<'a, T, N> {
+        type Target = StepCtl<'a, T>;
+
+        #[inline]
+        fn deref(&self) -> &Self::Target {
+            &self.ctl
+        }
+    }
+
+    impl<T: Request, const N: usize> std::ops::DerefMut for Step<'_, T, N> {
+        #[inline]
+        fn deref_mut(&mut self) -> &mut Self::Target {
+            &mut self.ctl
+        }
+    }
+
+    /// The handle of the start step before the state exists.
+    pub struct Start<'a, T: Request> {
+        ctl: StartCtl<'a, T>,
+    }
+
+    impl<'a, T: Request> std::ops::Deref for Start<'a, T> {
+        type Target = StartCtl<'a, T>;
+
+        #[inline]
+        fn deref(&self) -> &Self::Target {
+            &self.ctl
+        }
+    }
+
+    /// Starts a request whose start step (`first`) builds its state (the
+    /// generated `<name>_send`).
+    #[track_caller]
+    #[inline]
+    pub fn start<T: StepMachine>(
+        ev: &Context,
+        first: impl FnOnce(Start<'_, T>) -> Next<T>,
+    ) -> Req<T> {
+        Req::start_building(ev, move |ctl| first(Start { ctl }))
+    }
+
+    /// Hands the request its state; the handle of the start step (index
+    /// `N`) with the state in place.
+    #[inline]
+    pub fn create<'a, T: StepMachine, const N: usize>(
+        start: Start<'a, T>,
+        state: T,
+    ) -> Step<'a, T, N> {
+        const { assert!(N == T::START, "not the start step") };
+        let StartCtl { ctl, slot } = start.ctl;
+        *slot = Some(state);
+        Step {
+            ctl: StepCtl { ctl },
+        }
+    }
+
+    /// Waits for `sub`; when it finishes, `glue` runs step `TO` with the
+    /// finished request and `data`, the transition's carried values.
+    /// Compiles only where step `FROM` declares `TO` a successor.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ctl::wait`]: `NoMemory` if `sub` could not be allocated or the
+    /// wait recorded, `WrongContext`, `WaitCycle`.
+    #[inline(always)]
+    pub fn wait<T, C, G, const FROM: usize, const TO: usize>(
+        from: &Step<'_, T, FROM>,
+        sub: Req<C>,
+        glue: G,
+        data: T::Step,
+    ) -> Next<T>
+    where
+        T: StepMachine,
+        C: Request,
+        G: for<'b> FnOnce(&mut T, Step<'b, T, TO>, Req<C>, T::Step) -> Next<T> + 'static,
+    {
+        const {
+            assert!(
+                leads_to(T::SUCCESSORS, FROM, TO),
+                "the step does not declare this successor"
+            )
+        };
+        from.ctl.ctl.wait_with(
+            sub,
+            Transition::<T, C, G, TO> {
+                glue,
+                data,
+                _t: PhantomData,
+            },
+        )?;
+        Ok(Then(Progress::Pending))
+    }
+
+    /// Finishes the request with `out`. Compiles only where step `FROM`
+    /// declares `done`.
+    #[inline]
+    pub fn done<T: StepMachine, const FROM: usize>(
+        _from: &Step<'_, T, FROM>,
+        out: T::Output,
+    ) -> Next<T> {
+        const { assert!(finishes(T::FINISHES, FROM), "the step does not declare `done`") };
+        Ok(Then(Progress::Done(out)))
+    }
+
+    /// A transition into step `TO`: what resumes it, and what it carries.
+    struct Transition<T: StepMachine, C, G, const TO: usize> {
+        glue: G,
+        data: T::Step,
+        _t: PhantomData<fn(C)>,
+    }
+
+    impl<T, C, G, const TO: usize> Resume for Transition<T, C, G, TO>
+    where
+        T: StepMachine,
+        C: Request,
+        G: for<'b> FnOnce(&mut T, Step<'b, T, TO>, Req<C>, T::Step) -> Next<T> + 'static,
+    {
+        fn resume(self, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+            let sub = Req::<C>::adopt(child);
+            let Some(parent) = parent else {
+                return;
+            };
+            // SAFETY: the child was on the parent's list until now, so the
+            // parent is live; the count keeps it so while its step runs.
+            let parent = unsafe { ReqRef::from_ptr(parent) };
+            let Transition { glue, data, .. } = self;
+            // If the parent cannot run a step, the glue, `sub` and the data
+            // are dropped.
+            ev.run_step::<T>(&parent, move |st, ctl: &mut Ctl<'_, T>| {
+                let step = Step {
+                    ctl: StepCtl::new(ctl),
+                };
+                Then::__into_step(glue(st, step, sub, data))
+            });
+        }
+
+        fn step_name(&self) -> &'static str {
+            T::STEP_NAMES.get(TO).copied().unwrap_or("?")
+        }
+
+        fn step_index(&self) -> Option<usize> {
+            Some(TO)
+        }
+
+        fn fmt_step(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            std::fmt::Debug::fmt(&self.data, f)
+        }
+    }
 }
 
 impl<T: Request> Req<T> {
@@ -291,6 +568,100 @@ impl<T: Request> Req<T> {
             slot: std::mem::ManuallyDrop::new(slot),
             _t: PhantomData,
         })
+    }
+}
+
+impl<T: StepMachine> Req<T> {
+    /// The step the request waits in: the step that runs when what it
+    /// waits for finishes (with several waits, the one started last). `None`
+    /// once it finished, and while it waits for nothing (it may still wait
+    /// for its end time).
+    ///
+    #[cfg_attr(feature = "macros", doc = "```")]
+    #[cfg_attr(not(feature = "macros"), doc = "```ignore")]
+    /// use std::time::Duration;
+    /// use tevent::{Context, Next, Req, Wakeup, tevent_request, wakeup_send};
+    ///
+    /// struct Twice;
+    /// #[tevent_request(steps(start => [first], first => [second], second => [done]))]
+    /// impl Twice {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    ///     fn start(to: TwiceStartStep<'_>) -> Next<Self> {
+    ///         let to = to.create(Twice);
+    ///         to.first(wakeup_send(to.ev(), to.ev().now() + Duration::from_secs(1)))
+    ///     }
+    ///     fn first(&mut self, to: TwiceFirstStep<'_>, _w: Req<Wakeup>) -> Next<Self> {
+    ///         to.second(wakeup_send(to.ev(), to.ev().now() + Duration::from_secs(1)))
+    ///     }
+    ///     fn second(&mut self, to: TwiceSecondStep<'_>, _w: Req<Wakeup>) -> Next<Self> {
+    ///         to.done(())
+    ///     }
+    /// }
+    ///
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let req = twice_send(&ev);
+    /// assert_eq!(req.step(), Some(TwiceStepName::First));
+    /// ev.loop_once()?;
+    /// assert_eq!(req.step(), Some(TwiceStepName::Second));
+    /// req.poll(&ev)?;
+    /// assert_eq!(req.step(), None);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn step(&self) -> Option<T::StepName> {
+        let node = self.node()?;
+        let h = node.hdr();
+        if h.has(crate::req::Flag::REMOVED) {
+            return None;
+        }
+        let mut c = h.first_child.get();
+        while let Some(p) = c {
+            // SAFETY: the subrequests on the list of a request that is not
+            // removed are live; nothing here runs user code.
+            let child = unsafe { crate::req::node::hdr(p) };
+            if let Some(i) = child.waiter.step_index() {
+                return Some(T::step_name(i));
+            }
+            c = child.next.get();
+        }
+        None
+    }
+}
+
+/// `Debug` of the steps a request waits in, each with what its transition
+/// carries: one step as itself, several as a list.
+pub(crate) struct WaitsOf<'a>(pub(crate) &'a Context, pub(crate) &'a ReqRef);
+
+impl std::fmt::Debug for WaitsOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::req::Flag;
+        use crate::req::node::hdr;
+        // The data's `Debug` is user code: under a call of the context (no
+        // loop runs, no node is freed under us), on counted references.
+        let _entered = self.0.enter();
+        let parent = self.1;
+        let mut waits = Vec::new();
+        let mut c = parent.hdr().first_child.get();
+        while let Some(p) = c {
+            // SAFETY: the subrequests on the list of a request that is not
+            // removed are live (nothing has run user code yet).
+            waits.push(unsafe { ReqRef::from_ptr(p) });
+            c = unsafe { hdr(p) }.next.get();
+        }
+        struct One<'b>(&'b ReqRef);
+        impl std::fmt::Debug for One<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let h = self.0.hdr();
+                match h.waiter.fmt_step(f, || !h.has(Flag::REMOVED)) {
+                    Some(r) => r,
+                    None => f.write_str("?"),
+                }
+            }
+        }
+        match &waits[..] {
+            [one] => One(one).fmt(f),
+            many => f.debug_list().entries(many.iter().map(One)).finish(),
+        }
     }
 }
 

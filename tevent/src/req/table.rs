@@ -95,7 +95,7 @@ pub type CancelFn<T> = fn(&mut T, &mut Ctl<'_, T>) -> Option<StepResult<T>>;
 /// Hooks of a request, set through its [`Ctl`].
 pub(crate) struct Hooks<T: Request> {
     pub(crate) cleanup: Option<CleanupFn<T>>,
-    pub(crate) cancel: Option<CancelFn<T>>,
+    pub(crate) cancel: Option<crate::req::step::CancelHook<T>>,
 }
 
 impl<T: Request> ReqCell<T> {

@@ -219,6 +219,46 @@ impl WaiterSlot {
         Ok(())
     }
 
+    /// Writes the step the waiter resumes, with the data it carries (user
+    /// code: the data's `Debug`). The waiter is moved out of the slot while
+    /// that runs, so that nothing the `Debug` does can move or drop it from
+    /// under the formatting; it goes back afterwards (also if the `Debug`
+    /// panics) while `live()` says its request is still there and nothing
+    /// took its place, and is dropped otherwise (its request was dropped
+    /// meanwhile: the runtime found the slot empty). `None` if the slot is
+    /// empty.
+    pub(crate) fn fmt_step(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        live: impl Fn() -> bool,
+    ) -> Option<fmt::Result> {
+        /// Puts the waiter back, or drops it, on the way out.
+        struct PutBack<'s, L: Fn() -> bool> {
+            slot: &'s WaiterSlot,
+            taken: Option<Taken>,
+            live: L,
+        }
+        impl<L: Fn() -> bool> Drop for PutBack<'_, L> {
+            fn drop(&mut self) {
+                if let Some(t) = self.taken.take()
+                    && (self.live)()
+                {
+                    // Refused only if something took the slot: drop ours.
+                    drop(self.slot.put(t));
+                }
+            }
+        }
+        let taken = self.take()?;
+        let back = PutBack {
+            slot: self,
+            taken: Some(taken),
+            live,
+        };
+        let r = back.taken.as_ref().map(|t| t.fmt_step(f));
+        drop(back);
+        r
+    }
+
     /// The step the waiter resumes, without running user code.
     pub(crate) fn step_name(&self) -> Option<&'static str> {
         let vt = self.vt.get()?;
