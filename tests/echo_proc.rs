@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub const HANG_GUARD: Duration = Duration::from_secs(90);
 
 /// The path of an example binary of the `examples` package (`echo_server`,
-/// `echo_client` or `echo_raw`); they are built once per test process, in
+/// `echo_client`, `echo_raw` or `fetch`); they are built once per test process, in
 /// the profile the test was built in.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
@@ -48,6 +48,8 @@ pub fn binary(name: &str) -> PathBuf {
             "echo_client",
             "--example",
             "echo_raw",
+            "--example",
+            "fetch",
         ]);
         if !cfg!(debug_assertions) {
             // `cargo test --release`: measure the release server.

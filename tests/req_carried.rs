@@ -63,12 +63,7 @@ impl Relay {
         to.sent(nap(to.ev(), ms), line)
     }
 
-    fn sent(
-        &mut self,
-        to: RelaySentStep<'_>,
-        w: Req<Wakeup>,
-        line: String,
-    ) -> Next<Self> {
+    fn sent(&mut self, to: RelaySentStep<'_>, w: Req<Wakeup>, line: String) -> Next<Self> {
         assert!(wakeup_recv(w));
         self.seen.borrow_mut().push(format!("sent {line}"));
         if line.is_empty() {
@@ -85,7 +80,9 @@ impl Relay {
         (line, tag): (String, u8),
     ) -> Next<Self> {
         assert!(wakeup_recv(w));
-        self.seen.borrow_mut().push(format!("acked {n} {line} {tag}"));
+        self.seen
+            .borrow_mut()
+            .push(format!("acked {n} {line} {tag}"));
         to.done(format!("{line}:{n}:{tag}"))
     }
 }
@@ -106,7 +103,10 @@ fn the_step_read_from_a_request_is_the_step_it_waits_in() {
     let req = relay_send(&ev, "hi".to_string(), &seen, 5);
     assert_eq!(req.step(), Some(RelayStepName::Sent));
     assert_eq!(RelayStepName::Sent.name(), "sent");
-    assert!(format!("{req:?}").contains(r#"step: Sent { line: "hi" }"#), "{req:?}");
+    assert!(
+        format!("{req:?}").contains(r#"step: Sent { line: "hi" }"#),
+        "{req:?}"
+    );
     while seen.borrow().is_empty() {
         assert_eq!(req.step(), Some(RelayStepName::Sent));
         ev.loop_once().unwrap();
@@ -125,7 +125,11 @@ fn the_step_read_from_a_request_is_the_step_it_waits_in() {
 fn the_step_enum_and_the_graph_come_from_one_list() {
     assert_eq!(
         RelayStepName::ALL,
-        [RelayStepName::Start, RelayStepName::Sent, RelayStepName::Acked]
+        [
+            RelayStepName::Start,
+            RelayStepName::Sent,
+            RelayStepName::Acked
+        ]
     );
     let names: Vec<&str> = RelayStepName::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(names, Relay::STEPS);
@@ -214,7 +218,11 @@ fn a_carried_value_is_dropped_once_when_the_request_is_cancelled() {
     let ev = ctx();
     let (req, drops) = carrier(&ev, Then::Hang);
     assert!(req.cancel());
-    assert_eq!(drops.get(), 1, "the waiting transition went with the request");
+    assert_eq!(
+        drops.get(),
+        1,
+        "the waiting transition went with the request"
+    );
     assert_eq!(req.poll_recv(&ev).unwrap(), Err(ReqError::Cancelled));
     assert_eq!(drops.get(), 1);
 }
@@ -223,7 +231,8 @@ fn a_carried_value_is_dropped_once_when_the_request_is_cancelled() {
 fn a_carried_value_is_dropped_once_when_the_request_times_out() {
     let ev = ctx();
     let (req, drops) = carrier(&ev, Then::Hang);
-    req.set_endtime(ev.now() + Duration::from_millis(3)).unwrap();
+    req.set_endtime(ev.now() + Duration::from_millis(3))
+        .unwrap();
     assert_eq!(req.poll_recv(&ev).unwrap(), Err(ReqError::TimedOut));
     assert_eq!(drops.get(), 1);
 }

@@ -159,7 +159,10 @@ fn step_enums(m: &Machine<'_>) -> TokenStream {
         match &step.kind {
             StepKind::Resume { carried, .. } if !carried.is_empty() => {
                 let fields: Vec<&Ident> = carried.iter().map(|c| &c.ident).collect();
-                let tys: Vec<Type> = carried.iter().map(|c| replace_self(&c.ty, self_ty)).collect();
+                let tys: Vec<Type> = carried
+                    .iter()
+                    .map(|c| replace_self(&c.ty, self_ty))
+                    .collect();
                 let doc = format!(
                     " Waiting to run step `{key}`, with the values the transition into it carries."
                 );
@@ -225,16 +228,16 @@ fn step_enums(m: &Machine<'_>) -> TokenStream {
         }
         #[doc = #name_doc]
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        #[allow(dead_code)]
-        #vis enum #name_enum {
+        #[allow(dead_code, unreachable_pub)]
+        pub enum #name_enum {
             #(#name_variants,)*
         }
-        #[allow(dead_code)]
+        #[allow(dead_code, unreachable_pub)]
         impl #name_enum {
             /// Every step, in the order they were declared.
-            #vis const ALL: [Self; #n] = [#(Self::#variant_names),*];
+            pub const ALL: [Self; #n] = [#(Self::#variant_names),*];
             /// The step's name as declared (`"read"` for step `read`).
-            #vis const fn name(self) -> &'static str {
+            pub const fn name(self) -> &'static str {
                 match self {
                     #(Self::#variant_names => #names_str,)*
                 }
@@ -268,10 +271,9 @@ fn step_enums(m: &Machine<'_>) -> TokenStream {
 fn machine_impl(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
-    let data = names::step_enum(&req.ident);
     let name_enum = names::step_name_enum(&req.ident);
     let g = item_generics(req);
-    let (g_impl, g_ty, g_where) = g.split_for_impl();
+    let (g_impl, _, g_where) = g.split_for_impl();
     let names_str: Vec<String> = m.steps.iter().map(|s| names::key(s.name)).collect();
     let start = m.start;
     let succ = m.steps.iter().map(|s| {
@@ -284,7 +286,6 @@ fn machine_impl(m: &Machine<'_>) -> TokenStream {
     let finishes = m.steps.iter().map(|s| s.succ.contains(&Succ::Done));
     quote! {
         impl #g_impl ::tevent::StepMachine for #self_ty #g_where {
-            type Step = #data #g_ty;
             type StepName = #name_enum;
             const STEP_NAMES: &'static [&'static str] = &[#(#names_str),*];
             const START: usize = #start;
@@ -453,7 +454,10 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                 let params: Vec<Ident> = (0..carried.len())
                     .map(|k| Ident::new(&format!("__carried{k}"), Span::mixed_site()))
                     .collect();
-                let tys: Vec<Type> = carried.iter().map(|c| replace_self(&c.ty, self_ty)).collect();
+                let tys: Vec<Type> = carried
+                    .iter()
+                    .map(|c| replace_self(&c.ty, self_ty))
+                    .collect();
                 // The successor method's parameters keep the step's names (for
                 // the docs and rust-analyzer); the body uses hygienic copies.
                 let value = if carried.is_empty() {
@@ -469,7 +473,9 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                         .map(|f| format!("`{}`", names::key(f)))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    format!(" The transition carries {list} to the step, which receives them after it.")
+                    format!(
+                        " The transition carries {list} to the step, which receives them after it."
+                    )
                 };
                 let errors_doc = " # Errors\n\n `NoMemory` if `sub` could not be allocated or the wait could not be recorded \
                      (with `?`, that ends this request `NoMemory`).";
@@ -494,7 +500,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                                 <#self_ty as ::tevent::Request>::Error:
                                     ::core::convert::From<<__C as ::tevent::Request>::Error>,
                             {
-                                ::tevent::__private::wait::<#self_ty, __C, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
+                                ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
                             }
                         }
                     }
@@ -514,7 +520,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             where
                                 __C: ::tevent::Request<Output = #ok, Error = #err>,
                             {
-                                ::tevent::__private::wait::<#self_ty, __C, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
+                                ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
                             }
                         }
                     }
@@ -530,7 +536,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[inline]
                             #[allow(non_snake_case)]
                             #vis fn #method(&self, #sub: ::tevent::Req<#c>, #(#params: #tys),*) -> ::tevent::Next<#self_ty> {
-                                ::tevent::__private::wait::<#self_ty, #c, _, #i, #j>(&self.0, #sub, #glue, #value)
+                                ::tevent::__private::wait::<#self_ty, #c, _, _, #i, #j>(&self.0, #sub, #glue, #value)
                             }
                         }
                     }
@@ -659,6 +665,10 @@ fn glue_fn(
         quote!(#data::#variant { #(#fields: #binds),* })
     };
     let mut g = item_generics(m.req);
+    let data_args = {
+        let (_, ty, _) = g.split_for_impl();
+        quote!(#ty)
+    };
     let call_handle = quote!(#handle { 0: __step });
     let (sub_ty, call) = match input {
         Input::Output(t) => {
@@ -716,7 +726,7 @@ fn glue_fn(
             __st: &mut #self_ty,
             __step: ::tevent::__private::Step<#lt, #self_ty, #i>,
             __sub: ::tevent::Req<#sub_ty>,
-            __data: <#self_ty as ::tevent::StepMachine>::Step,
+            __data: #data #data_args,
         ) -> ::tevent::Next<#self_ty> #g_where {
             match __data {
                 #pattern => #call,

@@ -663,7 +663,10 @@ fn carried_values(
             Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => p.ident.clone(),
             other => syn::Ident::new(&format!("value{n}"), other.span()),
         };
-        if out.iter().any(|c| names::key(&c.ident) == names::key(&ident)) {
+        if out
+            .iter()
+            .any(|c| names::key(&c.ident) == names::key(&ident))
+        {
             errors.spanned(
                 &t.pat,
                 format!("step `{step}` carries two values named `{ident}`"),

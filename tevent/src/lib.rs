@@ -205,8 +205,8 @@ pub use remote::{Remote, RemoteError, RemoteFn};
 pub use req::{
     CallbackHandle, Cancel, CancelFn, CleanupFn, Ctl, First, JoinAll, Next, NoRequests, Outcome,
     Profile, Progress, Req, ReqError, ReqState, Request, StartCtl, StepCtl, StepMachine,
-    StepResult, Then, Wakeup,
-    first_recv, first_send, join_all_recv, join_all_send, wakeup_recv, wakeup_send,
+    StepResult, Then, Wakeup, first_recv, first_send, join_all_recv, join_all_send, wakeup_recv,
+    wakeup_send,
 };
 #[cfg(feature = "macros")]
 pub use tevent_macros::tevent_request;

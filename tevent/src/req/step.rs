@@ -339,9 +339,6 @@ impl<'a, T: Request> StartCtl<'a, T> {
 /// assert_eq!(PingStepName::Start.name(), "start");
 /// ```
 pub trait StepMachine: Request {
-    /// The step enum: one variant per step, holding the data that the
-    /// transition into that step carries (`EchoStep` for `Echo`).
-    type Step: std::fmt::Debug + 'static;
     /// The step names as a `Copy` enum (`EchoStepName`), for `match`, tests
     /// and logs.
     type StepName: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static;
@@ -467,16 +464,17 @@ pub mod glue {
     /// As [`Ctl::wait`]: `NoMemory` if `sub` could not be allocated or the
     /// wait recorded, `WrongContext`, `WaitCycle`.
     #[inline(always)]
-    pub fn wait<T, C, G, const FROM: usize, const TO: usize>(
+    pub fn wait<T, C, G, D, const FROM: usize, const TO: usize>(
         from: &Step<'_, T, FROM>,
         sub: Req<C>,
         glue: G,
-        data: T::Step,
+        data: D,
     ) -> Next<T>
     where
         T: StepMachine,
         C: Request,
-        G: for<'b> FnOnce(&mut T, Step<'b, T, TO>, Req<C>, T::Step) -> Next<T> + 'static,
+        G: for<'b> FnOnce(&mut T, Step<'b, T, TO>, Req<C>, D) -> Next<T> + 'static,
+        D: std::fmt::Debug + 'static,
     {
         const {
             assert!(
@@ -486,7 +484,7 @@ pub mod glue {
         };
         from.ctl.ctl.wait_with(
             sub,
-            Transition::<T, C, G, TO> {
+            Transition::<T, C, G, D, TO> {
                 glue,
                 data,
                 _t: PhantomData,
@@ -502,22 +500,29 @@ pub mod glue {
         _from: &Step<'_, T, FROM>,
         out: T::Output,
     ) -> Next<T> {
-        const { assert!(finishes(T::FINISHES, FROM), "the step does not declare `done`") };
+        const {
+            assert!(
+                finishes(T::FINISHES, FROM),
+                "the step does not declare `done`"
+            )
+        };
         Ok(Then(Progress::Done(out)))
     }
 
-    /// A transition into step `TO`: what resumes it, and what it carries.
-    struct Transition<T: StepMachine, C, G, const TO: usize> {
+    /// A transition into step `TO`: what resumes it, and what it carries
+    /// (a value of the request's step enum).
+    struct Transition<T, C, G, D, const TO: usize> {
         glue: G,
-        data: T::Step,
-        _t: PhantomData<fn(C)>,
+        data: D,
+        _t: PhantomData<fn(T, C)>,
     }
 
-    impl<T, C, G, const TO: usize> Resume for Transition<T, C, G, TO>
+    impl<T, C, G, D, const TO: usize> Resume for Transition<T, C, G, D, TO>
     where
         T: StepMachine,
         C: Request,
-        G: for<'b> FnOnce(&mut T, Step<'b, T, TO>, Req<C>, T::Step) -> Next<T> + 'static,
+        G: for<'b> FnOnce(&mut T, Step<'b, T, TO>, Req<C>, D) -> Next<T> + 'static,
+        D: std::fmt::Debug + 'static,
     {
         fn resume(self, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
             let sub = Req::<C>::adopt(child);
@@ -635,7 +640,6 @@ pub(crate) struct WaitsOf<'a>(pub(crate) &'a Context, pub(crate) &'a ReqRef);
 impl std::fmt::Debug for WaitsOf<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::req::Flag;
-        use crate::req::node::hdr;
         // The data's `Debug` is user code: under a call of the context (no
         // loop runs, no node is freed under us), on counted references.
         let _entered = self.0.enter();
@@ -645,8 +649,9 @@ impl std::fmt::Debug for WaitsOf<'_> {
         while let Some(p) = c {
             // SAFETY: the subrequests on the list of a request that is not
             // removed are live (nothing has run user code yet).
-            waits.push(unsafe { ReqRef::from_ptr(p) });
-            c = unsafe { hdr(p) }.next.get();
+            let child = unsafe { ReqRef::from_ptr(p) };
+            c = child.hdr().next.get();
+            waits.push(child);
         }
         struct One<'b>(&'b ReqRef);
         impl std::fmt::Debug for One<'_> {
