@@ -33,50 +33,30 @@ use tevent::{Context, Next, ReqError, join_all_send, tevent_request};
 /// Longest reply line read, in bytes.
 const MAX_LINE: usize = 4096;
 
-/// One attempt: connect, write the request line, read one reply line.
+/// One attempt at a [`Fetch`]: connect, write the line, read one reply line.
 pub struct Attempt;
 
-#[tevent_request(steps(
-    start => [connected],
-    connected => [written],
-    written => [replied],
-    replied => [done],
-))]
+#[tevent_request(steps(start => connected => written => replied => done))]
 impl Attempt {
     type Output = String;
     type Error = io::Error;
 
-    fn start(
-        to: AttemptStartStep<'_>,
-        addr: SocketAddr,
-        line: String,
-        timeout: Duration,
-    ) -> Next<Self> {
+    fn start(to: _, of: &Fetch) -> Next<Self> {
         let to = to.create(Attempt);
-        to.set_timeout(timeout)?;
-        to.connected(connect_send(to.ev(), addr), line)
+        to.set_timeout(of.timeout)?;
+        to.connected(connect_send(to.ev(), of.addr), of.line.clone())
     }
 
-    fn connected(
-        &mut self,
-        to: AttemptConnectedStep<'_>,
-        sock: TcpStream,
-        line: String,
-    ) -> Next<Self> {
+    fn connected(&mut self, to: _, sock: TcpStream, line: String) -> Next<Self> {
         let sock = Rc::new(sock);
         to.written(write_all_send(to.ev(), &sock, line + "\n"), sock)
     }
 
-    fn written(
-        &mut self,
-        to: AttemptWrittenStep<'_>,
-        _line: String,
-        sock: Rc<TcpStream>,
-    ) -> Next<Self> {
+    fn written(&mut self, to: _, _line: String, sock: Rc<TcpStream>) -> Next<Self> {
         to.replied(read_until_send(to.ev(), &sock, b'\n', MAX_LINE))
     }
 
-    fn replied(&mut self, to: AttemptRepliedStep<'_>, reply: Vec<u8>) -> Next<Self> {
+    fn replied(&mut self, to: _, reply: Vec<u8>) -> Next<Self> {
         if reply.last() != Some(&b'\n') {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
         }
@@ -84,45 +64,31 @@ impl Attempt {
     }
 }
 
-/// One server: an attempt, and after a failure another, `retries` times.
+/// What to fetch: one line asked of one server, each attempt within
+/// `timeout`; as a request, attempts until one answers or `retries` more
+/// have failed.
 pub struct Fetch {
-    addr: SocketAddr,
-    line: String,
-    timeout: Duration,
+    /// The server.
+    pub addr: SocketAddr,
+    /// The request line, without its newline.
+    pub line: String,
+    /// The time one attempt may take (connect, write, read the reply).
+    pub timeout: Duration,
 }
 
-#[tevent_request(steps(start => [tried], tried => [tried, done]))]
+#[tevent_request(steps(start => tried, tried => [tried, done]))]
 impl Fetch {
     type Output = String;
     type Error = io::Error;
 
-    fn start(
-        to: FetchStartStep<'_>,
-        addr: SocketAddr,
-        line: String,
-        timeout: Duration,
-        retries: u32,
-    ) -> Next<Self> {
-        let first = attempt_send(to.ev(), addr, line.clone(), timeout);
-        to.create(Fetch {
-            addr,
-            line,
-            timeout,
-        })
-        .tried(first, retries)
+    fn start(to: _, fetch: Fetch, retries: u32) -> Next<Self> {
+        let first = attempt_send(to.ev(), &fetch);
+        to.create(fetch).tried(first, retries)
     }
 
-    fn tried(
-        &mut self,
-        to: FetchTriedStep<'_>,
-        got: Result<String, ReqError<io::Error>>,
-        left: u32,
-    ) -> Next<Self> {
+    fn tried(&mut self, to: _, got: Result<String, ReqError<io::Error>>, left: u32) -> Next<Self> {
         match got {
-            Err(_) if left > 0 => to.tried(
-                attempt_send(to.ev(), self.addr, self.line.clone(), self.timeout),
-                left - 1,
-            ),
+            Err(_) if left > 0 => to.tried(attempt_send(to.ev(), self), left - 1),
             got => to.done(got?),
         }
     }
@@ -158,7 +124,18 @@ fn main() -> ExitCode {
     let fetches = args
         .servers
         .iter()
-        .map(|&addr| fetch_send(&ev, addr, args.line.clone(), args.timeout, args.retries))
+        .map(|&addr| {
+            let line = args.line.clone();
+            fetch_send(
+                &ev,
+                Fetch {
+                    addr,
+                    line,
+                    timeout: args.timeout,
+                },
+                args.retries,
+            )
+        })
         .collect();
     let outcomes = match join_all_send(&ev, fetches).poll_recv(&ev) {
         Ok(Ok(outcomes)) => outcomes,

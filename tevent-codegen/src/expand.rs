@@ -15,7 +15,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::visit_mut::VisitMut;
-use syn::{Generics, Ident, Type, parse_quote};
+use syn::{Generics, Ident, Type, parse_quote, parse_quote_spanned};
 
 use crate::ast::{Carried, Input, Machine, Request, Step, StepKind, Succ};
 use crate::{graph, names};
@@ -473,8 +473,9 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                         .map(|f| format!("`{}`", names::key(f)))
                         .collect::<Vec<_>>()
                         .join(", ");
+                    let them = if fields.len() == 1 { "it" } else { "them" };
                     format!(
-                        " The transition carries {list} to the step, which receives them after it."
+                        " The transition carries {list} to the step, which receives {them} after what `sub` gives."
                     )
                 };
                 let errors_doc = " # Errors\n\n `NoMemory` if `sub` could not be allocated or the wait could not be recorded \
@@ -625,6 +626,28 @@ pub(crate) fn generic_args(g: &Generics) -> Vec<TokenStream> {
             }
         })
         .collect()
+}
+
+/// A step method whose handle is written `to: _` gets the handle's type
+/// written in (`EchoReadStep<'_, T>`): the attribute is what names that
+/// type, so a signature may leave it to the attribute. Only the handle's
+/// place (the first parameter after any receiver) is filled in; a `_`
+/// anywhere else stays for the compiler (or validation) to report.
+pub(crate) fn infer_handle(req: &Request, f: &mut syn::ImplItemFn) {
+    let Some(t) = f.sig.inputs.iter_mut().find_map(|a| match a {
+        syn::FnArg::Typed(t) => Some(t),
+        syn::FnArg::Receiver(_) => None,
+    }) else {
+        return;
+    };
+    let Type::Infer(under) = &*t.ty else {
+        return;
+    };
+    let span = under.underscore_token.span;
+    let key = names::key(&f.sig.ident);
+    let handle = names::ident(&names::handle(&req.ident, &key), span);
+    let args = generic_args(&item_generics(req));
+    *t.ty = parse_quote_spanned!(span=> #handle<'_, #(#args),*>);
 }
 
 /// The span of successor `name` in step `i`'s declaration (so a warning
@@ -900,6 +923,7 @@ fn user_impl(m: &Machine<'_>) -> TokenStream {
             return item.clone();
         };
         let mut f = f.clone();
+        infer_handle(req, &mut f);
         if !f.attrs.iter().any(|a| a.path().is_ident("inline")) {
             f.attrs.push(parse_quote!(#[inline]));
         }

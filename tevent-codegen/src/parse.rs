@@ -12,7 +12,8 @@ use crate::ast::{Decl, Request};
 use crate::errors::Errors;
 
 /// The attribute's grammar, quoted in syntax errors.
-pub(crate) const SYNTAX: &str = "the attribute reads `#[tevent_request(steps(start => [next, ...], next => [done], ...))]`, \
+pub(crate) const SYNTAX: &str = "the attribute reads `#[tevent_request(steps(start => [next, ...], next => [done], ...))]` \
+     (one successor needs no brackets, and a run of single successors chains: `start => read => done`), \
      with `, forever` after the list for a request that never finishes by itself";
 
 /// What the input turned out to be.
@@ -127,9 +128,10 @@ fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
                 }
                 let content;
                 syn::parenthesized!(content in input);
-                let decls =
-                    Punctuated::<Decl, Token![,]>::parse_terminated_with(&content, parse_decl)?;
-                args.decls = decls.into_iter().collect();
+                let decls = Punctuated::<Vec<Decl>, Token![,]>::parse_terminated_with(
+                    &content, parse_decl,
+                )?;
+                args.decls = decls.into_iter().flatten().collect();
             }
             "forever" => {
                 if args.forever.is_some() {
@@ -152,19 +154,42 @@ fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
     Ok(args)
 }
 
-/// `name => [a, b, ...]`
-fn parse_decl(input: ParseStream<'_>) -> syn::Result<Decl> {
-    let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
-    input.parse::<Token![=>]>()?;
-    let content;
-    syn::bracketed!(content in input);
-    let succ = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, |c| {
-        c.call(syn::ext::IdentExt::parse_any)
-    })?;
-    Ok(Decl {
-        name,
-        succ: succ.into_iter().collect(),
-    })
+/// `name => [a, b, ...]`, `name => a` (one successor), or a chain of
+/// single successors, `a => b => c => [d, e]`, which declares each step in
+/// it with the next as its successor.
+fn parse_decl(input: ParseStream<'_>) -> syn::Result<Vec<Decl>> {
+    let mut name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+    let mut decls = Vec::new();
+    loop {
+        input.parse::<Token![=>]>()?;
+        if input.peek(syn::token::Bracket) {
+            let content;
+            syn::bracketed!(content in input);
+            let succ = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, |c| {
+                c.call(syn::ext::IdentExt::parse_any)
+            })?;
+            if input.peek(Token![=>]) {
+                return Err(syn::Error::new(
+                    input.span(),
+                    "a bracketed list ends a chain (`a => b => [c, d]`): declare what follows on its own (`c => ...`)",
+                ));
+            }
+            decls.push(Decl {
+                name,
+                succ: succ.into_iter().collect(),
+            });
+            return Ok(decls);
+        }
+        let next: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        decls.push(Decl {
+            name,
+            succ: vec![next.clone()],
+        });
+        if !input.peek(Token![=>]) {
+            return Ok(decls);
+        }
+        name = next;
+    }
 }
 
 /// Splits the `impl` block into the model; `None` (with the reason in

@@ -4,7 +4,7 @@
 //! (no "cannot find type `EchoReadStep`" or "no method `write`" cascading
 //! from them), and an editor's analyzer keeps completing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -12,14 +12,35 @@ use syn::visit_mut::VisitMut;
 use syn::{FnArg, Ident, ImplItemFn, Pat, Type};
 
 use crate::ast::Request;
-use crate::expand::{Replace, deref_step, handle_generics, item_generics, replace_self};
+use crate::expand::{
+    Replace, deref_step, handle_generics, infer_handle, item_generics, replace_self,
+};
 use crate::names;
 
 /// The stub for `req`.
 pub(crate) fn stub(req: &Request) -> TokenStream {
     let self_ty = &req.self_ty;
     let attrs = &req.attrs;
-    let items = &req.items;
+    // A method whose handle is written `to: _` gets its handle type (each
+    // such handle is defined below), so that a `_` is not reported as well.
+    let items: Vec<syn::ImplItem> = req
+        .items
+        .iter()
+        .map(|item| match item {
+            syn::ImplItem::Fn(f) => {
+                let mut f = f.clone();
+                infer_handle(req, &mut f);
+                if fill_placeholders(&mut f) {
+                    // Validation reported the `_`; its body is checked
+                    // once the type is written.
+                    f.block = syn::parse_quote!({ ::core::unreachable!() });
+                    f.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
+                }
+                syn::ImplItem::Fn(f)
+            }
+            other => other.clone(),
+        })
+        .collect();
     let g = item_generics(req);
     let (impl_g, ty_g, where_c) = g.split_for_impl();
     let hg = handle_generics(&g);
@@ -46,29 +67,45 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let alternatives = &req.alternatives;
 
     // Every name a step method could call on its handle, in one hidden
-    // trait every handle implements (linear in the number of names).
-    let mut calls: BTreeSet<String> = req.decls.iter().map(|d| names::key(&d.name)).collect();
-    calls.extend(req.methods().map(|m| names::key(&m.sig.ident)));
+    // trait every handle implements (linear in the number of names), each
+    // taking what the subrequest would be and the values a transition into
+    // that step carries (as many as its method declares).
+    let mut calls: BTreeMap<String, usize> =
+        req.decls.iter().map(|d| (names::key(&d.name), 0)).collect();
+    for m in req.methods() {
+        let typed = m
+            .sig
+            .inputs
+            .iter()
+            .filter(|a| matches!(a, FnArg::Typed(_)))
+            .count();
+        // The handle and the input come first; what follows is carried.
+        calls.insert(names::key(&m.sig.ident), typed.saturating_sub(2));
+    }
     calls.remove("start");
     for taken in names::RESERVED {
         calls.remove(*taken);
     }
-    calls.insert("done".to_string());
-    let calls: Vec<Ident> = calls
+    calls.insert("done".to_string(), 0);
+    let calls: Vec<TokenStream> = calls
         .iter()
-        .filter_map(|c| raw_if_keyword(c))
-        .map(|c| names::ident(&c, Span::call_site()))
+        .filter_map(|(c, carried)| raw_if_keyword(c).map(|c| (c, *carried)))
+        .map(|(c, carried)| {
+            let c = names::ident(&c, Span::call_site());
+            let tys: Vec<Ident> = (0..carried).map(|k| format_ident!("__C{}", k)).collect();
+            quote! {
+                fn #c<__X #(, #tys)*>(&self, _: __X #(, _: #tys)*) -> ::tevent::Next<#self_ty> {
+                    ::core::unreachable!()
+                }
+            }
+        })
         .collect();
     let routes = names::routes(&req.ident);
     let lenient = quote! {
         #[doc(hidden)]
         #[allow(dead_code, non_camel_case_types, non_snake_case)]
         trait #routes #impl_g #where_c {
-            #(
-                fn #calls<__X>(&self, _: __X) -> ::tevent::Next<#self_ty> {
-                    ::core::unreachable!()
-                }
-            )*
+            #(#calls)*
         }
     };
 
@@ -213,6 +250,30 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     }
 }
 
+/// Replaces each `_` left in `f`'s parameter types (after the handle's,
+/// which [`infer_handle`] fills) with `()`, so the compiler does not
+/// report the `_` validation reported; whether there was one.
+fn fill_placeholders(f: &mut ImplItemFn) -> bool {
+    struct Fill(bool);
+    impl VisitMut for Fill {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if matches!(ty, Type::Infer(_)) {
+                *ty = syn::parse_quote!(());
+                self.0 = true;
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut fill = Fill(false);
+    for a in &mut f.sig.inputs {
+        if let FnArg::Typed(t) = a {
+            fill.visit_type_mut(&mut t.ty);
+        }
+    }
+    fill.0
+}
+
 /// A name as it can be written as a method: `type` raw (`r#type`); `None`
 /// for a name that cannot name a method at all (`self`, `_`).
 fn raw_if_keyword(name: &str) -> Option<String> {
@@ -224,9 +285,17 @@ fn raw_if_keyword(name: &str) -> Option<String> {
     }
 }
 
-/// The handle types of this request that `m`'s signature names.
+/// The handle types of this request that `m`'s signature names (or leaves
+/// to the attribute, `to: _`).
 fn handle_names(req: &Request, m: &ImplItemFn) -> Vec<String> {
     let prefix = req.ident.to_string();
+    let inferred = m.sig.inputs.iter().find_map(|a| match a {
+        FnArg::Typed(t) => Some(matches!(*t.ty, Type::Infer(_))),
+        FnArg::Receiver(_) => None,
+    });
+    if inferred == Some(true) {
+        return vec![names::handle(&req.ident, &names::key(&m.sig.ident))];
+    }
     m.sig
         .inputs
         .iter()

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use proc_macro2::Span;
 use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -346,6 +347,12 @@ fn arg_type_is(arg: &FnArg, name: &str) -> bool {
     }
 }
 
+/// Whether a parameter is a step's handle: its type is `expected` (a path
+/// ending in it) or `_`, which the expansion fills in.
+fn is_handle(arg: &FnArg, expected: &str) -> bool {
+    matches!(arg, FnArg::Typed(t) if matches!(*t.ty, Type::Infer(_))) || arg_type_is(arg, expected)
+}
+
 /// The last path segment of a type, if it is a path.
 fn last_ident(ty: &Type) -> Option<&syn::Ident> {
     match ty {
@@ -480,7 +487,7 @@ fn start_signature(req: &Request, m: &ImplItemFn, errors: &mut Errors) -> Option
                 ),
             );
         }
-        Some(a @ FnArg::Typed(_)) if arg_type_is(a, &expected) => {}
+        Some(a @ FnArg::Typed(_)) if is_handle(a, &expected) => {}
         Some(FnArg::Typed(t)) => errors.spanned(
             &t.ty,
             format!(
@@ -582,7 +589,7 @@ fn resume_signature(
     };
     let expected = names::handle(&req.ident, name);
     match rest.first() {
-        Some(a @ FnArg::Typed(_)) if arg_type_is(a, &expected) => {}
+        Some(a @ FnArg::Typed(_)) if is_handle(a, &expected) => {}
         Some(FnArg::Typed(t)) => {
             let later = rest.iter().skip(1).any(|a| arg_type_is(a, &expected));
             let msg = if later {
@@ -659,26 +666,59 @@ fn carried_values(
             );
             continue;
         }
+        if let Some(lt) = borrowed_type(&t.ty) {
+            errors.at(
+                lt,
+                format!(
+                    "a value carried to step `{step}` waits in the request until the step runs, \
+                     so it cannot borrow: carry an owned value (or a `'static` one)"
+                ),
+            );
+            continue;
+        }
         let ident = match &*t.pat {
             Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => p.ident.clone(),
             other => syn::Ident::new(&format!("value{n}"), other.span()),
         };
-        if out
+        // Two parameters of one name are the compiler's to report (E0415);
+        // the enum's fields stay distinct meanwhile.
+        let ident = if out
             .iter()
             .any(|c| names::key(&c.ident) == names::key(&ident))
         {
-            errors.spanned(
-                &t.pat,
-                format!("step `{step}` carries two values named `{ident}`"),
-            );
-            continue;
-        }
+            syn::Ident::new(&format!("value{n}"), ident.span())
+        } else {
+            ident
+        };
         out.push(Carried {
             ident,
             ty: (*t.ty).clone(),
         });
     }
     out
+}
+
+/// Where `ty` borrows something that is not `'static`: a reference without
+/// `'static`, or a lifetime argument other than `'static`.
+fn borrowed_type(ty: &Type) -> Option<Span> {
+    struct Find(Option<Span>);
+    impl<'a> Visit<'a> for Find {
+        fn visit_type_reference(&mut self, r: &'a syn::TypeReference) {
+            match &r.lifetime {
+                Some(l) if l.ident == "static" => syn::visit::visit_type_reference(self, r),
+                Some(l) => self.0 = self.0.or(Some(l.span())),
+                None => self.0 = self.0.or(Some(r.and_token.span)),
+            }
+        }
+        fn visit_lifetime(&mut self, l: &'a syn::Lifetime) {
+            if l.ident != "static" {
+                self.0 = self.0.or(Some(l.span()));
+            }
+        }
+    }
+    let mut f = Find(None);
+    f.visit_type(ty);
+    f.0
 }
 
 /// Tells the three kinds of step input apart by the parameter's type.

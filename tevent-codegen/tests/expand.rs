@@ -48,3 +48,4 @@ case!(fan_out);
 case!(generic);
 case!(forever);
 case!(nesting);
+case!(carried);
