@@ -118,6 +118,9 @@ struct Conn {
     wrote: bool,
     read: bool,
     /// The written buffer, back from its write, reused for the next message.
+    /// State, not a value carried to a step: the write and the read of a
+    /// round trip run at once, and whichever ends last starts the next
+    /// round, so the buffer waits where both steps reach it.
     spare: Option<Vec<u8>>,
     started: Instant,
     tally: Rc<RefCell<Tally>>,

@@ -1,7 +1,9 @@
 //! A line-based server, as requests on `tevent::io`: each line a client sends
 //! comes back upper-cased; `QUIT` ends the connection.
 //!
-//! Shared by the `line_server` example and its test. The request tree:
+//! Shared by the `line_server` example and its test. A `Session` is written
+//! with `#[tevent_request]`, the `LineServer` by hand (chapter 3's API): the
+//! two kinds nest freely. The request tree:
 //!
 //! ```text
 //! LineServer ─┬─ Accept<TcpListener>             (the accept loop)
@@ -30,10 +32,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tevent::io::{
-    Accept, ReadToEnd, ReadUntil, ShutdownSocket, WriteAll, accept_send, read_to_end_send,
-    read_until_send, shutdown_send, write_all_send,
+    Accept, accept_send, read_to_end_send, read_until_send, shutdown_send, write_all_send,
 };
-use tevent::{Context, Ctl, Progress, Req, ReqError, Request, StepResult};
+use tevent::{Context, Ctl, Next, Progress, Req, ReqError, Request, StepResult, tevent_request};
 
 /// The longest line accepted, in bytes, `\n` included.
 pub const MAX_LINE: usize = 1024;
@@ -78,17 +79,11 @@ enum After {
     Done,
 }
 
-/// One client: read a line, answer it, repeat.
+/// One client: read a line, answer it, repeat. The state is the socket;
+/// what to do once an answer is written travels with its write, to
+/// `written` (a value carried by the transition, not a field).
 pub struct Session {
     sock: Rc<TcpStream>,
-    after: After,
-}
-
-impl Request for Session {
-    /// The session ended normally (client's end of file, `QUIT`, a line too
-    /// long).
-    type Output = ();
-    type Error = io::Error;
 }
 
 /// Whether `line` (without its ending) is the `QUIT` command.
@@ -98,94 +93,69 @@ fn is_quit(line: &[u8]) -> bool {
     line.eq_ignore_ascii_case(b"QUIT")
 }
 
+#[tevent_request(steps(
+    start => line_read,
+    line_read => [written, done],
+    written => [line_read, shut, done],
+    shut => drained => done,
+))]
 impl Session {
-    fn read_next(&mut self, ctl: &mut Ctl<'_, Self>) -> StepResult<Self> {
-        let line = read_until_send(ctl.ev(), &self.sock, b'\n', MAX_LINE);
-        ctl.wait(line, Session::line_read)?;
-        Ok(Progress::Pending)
+    /// The session ended normally (client's end of file, `QUIT`, a line too
+    /// long).
+    type Output = ();
+    type Error = io::Error;
+
+    /// Serves one client on `sock` (nonblocking or not: `tevent::io` never
+    /// blocks on a socket).
+    pub fn start(to: _, sock: TcpStream) -> Next<Self> {
+        let sock = Rc::new(sock);
+        let line = read_until_send(to.ev(), &sock, b'\n', MAX_LINE);
+        to.create(Session { sock }).line_read(line)
     }
 
-    fn answer(&mut self, ctl: &mut Ctl<'_, Self>, text: Vec<u8>, after: After) -> StepResult<Self> {
-        self.after = after;
-        ctl.wait(write_all_send(ctl.ev(), &self.sock, text), Session::written)?;
-        Ok(Progress::Pending)
-    }
-
-    fn line_read(
-        &mut self,
-        ctl: &mut Ctl<'_, Self>,
-        sub: Req<ReadUntil<TcpStream>>,
-    ) -> StepResult<Self> {
-        let mut line = match sub.recv() {
-            Ok(line) => line,
+    fn line_read(&mut self, to: _, got: Result<Vec<u8>, ReqError<io::Error>>) -> Next<Self> {
+        let (answer, after) = match got {
+            Ok(line) if line.is_empty() => return to.done(()), // the client's end of file
+            Ok(line) if is_quit(&line) => (b"BYE\n".to_vec(), After::Close),
+            Ok(mut line) => {
+                line.make_ascii_uppercase();
+                if line.ends_with(b"\n") {
+                    (line, After::Next)
+                } else {
+                    // The last line, cut by the client's end of file.
+                    line.push(b'\n');
+                    (line, After::Done)
+                }
+            }
             Err(ReqError::User(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                return self.answer(ctl, b"ERROR line too long\n".to_vec(), After::Close);
+                (b"ERROR line too long\n".to_vec(), After::Close)
             }
             Err(e) => return Err(e),
         };
-        if line.is_empty() {
-            return Ok(Progress::Done(())); // the client's end of file
-        }
-        if is_quit(&line) {
-            return self.answer(ctl, b"BYE\n".to_vec(), After::Close);
-        }
-        line.make_ascii_uppercase();
-        if line.ends_with(b"\n") {
-            self.answer(ctl, line, After::Next)
-        } else {
-            // The last line, cut by the client's end of file.
-            line.push(b'\n');
-            self.answer(ctl, line, After::Done)
+        to.written(write_all_send(to.ev(), &self.sock, answer), after)
+    }
+
+    fn written(&mut self, to: _, _answer: Vec<u8>, after: After) -> Next<Self> {
+        match after {
+            After::Next => to.line_read(read_until_send(to.ev(), &self.sock, b'\n', MAX_LINE)),
+            After::Done => to.done(()),
+            After::Close => to.shut(shutdown_send(to.ev(), &self.sock, Shutdown::Write)),
         }
     }
 
-    fn written(
-        &mut self,
-        ctl: &mut Ctl<'_, Self>,
-        sub: Req<WriteAll<TcpStream>>,
-    ) -> StepResult<Self> {
-        sub.recv()?;
-        match self.after {
-            After::Next => self.read_next(ctl),
-            After::Done => Ok(Progress::Done(())),
-            After::Close => {
-                let shut = shutdown_send(ctl.ev(), &self.sock, Shutdown::Write);
-                ctl.wait(shut, Session::shut)?;
-                Ok(Progress::Pending)
-            }
-        }
-    }
-
-    fn shut(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<ShutdownSocket>) -> StepResult<Self> {
-        sub.recv()?;
+    fn shut(&mut self, to: _, _: ()) -> Next<Self> {
         // Closing with unread data would reset the connection, which can
         // destroy our last answer before the client reads it: read until the
         // client's end of file first (bounded in size and time).
-        let drain = read_to_end_send(ctl.ev(), &self.sock, 64 * 1024);
-        drain.set_endtime(ctl.ev().now() + LINGER)?;
-        ctl.wait(drain, Session::drained)?;
-        Ok(Progress::Pending)
+        let drain = read_to_end_send(to.ev(), &self.sock, 64 * 1024);
+        drain.set_endtime(to.ev().now() + LINGER)?;
+        to.drained(drain)
     }
 
-    fn drained(
-        &mut self,
-        _: &mut Ctl<'_, Self>,
-        sub: Req<ReadToEnd<TcpStream>>,
-    ) -> StepResult<Self> {
+    fn drained(&mut self, to: _, _: Result<Vec<u8>, ReqError<io::Error>>) -> Next<Self> {
         // Whatever the client did (end of file, too much, too slow): close.
-        let _ = sub.recv();
-        Ok(Progress::Done(()))
+        to.done(())
     }
-}
-
-/// Serves one client on `sock` (nonblocking or not: `tevent::io` never
-/// blocks on a socket).
-pub fn session_send(ev: &Context, sock: TcpStream) -> Req<Session> {
-    let state = Session {
-        sock: Rc::new(sock),
-        after: After::Next,
-    };
-    Req::start(ev, state, Session::read_next)
 }
 
 // ---------------------------------------------------------------------------

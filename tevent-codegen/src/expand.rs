@@ -72,7 +72,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                         /// Hands the request its state; returns the handle of `start`'s
                         /// successors.
                         #[inline]
-                        #vis fn create(self, state: #self_ty) -> #started #h_ty {
+                        fn create(self, state: #self_ty) -> #started #h_ty {
                             #started { 0: ::tevent::__private::create::<#self_ty, #i>(self.0, state) }
                         }
                     }
@@ -137,7 +137,6 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
 fn step_enums(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
-    let vis = &m.vis;
     let ty_name = names::key(&req.ident);
     let data = names::step_enum(&req.ident);
     let name_enum = names::step_name_enum(&req.ident);
@@ -222,7 +221,7 @@ fn step_enums(m: &Machine<'_>) -> TokenStream {
     quote! {
         #[doc = #data_doc]
         #[allow(dead_code)]
-        #vis enum #data #g_impl #g_where {
+        enum #data #g_impl #g_where {
             #(#variants,)*
             #phantom
         }
@@ -246,7 +245,7 @@ fn step_enums(m: &Machine<'_>) -> TokenStream {
         #[allow(dead_code)]
         impl #g_impl #data #g_ty #g_where {
             /// The name of the step.
-            #vis fn name(&self) -> #name_enum {
+            fn name(&self) -> #name_enum {
                 match self {
                     #(#to_name,)*
                     #phantom_arm
@@ -415,7 +414,6 @@ fn successors_text(m: &Machine<'_>, i: usize) -> String {
 /// the runtime checks against the declared graph.
 fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
     let self_ty = &m.req.self_ty;
-    let vis = &m.vis;
     let step = &m.steps[i];
     let data = names::step_enum(&m.req.ident);
     // The parameter is mixed-site: a carried value named `sub` is not
@@ -435,7 +433,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                     ///
                     /// None: the `Result` is what the step returns.
                     #[inline]
-                    #vis fn #done(&self, out: <#self_ty as ::tevent::Request>::Output) -> ::tevent::Next<#self_ty> {
+                    fn #done(&self, out: <#self_ty as ::tevent::Request>::Output) -> ::tevent::Next<#self_ty> {
                         ::tevent::__private::done::<#self_ty, #i>(&self.0, out)
                     }
                 });
@@ -495,7 +493,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[doc = #errors_doc]
                             #[inline]
                             #[allow(non_snake_case)]
-                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
+                            fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
                                 __C: ::tevent::Request<Output = #t>,
                                 <#self_ty as ::tevent::Request>::Error:
@@ -517,7 +515,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[doc = #errors_doc]
                             #[inline]
                             #[allow(non_snake_case)]
-                            #vis fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
+                            fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
                                 __C: ::tevent::Request<Output = #ok, Error = #err>,
                             {
@@ -536,7 +534,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[doc = #errors_doc]
                             #[inline]
                             #[allow(non_snake_case)]
-                            #vis fn #method(&self, #sub: ::tevent::Req<#c>, #(#params: #tys),*) -> ::tevent::Next<#self_ty> {
+                            fn #method(&self, #sub: ::tevent::Req<#c>, #(#params: #tys),*) -> ::tevent::Next<#self_ty> {
                                 ::tevent::__private::wait::<#self_ty, #c, _, _, #i, #j>(&self.0, #sub, #glue, #value)
                             }
                         }
