@@ -7,7 +7,13 @@
 //! subrequests); the top may be dropped (aborted) at a random step. On the
 //! manual clock.
 //!
-//! After each tree: every state was dropped exactly once (nothing leaked),
+//! Generated nodes carry values to their steps (a drop-counting `Carry`
+//! with each wait, and a leaf's outcome), so that what waits in a
+//! transition is checked like the states are.
+//!
+//! After each tree: every state and every carried value was dropped exactly
+//! once (nothing leaked; a carried value reached its step at most once, and
+//! exactly once in a tree with no failure and no drop),
 //! every cleanup hook ran exactly once, no inner node heard from more
 //! subrequests than it had, the top's callback ran exactly once unless the
 //! top was aborted (and never after), a tree with no failure and no drop
@@ -143,10 +149,19 @@ struct Rec {
     kids: u32,
 }
 
+/// What a carried value reports: how often it was dropped, and how often
+/// the step it was carried to received it.
+#[derive(Default, Clone, Debug)]
+struct CarryRec {
+    drops: u32,
+    received: u32,
+}
+
 /// Shared by every node of one tree.
 #[derive(Default)]
 struct Tracker {
     recs: RefCell<Vec<Rec>>,
+    carries: RefCell<Vec<CarryRec>>,
     /// Peers of fd leaves, written to by posted closures.
     peers: RefCell<Vec<Rc<UnixStream>>>,
     threads: RefCell<Vec<std::thread::JoinHandle<()>>>,
@@ -181,6 +196,34 @@ struct Mark {
 impl Drop for Mark {
     fn drop(&mut self) {
         self.t.dropped(self.id);
+    }
+}
+
+/// A value a generated node carries to a step: counts its drops, and the
+/// step marks it received.
+struct Carry {
+    id: usize,
+    t: Rc<Tracker>,
+}
+
+impl Carry {
+    fn new(t: &Rc<Tracker>) -> Carry {
+        let mut c = t.carries.borrow_mut();
+        c.push(CarryRec::default());
+        Carry {
+            id: c.len() - 1,
+            t: t.clone(),
+        }
+    }
+
+    fn received(&self) {
+        self.t.carries.borrow_mut()[self.id].received += 1;
+    }
+}
+
+impl Drop for Carry {
+    fn drop(&mut self) {
+        self.t.carries.borrow_mut()[self.id].drops += 1;
     }
 }
 
@@ -404,19 +447,23 @@ impl GInner {
             stop_after,
         });
         to.set_cleanup(|st, _| st.t.cleaned(st.id));
-        for k in kids {
+        for (i, k) in kids.iter().enumerate() {
+            let c = Carry::new(t);
             match start_node(ev, k, t) {
-                AnyReq::HInner(r) => to.got(r)?,
-                AnyReq::GInner(r) => to.got(r)?,
-                AnyReq::HLeaf(r) => to.got(r)?,
-                AnyReq::GLeaf(r) => to.got(r)?,
+                AnyReq::HInner(r) => to.got(r, i, c)?,
+                AnyReq::GInner(r) => to.got(r, i, c)?,
+                AnyReq::HLeaf(r) => to.got(r, i, c)?,
+                AnyReq::GLeaf(r) => to.got(r, i, c)?,
             };
         }
         to.pending()
     }
 
-    /// A subrequest's output (its failure ended this request already).
-    fn got(&mut self, to: GInnerGotStep<'_>, v: u64) -> Next<Self> {
+    /// A subrequest's output (its failure ended this request already), with
+    /// the values its wait carried: which kid it is, and a counted value.
+    fn got(&mut self, to: GInnerGotStep<'_>, v: u64, kid: usize, c: Carry) -> Next<Self> {
+        assert!(kid < self.t.recs.borrow()[self.id].kids as usize);
+        c.received();
         self.t.heard(self.id);
         self.heard += 1;
         self.total += v;
@@ -432,9 +479,10 @@ impl GInner {
     }
 }
 
+/// A generated leaf: its state is only its mark; the outcome travels to
+/// the step that applies it.
 struct GLeaf {
     _mark: Mark,
-    outcome: Outcome,
 }
 
 #[tevent_request(steps(
@@ -452,33 +500,50 @@ impl GLeaf {
         let ev = to.ev();
         let mut to = to.create(GLeaf {
             _mark: Mark { id, t: t.clone() },
-            outcome,
         });
         to.set_cleanup(|st, _| st._mark.t.cleaned(st._mark.id));
         if outcome == Outcome::TimeOut {
             to.set_timeout(Duration::from_millis(5))?;
         }
+        let c = Carry::new(t);
         match trigger(ev, e, outcome, t) {
-            Trigger::Job(r) => to.job(r),
-            Trigger::Wake(r) => to.woke(r),
-            Trigger::Read(r) => to.read(r),
+            Trigger::Job(r) => to.job(r, outcome, c),
+            Trigger::Wake(r) => to.woke(r, outcome, c),
+            Trigger::Read(r) => to.read(r, outcome, c),
         }
     }
 
-    fn job(&mut self, to: GLeafJobStep<'_>, _: Result<(), ReqError<Infallible>>) -> Next<Self> {
-        to.done(finish(self.outcome)?)
+    fn job(
+        &mut self,
+        to: GLeafJobStep<'_>,
+        _: Result<(), ReqError<Infallible>>,
+        outcome: Outcome,
+        c: Carry,
+    ) -> Next<Self> {
+        c.received();
+        to.done(finish(outcome)?)
     }
 
-    fn woke(&mut self, to: GLeafWokeStep<'_>, _: Req<Wakeup>) -> Next<Self> {
-        to.done(finish(self.outcome)?)
+    fn woke(
+        &mut self,
+        to: GLeafWokeStep<'_>,
+        _: Req<Wakeup>,
+        outcome: Outcome,
+        c: Carry,
+    ) -> Next<Self> {
+        c.received();
+        to.done(finish(outcome)?)
     }
 
     fn read(
         &mut self,
         to: GLeafReadStep<'_>,
         _: Result<Vec<u8>, ReqError<std::io::Error>>,
+        outcome: Outcome,
+        c: Carry,
     ) -> Next<Self> {
-        to.done(finish(self.outcome)?)
+        c.received();
+        to.done(finish(outcome)?)
     }
 }
 
@@ -564,7 +629,20 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
             rec.kids
         );
     }
-    if clean(&case.tree) && !aborted {
+    let whole = clean(&case.tree) && !aborted;
+    for (id, c) in t.carries.borrow().iter().enumerate() {
+        prop_assert_eq!(c.drops, 1, "carried value {} dropped {} times", id, c.drops);
+        prop_assert!(
+            c.received <= 1,
+            "carried value {} received {} times",
+            id,
+            c.received
+        );
+        if whole {
+            prop_assert_eq!(c.received, 1, "carried value {} never reached its step", id);
+        }
+    }
+    if whole {
         prop_assert_eq!(result.borrow_mut().take(), Some(Ok(sum(&case.tree))));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Allocation failure injected at every allocation point of a nested request
 //! tree, one run per point, for a hand-written tree and for the same tree
-//! written with `#[tevent_request]`. Every run must end `NoMemory` or
+//! written with `#[tevent_request]` (whose steps carry heap data across
+//! their waits). Every run must end `NoMemory` or
 //! succeed, with no panic, no abort and nothing leaked.
 //!
 //! `harness = false`: the allocator counts every allocation in the process, so
@@ -127,27 +128,30 @@ fn top_send(ev: &Context) -> Req<Sum> {
 }
 
 // The same tree written with #[tevent_request]: GenTop starts two GenMids at
-// once, each GenMid two GenLeafs; a leaf waits, then allocates fallibly.
+// once, each GenMid two GenLeafs. The generated nodes carry heap data to
+// their steps (a leaf its buffer, a sum each wait's part of the answer), so
+// a failure anywhere must also free what waits in a transition: the live
+// allocation count below sees it if not.
 
-struct GenLeaf {
-    size: usize,
-}
+/// A generated leaf: allocates its buffer (fallibly), waits with it carried
+/// to `woke`, then sums it.
+struct GenLeaf;
 
-#[tevent_request(steps(start => [woke], woke => [done]))]
+#[tevent_request(steps(start => woke => done))]
 impl GenLeaf {
     type Output = usize;
     type Error = Infallible;
 
-    fn start(to: GenLeafStartStep<'_>, size: usize, ms: u64) -> Next<Self> {
+    fn start(to: _, size: usize, ms: u64) -> Next<Self> {
+        let buf: Vec<u8> = tevent::alloc::try_vec_filled(size, 1)?;
         let w = wakeup_send(to.ev(), to.ev().now() + Duration::from_millis(ms));
-        to.create(GenLeaf { size }).woke(w)
+        to.create(GenLeaf).woke(w, buf)
     }
 
-    fn woke(&mut self, to: GenLeafWokeStep<'_>, w: Req<Wakeup>) -> Next<Self> {
+    fn woke(&mut self, to: _, w: Req<Wakeup>, buf: Vec<u8>) -> Next<Self> {
         if !wakeup_recv(w) {
             return Err(ReqError::NoMemory);
         }
-        let buf: Vec<u8> = tevent::alloc::try_vec_filled(self.size, 1)?;
         to.done(buf.iter().map(|b| *b as usize).sum())
     }
 }
@@ -157,36 +161,38 @@ struct GenSum {
     left: u32,
 }
 
-#[tevent_request(steps(start => [leaf, mid], leaf => [done], mid => [done]))]
+#[tevent_request(steps(start => [leaf, mid], leaf => done, mid => done))]
 impl GenSum {
     type Output = usize;
     type Error = Infallible;
 
-    /// A top (`base` is `None`: two mids) or a mid (two leaves).
-    fn start(to: GenSumStartStep<'_>, base: Option<usize>) -> Next<Self> {
+    /// A top (`base` is `None`: two mids) or a mid (two leaves). Each wait
+    /// carries a vector of one element, 0, added to what the kid gives.
+    fn start(to: _, base: Option<usize>) -> Next<Self> {
         let to = to.create(GenSum { total: 0, left: 2 });
+        let zero = || tevent::alloc::try_vec_filled::<usize, Infallible>(1, 0);
         match base {
             Some(b) => {
-                to.leaf(gen_leaf_send(to.ev(), b, 1))?;
-                to.leaf(gen_leaf_send(to.ev(), b + 1, 2))
+                to.leaf(gen_leaf_send(to.ev(), b, 1), zero()?)?;
+                to.leaf(gen_leaf_send(to.ev(), b + 1, 2), zero()?)
             }
             None => {
-                to.mid(gen_sum_send(to.ev(), Some(10)))?;
-                to.mid(gen_sum_send(to.ev(), Some(20)))
+                to.mid(gen_sum_send(to.ev(), Some(10)), zero()?)?;
+                to.mid(gen_sum_send(to.ev(), Some(20)), zero()?)
             }
         }
     }
 
-    fn leaf(&mut self, to: GenSumLeafStep<'_>, v: usize) -> Next<Self> {
-        if self.add(v) {
+    fn leaf(&mut self, to: _, v: usize, extra: Vec<usize>) -> Next<Self> {
+        if self.add(v + extra[0]) {
             to.done(self.total)
         } else {
             to.pending()
         }
     }
 
-    fn mid(&mut self, to: GenSumMidStep<'_>, v: usize) -> Next<Self> {
-        if self.add(v) {
+    fn mid(&mut self, to: _, v: usize, extra: Vec<usize>) -> Next<Self> {
+        if self.add(v + extra[0]) {
             to.done(self.total)
         } else {
             to.pending()
@@ -353,34 +359,33 @@ fn r_leaf_send(ev: &Context, ms: u8, end: LeafEnd) -> Req<RLeaf> {
     })
 }
 
-struct GrLeaf {
-    end: LeafEnd,
-}
+/// A generated random leaf: no state; how it ends, and a heap value, are
+/// carried to `woke`.
+struct GrLeaf;
 
-#[tevent_request(steps(start => [woke], woke => [done]))]
+#[tevent_request(steps(start => woke => done))]
 impl GrLeaf {
     type Output = usize;
     type Error = u8;
 
-    fn start(to: GrLeafStartStep<'_>, ms: u8, end: LeafEnd) -> Next<Self> {
-        let to = to.create(GrLeaf { end });
+    fn start(to: _, ms: u8, end: LeafEnd) -> Next<Self> {
+        let to = to.create(GrLeaf);
         let ms = if end == LeafEnd::TimeOut {
             to.set_timeout(Duration::from_millis(5))?;
             50
         } else {
             u64::from(ms)
         };
-        to.woke(wakeup_send(
-            to.ev(),
-            to.ev().now() + Duration::from_millis(ms),
-        ))
+        let held: Vec<u8> = tevent::alloc::try_vec_filled(8, 0)?;
+        let w = wakeup_send(to.ev(), to.ev().now() + Duration::from_millis(ms));
+        to.woke(w, end, held)
     }
 
-    fn woke(&mut self, to: GrLeafWokeStep<'_>, w: Req<Wakeup>) -> Next<Self> {
+    fn woke(&mut self, to: _, w: Req<Wakeup>, end: LeafEnd, held: Vec<u8>) -> Next<Self> {
         if !wakeup_recv(w) {
             return Err(ReqError::NoMemory);
         }
-        to.done(leaf_end(self.end)?)
+        to.done(leaf_end(end)? + usize::from(held[0]))
     }
 }
 
