@@ -29,6 +29,11 @@
 //! - `req_lifecycle_macro`, `nested_macro`: the two workloads above with
 //!   every request written with `#[tevent_request]` (to compare generated
 //!   requests with hand-written ones; not in the peers).
+//! - `steps`, `steps_macro`: one request walking three steps round and
+//!   round, N transitions in all; each step waits for a request finished
+//!   inside its send (as in `req_lifecycle`) and hands a 32-byte value to the
+//!   next step: kept in the state's fields by hand, carried by the
+//!   transition in the generated request (not in the peers).
 //! - `nested`: a chain of 16 nested requests whose innermost waits for a
 //!   wake-up request at a time already passed; odd reps fail at the innermost
 //!   level (EPROTO) and the error propagates out. ns_per_op is per (sub)request
@@ -623,11 +628,156 @@ fn run_nested_macro(ev: &Context, reps: u64) -> u128 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// steps and steps_macro: one request walking its steps, each step waiting
+// for a leaf request (the hand-written `Lc`, finished inside its send) and
+// handing data to the next step: by hand in the state's fields, generated
+// as values carried by the transition (not in the peers).
+
+/// The data each step hands to the next: a count, a running hash, bytes.
+#[derive(Debug, Clone, Copy)]
+struct Baton {
+    n: u64,
+    hash: u64,
+    bytes: [u8; 16],
+}
+
+impl Baton {
+    /// The next step's baton, from a leaf's output.
+    #[inline]
+    fn next(self, echo: u64) -> Baton {
+        let mut bytes = self.bytes;
+        bytes[(self.n % 16) as usize] ^= echo as u8;
+        Baton {
+            n: self.n + 1,
+            hash: self.hash.rotate_left(5) ^ echo,
+            bytes,
+        }
+    }
+}
+
+/// By hand: the baton lives in the state between steps.
+struct StepsH {
+    total: u64,
+    baton: Baton,
+}
+
+impl Request for StepsH {
+    type Output = Baton;
+    type Error = Infallible;
+}
+
+impl StepsH {
+    fn step(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        sub: Req<Lc>,
+        next: StepFn<Self>,
+    ) -> StepResult<Self> {
+        let echo = sub.recv()?;
+        self.baton = self.baton.next(echo);
+        if self.baton.n == self.total {
+            return Ok(Progress::Done(self.baton));
+        }
+        ctl.wait(lc_send(ctl.ev(), self.baton.n), next)?;
+        Ok(Progress::Pending)
+    }
+    fn s1(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<Lc>) -> StepResult<Self> {
+        self.step(ctl, sub, StepsH::s2)
+    }
+    fn s2(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<Lc>) -> StepResult<Self> {
+        self.step(ctl, sub, StepsH::s3)
+    }
+    fn s3(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<Lc>) -> StepResult<Self> {
+        self.step(ctl, sub, StepsH::s1)
+    }
+}
+
+/// A step of a hand-written request taking a finished `Lc`.
+type StepFn<T> = fn(&mut T, &mut Ctl<'_, T>, Req<Lc>) -> StepResult<T>;
+
+fn run_steps(ev: &Context, n: u64) -> u128 {
+    let t0 = Instant::now();
+    let first = Baton {
+        n: 0,
+        hash: 0,
+        bytes: [0; 16],
+    };
+    let req = Req::start(
+        ev,
+        StepsH {
+            total: n,
+            baton: first,
+        },
+        |st, ctl| {
+            ctl.wait(lc_send(ctl.ev(), st.baton.n), StepsH::s1)?;
+            Ok(Progress::Pending)
+        },
+    );
+    req.poll(ev).unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    match req.recv() {
+        Ok(b) if b.n == n => ns,
+        other => die(&format!("steps: {other:?}")),
+    }
+}
+
+/// Generated: the baton is carried by each transition; the state holds only
+/// what every step shares.
+struct StepsM {
+    total: u64,
+}
+
+#[tevent_request(steps(start => s1 => s2 => s3 => [s1, done]))]
+impl StepsM {
+    type Output = Baton;
+    type Error = Infallible;
+
+    fn start(to: _, total: u64) -> Next<Self> {
+        let to = to.create(StepsM { total });
+        let first = Baton {
+            n: 0,
+            hash: 0,
+            bytes: [0; 16],
+        };
+        to.s1(lc_send(to.ev(), 0), first)
+    }
+
+    fn s1(&mut self, to: _, echo: u64, baton: Baton) -> Next<Self> {
+        let b = baton.next(echo);
+        to.s2(lc_send(to.ev(), b.n), b)
+    }
+
+    fn s2(&mut self, to: _, echo: u64, baton: Baton) -> Next<Self> {
+        let b = baton.next(echo);
+        to.s3(lc_send(to.ev(), b.n), b)
+    }
+
+    fn s3(&mut self, to: _, echo: u64, baton: Baton) -> Next<Self> {
+        let b = baton.next(echo);
+        if b.n == self.total {
+            return to.done(b);
+        }
+        to.s1(lc_send(to.ev(), b.n), b)
+    }
+}
+
+fn run_steps_macro(ev: &Context, n: u64) -> u128 {
+    let t0 = Instant::now();
+    let req = steps_m_send(ev, n);
+    req.poll(ev).unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    match steps_m_recv(req) {
+        Ok(b) if b.n == n => ns,
+        other => die(&format!("steps_macro: {other:?}")),
+    }
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: bench <workload> <N>");
     eprintln!(
         "workloads: immediate immediate_alloc timers req_lifecycle req_lifecycle_batch nested \
-         req_lifecycle_macro nested_macro"
+         req_lifecycle_macro nested_macro steps steps_macro"
     );
     ExitCode::from(2)
 }
@@ -671,6 +821,17 @@ fn main() -> ExitCode {
         "req_lifecycle" => {
             run_req_lifecycle(&ev, 1, warmup_n(n));
             measure(|| run_req_lifecycle(&ev, 1, n))
+        }
+        "steps" | "steps_macro" => {
+            // Multiples of three: the generated request finishes in `s3`.
+            n = n.div_ceil(3) * 3;
+            let run = if workload == "steps" {
+                run_steps
+            } else {
+                run_steps_macro
+            };
+            run(&ev, warmup_n(n).div_ceil(3) * 3);
+            measure(|| run(&ev, n))
         }
         "req_lifecycle_macro" => {
             run_req_lifecycle_macro(&ev, 1, warmup_n(n));

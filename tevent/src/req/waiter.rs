@@ -22,8 +22,9 @@ use crate::context::Context;
 use crate::req::Failure;
 use crate::req::node::{NodePtr, ReqRef};
 
-/// Words of a waiter stored inline (four: an `Rc` and a `String`, say).
-pub(crate) const WAITER_WORDS: usize = 4;
+/// Words of a waiter stored inline: eight, 64 bytes on 64-bit targets (a
+/// step tag with a `String`, a `Vec` and an `Rc`, say), one cache line.
+pub(crate) const WAITER_WORDS: usize = 8;
 
 /// The inline storage: words, so aligned to a word.
 type Buf = MaybeUninit<[usize; WAITER_WORDS]>;
