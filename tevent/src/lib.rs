@@ -217,16 +217,23 @@ pub use tevent_macros::tevent_request;
 pub mod __private {
     pub use crate::req::glue::{Start, Step, create, done, start, wait};
 
-    /// Implemented by nothing: a generated handle's method for a step (or
-    /// `done`) that its step does not declare requires it, so calling one
-    /// fails to compile with this message instead of "no method named ...".
-    /// `Route` is the handle type of the step it tried to go to, or [`Done`].
+    /// Implemented by nothing, and sealed (nothing outside `tevent` can
+    /// implement it): a generated handle's method for a step (or `done`)
+    /// that its step does not declare requires it, so calling one fails to
+    /// compile with this message instead of "no method named ...". `Route`
+    /// is the handle type of the step it tried to go to, or [`Done`].
     #[diagnostic::on_unimplemented(
         message = "this step does not lead to `{Route}`",
         label = "not among this step's declared successors",
         note = "a step's handle has a method for each successor its declaration lists (and `done` where it may finish): add it to the step's list in `#[tevent_request(steps(...))]`"
     )]
-    pub trait Declared<Route> {}
+    pub trait Declared<Route>: sealed::Sealed {}
+
+    mod sealed {
+        /// Not nameable outside `tevent`: [`super::Declared`] has no
+        /// implementation, and none can be written.
+        pub trait Sealed {}
+    }
 
     /// The `Route` of `done` in [`Declared`].
     pub struct Done;
