@@ -5,7 +5,7 @@ use tevent::{Next, Req, Wakeup, tevent_request, wakeup_send};
 
 struct Anything;
 
-impl tevent::__private::Declared<tevent::__private::Done> for Anything {}
+impl tevent::route::Declared<tevent::route::Done> for Anything {}
 
 struct Tick;
 

@@ -31,6 +31,9 @@ pub(crate) struct Request {
     pub(crate) steps_parsed: bool,
     /// The attribute's `forever`, if given.
     pub(crate) forever: Option<Span>,
+    /// The names of the block's items that did not parse (reported; no
+    /// other error says they are missing).
+    pub(crate) broken: std::collections::BTreeSet<String>,
 }
 
 /// One `name => [successor, ...]` of the steps list.

@@ -9,7 +9,7 @@
 //! builds handles with `Handle { 0: .. }` (a step's glue function may be
 //! named like a handle), gives its own parameters mixed-site hygiene, and
 //! keeps its helpers inside `const _: () = { ... };` (all but the hidden
-//! routes trait, which must be in scope where the steps call their
+//! routes traits, which must be in scope where the steps call their
 //! handles' methods).
 
 use proc_macro2::{Span, TokenStream};
@@ -78,11 +78,13 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                     }
                 });
                 impls.push(deref_step(&started, &hg, self_ty));
+                let start_routes = names::start_routes(&req.ident);
                 impls.push(quote! {
                     impl #h_impl #started #h_ty #h_where {
                         #(#methods)*
                     }
                     impl #h_impl #routes #routes_args for #started #h_ty #h_where {}
+                    impl #h_impl #start_routes #routes_args for #start_h #h_ty #h_where {}
                 });
             }
             StepKind::Resume { input, carried } => {
@@ -555,14 +557,17 @@ fn glue_name(name: &Ident) -> Ident {
     )
 }
 
-/// The hidden routes trait: a method for every step but `start`, and for
-/// `done`, that cannot be called: its bound fails with "this step does not
-/// lead to `EchoWriteStep<'static>`" (see `tevent::__private::Declared`)
-/// instead of "no method named `write`". Every handle implements it; the
-/// methods a handle has for its declared successors are inherent and win
-/// over these. One trait for the whole request keeps the generated code
-/// linear in the number of steps (a hidden method per handle and step was
-/// quadratic: minutes of compile time for a few hundred steps).
+/// The hidden routes traits. `EchoRoutes`: a method for every step but
+/// `start`, and for `done`, that cannot be called: its bound fails with
+/// "this step does not lead to `EchoWriteStep<'static>`" (see
+/// `tevent::route::Declared`) instead of "no method named `write`". Every
+/// handle but `start`'s implements it; the methods a handle has for its
+/// declared successors are inherent and win over these. One trait for the
+/// whole request keeps the generated code linear in the number of steps (a
+/// hidden method per handle and step was quadratic: minutes of compile time
+/// for a few hundred steps). `EchoStartRoutes`: `start`'s successors and
+/// `done` on its handle before `create`, failing with "call
+/// `to.create(state)` first" (`tevent::route::Created`).
 fn routes_trait(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
@@ -574,7 +579,7 @@ fn routes_trait(m: &Machine<'_>) -> TokenStream {
         methods.push(quote! {
             fn #method<__X>(&self, _: __X) -> ::tevent::Next<#self_ty>
             where
-                __X: ::tevent::__private::Declared<#target>,
+                Self: ::tevent::route::Declared<#target>,
             {
                 ::core::unreachable!()
             }
@@ -593,14 +598,40 @@ fn routes_trait(m: &Machine<'_>) -> TokenStream {
     }
     route(
         names::ident("done", Span::call_site()),
-        quote!(::tevent::__private::Done),
+        quote!(::tevent::route::Done),
     );
+    // `start`'s own successors (and `done`, if it may finish), before
+    // `create`.
+    let before: Vec<TokenStream> = m.steps[m.start]
+        .succ
+        .iter()
+        .map(|s| match s {
+            Succ::Done => names::ident("done", Span::call_site()),
+            Succ::Step(j) => names::ident(&m.steps[*j].name.to_string(), Span::call_site()),
+        })
+        .map(|method| {
+            quote! {
+                fn #method<__X>(&self, _: __X) -> ::tevent::Next<#self_ty>
+                where
+                    Self: ::tevent::route::Created,
+                {
+                    ::core::unreachable!()
+                }
+            }
+        })
+        .collect();
     let routes = names::routes(&req.ident);
+    let start_routes = names::start_routes(&req.ident);
     quote! {
         #[doc(hidden)]
         #[allow(dead_code, non_camel_case_types, non_snake_case)]
         trait #routes #g_impl #g_where {
             #(#methods)*
+        }
+        #[doc(hidden)]
+        #[allow(dead_code, non_camel_case_types, non_snake_case)]
+        trait #start_routes #g_impl #g_where {
+            #(#before)*
         }
     }
 }

@@ -145,9 +145,14 @@ pub(crate) fn step_name_enum(ty: &Ident) -> Ident {
 
 /// The hidden trait that gives every step handle of request `ty` a method
 /// for each step it does not lead to (so that calling one says so):
-/// `__EchoRoutes`.
+/// `EchoRoutes`.
 pub(crate) fn routes(ty: &Ident) -> Ident {
-    ident(&format!("__{}Routes", bare(ty)), Span::call_site())
+    ident(&format!("{}Routes", bare(ty)), Span::call_site())
+}
+
+/// `EchoStartRoutes`: the routes of `start`'s handle before `create`.
+pub(crate) fn start_routes(ty: &Ident) -> Ident {
+    ident(&format!("{}StartRoutes", bare(ty)), Span::call_site())
 }
 
 /// `echo_send`.

@@ -2,6 +2,8 @@
 //! [`Request`]. Syntax errors are collected, not fatal: a malformed steps
 //! list still gives a `Request` (with no steps), so a stub can be emitted.
 
+use std::collections::BTreeSet;
+
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
@@ -27,7 +29,14 @@ pub(crate) enum Parsed {
 
 /// Reads `#[tevent_request(attr)] item`.
 pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> Parsed {
-    let imp = match syn::parse2::<ItemImpl>(item.clone()) {
+    let mut errors = Errors::default();
+    let mut broken = BTreeSet::new();
+    // The block with its methods' bodies kept as tokens (a syntax error in
+    // a body is rustc's to report, once, and changes nothing here); an item
+    // whose signature does not parse is reported and left out.
+    let parsed = (|input: ParseStream<'_>| opaque_impl(input, &mut errors, &mut broken))
+        .parse2(item.clone());
+    let imp = match parsed {
         Ok(imp) => imp,
         Err(e) => {
             let msg = match syn::parse2::<syn::Item>(item.clone()) {
@@ -40,7 +49,6 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> Parsed {
             return Parsed::Other(item, msg);
         }
     };
-    let mut errors = Errors::default();
     let attr_span = attr_span(&attr);
     let (decls, steps_span, forever, parsed) = match parse_args.parse2(attr) {
         Ok(Args {
@@ -64,7 +72,10 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> Parsed {
         }
     };
     match request(imp, (decls, steps_span, parsed), forever, &mut errors) {
-        Some(req) => Parsed::Impl(Box::new(req), errors),
+        Some(mut req) => {
+            req.broken = broken;
+            Parsed::Impl(Box::new(req), errors)
+        }
         None => {
             let why = match errors.into_result() {
                 Err(e) => e,
@@ -192,6 +203,157 @@ fn parse_decl(input: ParseStream<'_>) -> syn::Result<Vec<Decl>> {
     }
 }
 
+/// `impl<..> Type where .. { items }` with each method's body kept as the
+/// tokens it is (`syn` would parse every statement): the attribute reads
+/// only signatures. An item that does not parse is reported in `errors` and
+/// skipped (up to the next `;` or `{..}` at its level), so the other items,
+/// and every name the expansion defines, are still there. A trait impl or
+/// anything else that is not an inherent impl is left to `syn`'s parser.
+fn opaque_impl(
+    input: ParseStream<'_>,
+    errors: &mut Errors,
+    broken: &mut BTreeSet<String>,
+) -> syn::Result<ItemImpl> {
+    let fork = input.fork();
+    let attrs = fork.call(syn::Attribute::parse_outer)?;
+    if fork.peek(Token![unsafe]) || fork.peek(Token![default]) || !fork.peek(Token![impl]) {
+        return input.parse();
+    }
+    let impl_token: Token![impl] = fork.parse()?;
+    let mut generics: syn::Generics = fork.parse()?;
+    let self_ty: Type = fork.parse()?;
+    if fork.peek(Token![for]) || fork.peek(Token![!]) {
+        return input.parse(); // a trait impl: reported from syn's model
+    }
+    generics.where_clause = fork.parse()?;
+    let content;
+    let brace_token = syn::braced!(content in fork);
+    let mut attrs = attrs;
+    attrs.extend(content.call(syn::Attribute::parse_inner)?);
+    let mut items = Vec::new();
+    while !content.is_empty() {
+        match impl_item(&content) {
+            Ok(item) => items.push(item),
+            Err(e) => {
+                // rustc reports its own syntax error too (it parses the
+                // item before the attribute runs), but not always: syn may
+                // not know a newer syntax. This error makes sure the item
+                // does not compile without the method it leaves out, and
+                // says so; no other error follows from the missing item.
+                errors.at(
+                    e.span(),
+                    format!("{e}: #[tevent_request] cannot read this item, and leaves it out"),
+                );
+                if let Some(name) = item_name(&content) {
+                    broken.insert(name);
+                }
+                skip_item(&content)?;
+            }
+        }
+    }
+    let imp = ItemImpl {
+        attrs,
+        modifiers: syn::ImplModifiers::default(),
+        unsafety: None,
+        impl_token,
+        generics,
+        trait_: None,
+        self_ty: Box::new(self_ty),
+        brace_token,
+        items,
+    };
+    use syn::parse::discouraged::Speculative;
+    input.advance_to(&fork);
+    Ok(imp)
+}
+
+/// One item of the block: a method with its body as tokens, or any other
+/// item as `syn` reads it.
+fn impl_item(input: ParseStream<'_>) -> syn::Result<ImplItem> {
+    let fork = input.fork();
+    let attrs = fork.call(syn::Attribute::parse_outer)?;
+    let vis: syn::Visibility = fork.parse()?;
+    let mut modifiers = syn::FnModifiers::default();
+    modifiers.defaultness = fork.parse()?;
+    // `const`, `async`, `unsafe`, `extern "abi"` may come before `fn`.
+    let ahead = fork.fork();
+    let _ = ahead.parse::<Option<Token![const]>>();
+    let _ = ahead.parse::<Option<Token![async]>>();
+    let _ = ahead.parse::<Option<Token![unsafe]>>();
+    if ahead.peek(Token![extern]) {
+        let _ = ahead.parse::<Token![extern]>();
+        let _ = ahead.parse::<Option<syn::LitStr>>();
+    }
+    if !ahead.peek(Token![fn]) {
+        return input.parse();
+    }
+    let sig: syn::Signature = fork.parse()?;
+    let body: proc_macro2::Group = fork.parse()?;
+    if body.delimiter() != proc_macro2::Delimiter::Brace {
+        return Err(syn::Error::new(
+            body.span(),
+            "expected the method's body, `{ ... }`",
+        ));
+    }
+    use syn::parse::discouraged::Speculative;
+    input.advance_to(&fork);
+    let mut brace_token = syn::token::Brace::default();
+    brace_token.span = body.delim_span();
+    Ok(ImplItem::Fn(syn::ImplItemFn {
+        attrs,
+        vis,
+        modifiers,
+        sig,
+        block: syn::Block {
+            brace_token,
+            stmts: vec![syn::Stmt::Item(syn::Item::Verbatim(body.stream()))],
+        },
+    }))
+}
+
+/// The name of the method or associated type that starts `input`, if it
+/// can be read.
+fn item_name(input: ParseStream<'_>) -> Option<String> {
+    let fork = input.fork();
+    fork.call(syn::Attribute::parse_outer).ok()?;
+    fork.parse::<syn::Visibility>().ok()?;
+    while !fork.is_empty() {
+        if fork.peek(Token![fn]) || fork.peek(Token![type]) {
+            fork.parse::<proc_macro2::TokenTree>().ok()?;
+            let name: Ident = fork.call(syn::ext::IdentExt::parse_any).ok()?;
+            return Some(crate::names::key(&name));
+        }
+        if fork.peek(Token![;]) || fork.peek(syn::token::Brace) {
+            return None;
+        }
+        fork.parse::<proc_macro2::TokenTree>().ok()?;
+    }
+    None
+}
+
+/// Skips an item that did not parse, returning its tokens: up to and
+/// including the next `;` or brace group at this level (or to the end).
+fn skip_item(input: ParseStream<'_>) -> syn::Result<TokenStream> {
+    input.step(|cursor| {
+        let mut rest = *cursor;
+        let mut tokens = TokenStream::new();
+        while let Some((tt, next)) = rest.token_tree() {
+            rest = next;
+            tokens.extend([tt.clone()]);
+            match tt {
+                proc_macro2::TokenTree::Punct(p) if p.as_char() == ';' => break,
+                proc_macro2::TokenTree::Group(g)
+                    if g.delimiter() == proc_macro2::Delimiter::Brace =>
+                {
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Ok((tokens, rest))
+    })
+}
+
 /// Splits the `impl` block into the model; `None` (with the reason in
 /// `errors`) if it is not an inherent impl of a named type.
 fn request(
@@ -283,6 +445,7 @@ fn request(
         steps_span,
         steps_parsed,
         forever,
+        broken: BTreeSet::new(),
     })
 }
 

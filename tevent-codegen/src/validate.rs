@@ -25,13 +25,13 @@ use crate::{graph, names};
 pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>, syn::Error> {
     let output = req.output.as_ref().map(|t| &t.ty);
     let error = req.error.as_ref().map(|t| &t.ty);
-    if output.is_none() {
+    if output.is_none() && !req.broken.contains("Output") {
         errors.spanned(
             &req.self_ty,
             "missing `type Output = ...;` in this impl block (what the request produces)",
         );
     }
-    if error.is_none() {
+    if error.is_none() && !req.broken.contains("Error") {
         errors.spanned(
             &req.self_ty,
             "missing `type Error = ...;` in this impl block (the request's own error type)",
@@ -228,6 +228,9 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             continue;
         }
         let Some(found) = methods.get(&name) else {
+            if req.broken.contains(&name) {
+                continue; // its syntax error is reported
+            }
             errors.at(
                 d.name.span(),
                 format!(
