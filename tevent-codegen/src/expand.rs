@@ -27,6 +27,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
     let vis = &m.vis;
     let ty_name = names::key(&req.ident);
     let hg = handle_generics(&item_generics(req));
+    let hlt = handle_lifetime(&hg);
     let (h_impl, h_ty, h_where) = hg.split_for_impl();
 
     let mut structs = Vec::new();
@@ -57,13 +58,13 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                 );
                 structs.push(quote! {
                     #[doc = #doc_start]
-                    #vis struct #start_h #h_impl (::tevent::__private::Start<'__a, #self_ty>) #h_where;
+                    #vis struct #start_h #h_impl (::tevent::__private::Start<#hlt, #self_ty>) #h_where;
                     #[doc = #doc_started]
-                    #vis struct #started #h_impl (::tevent::__private::Step<'__a, #self_ty, #i>) #h_where;
+                    #vis struct #started #h_impl (::tevent::__private::Step<#hlt, #self_ty, #i>) #h_where;
                 });
                 impls.push(quote! {
                     impl #h_impl ::core::ops::Deref for #start_h #h_ty #h_where {
-                        type Target = ::tevent::StartCtl<'__a, #self_ty>;
+                        type Target = ::tevent::StartCtl<#hlt, #self_ty>;
                         fn deref(&self) -> &Self::Target {
                             &self.0
                         }
@@ -96,7 +97,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                 );
                 structs.push(quote! {
                     #[doc = #doc]
-                    #vis struct #h #h_impl (::tevent::__private::Step<'__a, #self_ty, #i>) #h_where;
+                    #vis struct #h #h_impl (::tevent::__private::Step<#hlt, #self_ty, #i>) #h_where;
                 });
                 impls.push(deref_step(&h, &hg, self_ty));
                 impls.push(quote! {
@@ -367,20 +368,37 @@ pub(crate) fn item_generics(req: &Request) -> Generics {
     g
 }
 
-/// The impl's generics with the handles' lifetime `'__a` in front.
+/// The impl's generics with the handles' lifetime in front: `'a`, or
+/// another name if the block uses `'a` (it is reported then, and the stub
+/// must not add a second error).
 pub(crate) fn handle_generics(g: &Generics) -> Generics {
+    let taken = |name: &str| g.lifetimes().any(|l| l.lifetime.ident == name);
+    let name = ["a", "h", "step"]
+        .into_iter()
+        .find(|n| !taken(n))
+        .unwrap_or("__tevent_a");
+    let lt = syn::Lifetime::new(&format!("'{name}"), Span::call_site());
     let mut hg = g.clone();
-    hg.params.insert(0, parse_quote!('__a));
+    hg.params.insert(0, parse_quote!(#lt));
     hg
+}
+
+/// The handles' lifetime, first of `hg` (see [`handle_generics`]).
+pub(crate) fn handle_lifetime(hg: &Generics) -> syn::Lifetime {
+    match hg.params.first() {
+        Some(syn::GenericParam::Lifetime(l)) => l.lifetime.clone(),
+        _ => parse_quote!('a),
+    }
 }
 
 /// `Deref` and `DerefMut` of a step handle to its `StepCtl` (through the
 /// runtime's handle it wraps, whose own `Deref` goes there).
 pub(crate) fn deref_step(h: &Ident, hg: &Generics, self_ty: &Type) -> TokenStream {
     let (h_impl, h_ty, h_where) = hg.split_for_impl();
+    let hlt = handle_lifetime(hg);
     quote! {
         impl #h_impl ::core::ops::Deref for #h #h_ty #h_where {
-            type Target = ::tevent::StepCtl<'__a, #self_ty>;
+            type Target = ::tevent::StepCtl<#hlt, #self_ty>;
             fn deref(&self) -> &Self::Target {
                 &self.0
             }
@@ -497,9 +515,9 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[allow(non_snake_case)]
                             fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
-                                __C: ::tevent::Request<Output = #t>,
+                                __C: ::tevent::route::Gives<#t>,
                                 <#self_ty as ::tevent::Request>::Error:
-                                    ::core::convert::From<<__C as ::tevent::Request>::Error>,
+                                    ::tevent::route::ErrorFrom<<__C as ::tevent::Request>::Error>,
                             {
                                 ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
                             }
@@ -519,7 +537,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[allow(non_snake_case)]
                             fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
-                                __C: ::tevent::Request<Output = #ok, Error = #err>,
+                                __C: ::tevent::route::GivesResult<#ok, #err>,
                             {
                                 ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
                             }
@@ -725,22 +743,22 @@ fn glue_fn(
     let (sub_ty, call) = match input {
         Input::Output(t) => {
             let t = replace_self(t, self_ty);
-            g.params
-                .push(parse_quote!(__C: ::tevent::Request<Output = #t>));
+            g.params.push(parse_quote!(__C: ::tevent::route::Gives<#t>));
             g.make_where_clause().predicates.push(parse_quote!(
                 <#self_ty as ::tevent::Request>::Error:
-                    ::core::convert::From<<__C as ::tevent::Request>::Error>
+                    ::tevent::route::ErrorFrom<<__C as ::tevent::Request>::Error>
             ));
             (
                 quote!(__C),
                 quote! {
                     match ::tevent::Req::recv(__sub) {
                         ::core::result::Result::Ok(__v) => {
+                            let __v = <__C as ::tevent::route::Gives<#t>>::input(__v);
                             <#self_ty>::#method(__st, #call_handle, __v #(, #binds)*)
                         }
-                        ::core::result::Result::Err(__e) => {
-                            ::core::result::Result::Err(::tevent::ReqError::convert(__e))
-                        }
+                        ::core::result::Result::Err(__e) => ::core::result::Result::Err(
+                            ::tevent::ReqError::map_user(__e, ::tevent::route::ErrorFrom::error_from),
+                        ),
                     }
                 },
             )
@@ -749,11 +767,14 @@ fn glue_fn(
             let ok = replace_self(ok, self_ty);
             let err = replace_self(err, self_ty);
             g.params
-                .push(parse_quote!(__C: ::tevent::Request<Output = #ok, Error = #err>));
+                .push(parse_quote!(__C: ::tevent::route::GivesResult<#ok, #err>));
             (
                 quote!(__C),
                 quote! {
-                    <#self_ty>::#method(__st, #call_handle, ::tevent::Req::recv(__sub) #(, #binds)*)
+                    {
+                        let __r = <__C as ::tevent::route::GivesResult<#ok, #err>>::input(::tevent::Req::recv(__sub));
+                        <#self_ty>::#method(__st, #call_handle, __r #(, #binds)*)
+                    }
                 },
             )
         }

@@ -288,17 +288,20 @@ fn impl_item(input: ParseStream<'_>) -> syn::Result<ImplItem> {
         return input.parse();
     }
     let sig: syn::Signature = fork.parse()?;
-    let body: proc_macro2::Group = fork.parse()?;
-    if body.delimiter() != proc_macro2::Delimiter::Brace {
-        return Err(syn::Error::new(
-            body.span(),
-            "expected the method's body, `{ ... }`",
-        ));
-    }
+    let body = match fork.parse::<proc_macro2::Group>() {
+        Ok(g) if g.delimiter() == proc_macro2::Delimiter::Brace => g,
+        _ => {
+            return Err(syn::Error::new(
+                fork.span(),
+                "expected the method's body, `{ ... }`",
+            ));
+        }
+    };
     use syn::parse::discouraged::Speculative;
     input.advance_to(&fork);
-    let mut brace_token = syn::token::Brace::default();
-    brace_token.span = body.delim_span();
+    let brace_token = syn::token::Brace {
+        span: body.delim_span(),
+    };
     Ok(ImplItem::Fn(syn::ImplItemFn {
         attrs,
         vis,

@@ -13,7 +13,8 @@ use syn::{FnArg, Ident, ImplItemFn, Pat, Type};
 
 use crate::ast::Request;
 use crate::expand::{
-    Replace, deref_step, handle_generics, infer_handle, item_generics, replace_self,
+    Replace, deref_step, handle_generics, handle_lifetime, infer_handle, item_generics,
+    replace_self,
 };
 use crate::names;
 
@@ -23,6 +24,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let attrs = &req.attrs;
     // A method whose handle is written `to: _` gets its handle type (each
     // such handle is defined below), so that a `_` is not reported as well.
+    let declared: BTreeSet<String> = req.decls.iter().map(|d| names::key(&d.name)).collect();
     let items: Vec<syn::ImplItem> = req
         .items
         .iter()
@@ -30,6 +32,11 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             syn::ImplItem::Fn(f) => {
                 let mut f = f.clone();
                 infer_handle(req, &mut f);
+                // A step returns `Next<Self>`; another return type is
+                // reported by validation, and not by rustc as well.
+                if declared.contains(&names::key(&f.sig.ident)) || f.sig.ident == "start" {
+                    next_of_self(&mut f.sig.output);
+                }
                 if fill_placeholders(&mut f) {
                     // Validation reported the `_`; its body is checked
                     // once the type is written.
@@ -44,6 +51,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let g = item_generics(req);
     let (impl_g, ty_g, where_c) = g.split_for_impl();
     let hg = handle_generics(&g);
+    let hlt = handle_lifetime(&hg);
     let (h_impl, h_ty, h_where) = hg.split_for_impl();
 
     // `impl Request` with the block's types as written (their `#[cfg]`s
@@ -125,7 +133,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
         let h = names::ident(h, Span::call_site());
         out.push(quote! {
             #[allow(dead_code, missing_docs)]
-            pub struct #h #h_impl (::tevent::StepCtl<'__a, #self_ty>) #h_where;
+            pub struct #h #h_impl (::tevent::StepCtl<#hlt, #self_ty>) #h_where;
         });
         out.push(deref_step(&h, &hg, self_ty));
         out.push(quote! {
@@ -136,11 +144,11 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let started = names::ident(&names::started(&req.ident), Span::call_site());
     out.push(quote! {
         #[allow(dead_code, missing_docs)]
-        pub struct #start_h #h_impl (::tevent::StartCtl<'__a, #self_ty>) #h_where;
+        pub struct #start_h #h_impl (::tevent::StartCtl<#hlt, #self_ty>) #h_where;
         #[allow(dead_code, missing_docs)]
-        pub struct #started #h_impl (::tevent::StepCtl<'__a, #self_ty>) #h_where;
+        pub struct #started #h_impl (::tevent::StepCtl<#hlt, #self_ty>) #h_where;
         impl #h_impl ::core::ops::Deref for #start_h #h_ty #h_where {
-            type Target = ::tevent::StartCtl<'__a, #self_ty>;
+            type Target = ::tevent::StartCtl<#hlt, #self_ty>;
             fn deref(&self) -> &Self::Target {
                 &self.0
             }
@@ -247,6 +255,21 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
         }
         #lenient
         #(#out)*
+    }
+}
+
+/// A step's `Next<Other>` made `Next<Self>` (keeping the user's path to
+/// `Next`): validation reports it, and rustc must not add "`Other` is not a
+/// `Request`". Any other return type stays (validation reports it; the
+/// body matches it).
+fn next_of_self(output: &mut syn::ReturnType) {
+    if let syn::ReturnType::Type(_, ty) = output
+        && let Type::Path(p) = &mut **ty
+        && p.qself.is_none()
+        && let Some(last) = p.path.segments.last_mut()
+        && last.ident == "Next"
+    {
+        last.arguments = syn::PathArguments::AngleBracketed(syn::parse_quote!(<Self>));
     }
 }
 

@@ -244,6 +244,70 @@ pub mod route {
     )]
     pub trait Created: sealed::Sealed {}
 
+    /// What a step that takes a subrequest's output requires of the
+    /// subrequest: `Output = T` (every request that has it implements
+    /// this), so that a mismatch says what the step takes.
+    #[diagnostic::on_unimplemented(
+        message = "the subrequest `{Self}` does not give what the step takes, `{T}`",
+        label = "its output is not `{T}`",
+        note = "a step receives its subrequest's output (`T` for a request whose `Output` is `T`), its whole result (`Result<T, ReqError<E>>`, with `ReqError`: the runtime's outcomes are in it too), or the finished `Req<_>`"
+    )]
+    pub trait Gives<T>: crate::Request {
+        /// The output as the step's input (the identity).
+        fn input(out: Self::Output) -> T;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<C: crate::Request<Output = T>, T> Gives<T> for C {
+        #[inline(always)]
+        fn input(out: T) -> T {
+            out
+        }
+    }
+
+    /// What a step that takes a subrequest's whole result requires of the
+    /// subrequest: `Output = O` and `Error = E`.
+    #[diagnostic::on_unimplemented(
+        message = "the subrequest `{Self}` does not give what the step takes, `Result<{O}, ReqError<{E}>>`",
+        label = "its output is not `{O}`, or its error is not `{E}`",
+        note = "a step that takes a subrequest's whole result names its output and error types as they are: `Result<Output, ReqError<Error>>`"
+    )]
+    pub trait GivesResult<O, E>: crate::Request {
+        /// The result as the step's input (the identity).
+        fn input(
+            r: Result<Self::Output, crate::ReqError<Self::Error>>,
+        ) -> Result<O, crate::ReqError<E>>;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<C: crate::Request<Output = O, Error = E>, O, E> GivesResult<O, E> for C {
+        #[inline(always)]
+        fn input(r: Result<O, crate::ReqError<E>>) -> Result<O, crate::ReqError<E>> {
+            r
+        }
+    }
+
+    /// A request's error made from a subrequest's (`From`), where a step
+    /// takes the subrequest's output and its failure ends the request: a
+    /// missing `From` says what to do.
+    #[diagnostic::on_unimplemented(
+        message = "the request's error `{Self}` cannot be made from the subrequest's error `{E}`",
+        label = "if this subrequest fails, the request ends with its error converted by `From`",
+        note = "add `impl From<{E}> for {Self}`, or let the step take the subrequest's whole result, `Result<_, ReqError<{E}>>`, and decide"
+    )]
+    pub trait ErrorFrom<E> {
+        /// `From::from`.
+        fn error_from(e: E) -> Self;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: From<E>, E> ErrorFrom<E> for T {
+        #[inline]
+        fn error_from(e: E) -> Self {
+            T::from(e)
+        }
+    }
+
     mod sealed {
         /// Not nameable outside `tevent`: [`super::Declared`] and
         /// [`super::Created`] have no implementation, and none can be
