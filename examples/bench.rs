@@ -1,4 +1,5 @@
-//! Micro-benchmarks in the peer harness's format (`../shared/bench/peers`).
+//! Micro-benchmarks, run beside C tevent's and tokio's by `benches/run.sh`
+//! (the peers' programs are in `benches/`, see `benches/README.md`).
 //!
 //! ```text
 //! cargo run --release --example bench -- <workload> <N>
@@ -15,13 +16,18 @@
 //! if its self-check fails. `allocs_per_op` counts heap allocations (including
 //! reallocations) made during the timed pass, by a counting global allocator.
 //!
-//! Workloads (same definitions as the C tevent and tokio peers):
+//! Workloads (the same definitions as the C tevent and tokio programs in
+//! `benches/`):
 //! - `immediate`: one immediate event that reschedules itself N times;
 //! - `immediate_alloc`: a chain of N immediates, each hop a fresh event, the
 //!   old one dropped in its own handler;
 //! - `timers`: N one-shot timers with deadlines uniform over the next 50 ms
 //!   (splitmix64, the peers' seed), fired in deadline order; ns_per_op is
 //!   process CPU time, the wall time goes to stderr.
+//! - `fd`: one fd event dispatched: a byte bounced between the two ends of a
+//!   Unix socket pair, each end with a read watcher that reads the byte and
+//!   writes the next one back through its own end (so every op is one wait
+//!   of the loop, one `read` and one `write`).
 //! - `req_lifecycle`: one request created with a small state, finished at once
 //!   inside its send, its completion delivered from the loop, received and
 //!   freed; one outstanding at a time.
@@ -47,13 +53,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tevent::{
-    Context, Ctl, Immediate, Next, Progress, Req, ReqError, Request, StepResult, Wakeup,
+    Context, Ctl, FdFlags, Immediate, Next, Progress, Req, ReqError, Request, StepResult, Wakeup,
     tevent_request, wakeup_recv, wakeup_send,
 };
 
@@ -256,6 +264,53 @@ fn run_timers(ev: &Context, n: u64, wall: &mut Duration) -> u128 {
     }
     drop(timers);
     cpu
+}
+
+/// A byte bounced between the two ends of a socket pair, `n` times.
+fn run_fd(ev: &Context, n: u64) -> u128 {
+    struct Bounce {
+        done: Cell<u64>,
+        bad: Cell<u64>,
+    }
+    let (a, b) = UnixStream::pair().unwrap_or_else(|e| die(&format!("socketpair: {e}")));
+    let ends = [Rc::new(a), Rc::new(b)];
+    let bounce = Rc::new(Bounce {
+        done: Cell::new(0),
+        bad: Cell::new(0),
+    });
+    let mut watchers = Vec::with_capacity(2);
+    for end in &ends {
+        end.set_nonblocking(true)
+            .unwrap_or_else(|e| die(&e.to_string()));
+        let (sock, c) = (end.clone(), bounce.clone());
+        let w = ev.add_fd_shared(end.clone(), FdFlags::READ, move |_, _, _| {
+            let mut byte = [0u8];
+            if !matches!((&*sock).read(&mut byte), Ok(1)) {
+                die("fd: read failed");
+            }
+            if byte[0] != c.done.get() as u8 {
+                c.bad.set(c.bad.get() + 1);
+            }
+            c.done.set(c.done.get() + 1);
+            if c.done.get() < n && !matches!((&*sock).write(&[c.done.get() as u8]), Ok(1)) {
+                die("fd: write failed");
+            }
+        });
+        watchers.push(w.unwrap_or_else(|e| die(&e.to_string())));
+    }
+    let t0 = Instant::now();
+    // The first byte goes in at end 1, so end 0 reads it first.
+    if !matches!((&*ends[1]).write(&[0]), Ok(1)) {
+        die("fd: write failed");
+    }
+    ev.loop_until(|| bounce.done.get() >= n)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let ns = t0.elapsed().as_nanos();
+    if bounce.bad.get() != 0 {
+        die(&format!("fd: {} bytes out of sequence", bounce.bad.get()));
+    }
+    drop(watchers);
+    ns
 }
 
 // ---------------------------------------------------------------------------
@@ -776,7 +831,7 @@ fn run_steps_macro(ev: &Context, n: u64) -> u128 {
 fn usage() -> ExitCode {
     eprintln!("usage: bench <workload> <N>");
     eprintln!(
-        "workloads: immediate immediate_alloc timers req_lifecycle req_lifecycle_batch nested \
+        "workloads: immediate immediate_alloc timers fd req_lifecycle req_lifecycle_batch nested \
          req_lifecycle_macro nested_macro steps steps_macro"
     );
     ExitCode::from(2)
@@ -817,6 +872,10 @@ fn main() -> ExitCode {
                 TIMER_SPREAD_US / 1000
             );
             p
+        }
+        "fd" => {
+            run_fd(&ev, warmup_n(n));
+            measure(|| run_fd(&ev, n))
         }
         "req_lifecycle" => {
             run_req_lifecycle(&ev, 1, warmup_n(n));

@@ -1,10 +1,9 @@
 //! The echo server without requests: one fd watcher per connection for the
 //! connection's whole life, reading and writing from its handler. This is
-//! the design of the peer harness's C tevent server
-//! (`../shared/bench/peers/c/tevent_echo_server.c`), written on this crate's
-//! fd events, so the two loops can be compared doing the same work
-//! (`docs/performance.md`, "Echo"). The flagship, with tevent's nested
-//! requests, is `echo_server`.
+//! the design of the C tevent peer server `benches/c/tevent_echo_fd.c`,
+//! written on this crate's fd events, so the two loops can be compared
+//! doing the same work (`benches/run.sh`; `docs/performance.md`, "Echo").
+//! The flagship, with tevent's nested requests, is `echo_server`.
 //!
 //! ```text
 //! cargo run --release --example echo_raw -- [PORT]

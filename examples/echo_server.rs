@@ -21,11 +21,10 @@
 //! listener on the same port: `SO_REUSEPORT` on Linux, `SO_REUSEPORT_LB` on
 //! FreeBSD, where the kernel spreads connections among them; macOS shares
 //! the port without spreading, see `examples::echo::listen_on`),
-//! `--peer-harness` (the mode of
-//! the benchmark harness in `../shared/bench/peers`: an ephemeral port on
-//! 127.0.0.1 unless one is given, `LISTEN 127.0.0.1:<port> PID=<pid>` instead
-//! of the tutorial's line, 16384-byte reads unless `--bufsize` says
-//! otherwise). Every mode sets `TCP_NODELAY` on clients and listens with a
+//! `--peer-harness` (the mode of the comparison benchmarks,
+//! `benches/run.sh`: an ephemeral port on 127.0.0.1 unless one is given,
+//! `LISTEN 127.0.0.1:<port> PID=<pid>` instead of the tutorial's line,
+//! 16384-byte reads unless `--bufsize` says otherwise). Every mode sets `TCP_NODELAY` on clients and listens with a
 //! backlog of 1024 (the tutorial's 5 overflows under a burst of clients).
 //!
 //! Exit status: 0 after a signal; 1 if the server cannot start (`bind()
@@ -94,10 +93,10 @@ struct Args {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
 
-    /// Benchmark harness mode (../shared/bench/peers): a free port unless
-    /// one is given, prints `LISTEN <addr>:<port> PID=<pid>` instead of the
-    /// tutorial's line, reads 16384 bytes at a time unless --bufsize says
-    /// otherwise.
+    /// Benchmark harness mode (the repository's benches/run.sh): a free
+    /// port unless one is given, prints `LISTEN <addr>:<port> PID=<pid>`
+    /// instead of the tutorial's line, reads 16384 bytes at a time unless
+    /// --bufsize says otherwise.
     #[arg(long)]
     peer_harness: bool,
 }

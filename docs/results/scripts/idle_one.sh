@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# idle_one.sh LABEL "SERVER CMD" N
+# idle_one.sh LABEL "SERVER CMD" N -> the server's RSS before and with N idle
+# clients (idle_clients.py), and per client. The server must print
+# `LISTEN host:port PID=pid`.
+[ $# -ge 2 ] || { echo "usage: $0 LABEL \"SERVER CMD\" [N]" >&2; exit 2; }
 label=$1; srv=$2; n=${3:-1000}
 ulimit -n 4096
 T=$(mktemp -d)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # strace_one.sh LABEL "SERVER CMD" CONNS MSGS -> syscalls per round trip of the server
+# (strace -c -f attached to it during CONNS x MSGS round trips). Programs: paths.sh.
+[ $# -ge 2 ] || { echo "usage: $0 LABEL \"SERVER CMD\" [CONNS MSGS]" >&2; exit 2; }
+. "$(dirname "$0")/paths.sh"
 label=$1; srv=$2; conns=${3:-50}; msgs=${4:-2000}
-CLIENT=/tmp/peers/echo-client/target/release/echo_client
 T=$(mktemp -d)
 $srv >$T/srv.out 2>$T/srv.err &
 pid=$!
