@@ -147,6 +147,9 @@ pub(crate) struct Inner {
     pub(crate) fast: crate::fast_wait::FastWait,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
+    /// Requests record when they were created (see
+    /// `Context::set_request_ages`).
+    pub(crate) req_ages: Cell<bool>,
 }
 
 /// A single-threaded event loop: fd, timer, immediate and signal events.
@@ -438,6 +441,7 @@ impl Context {
             fast,
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
+            req_ages: Cell::new(false),
         });
         let raw = Rc::into_raw(inner);
         // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its

@@ -203,9 +203,10 @@ pub use immediate::{Immediate, ImmediateRef};
 pub use queue::{Queue, QueueGuard, QueueWait, queue_wait_recv, queue_wait_send};
 pub use remote::{Remote, RemoteError, RemoteFn};
 pub use req::{
-    CallbackHandle, CancelFn, CleanupFn, Ctl, First, JoinAll, Next, NoRequests, Outcome, Profile,
-    Progress, Req, ReqError, ReqState, Request, StartCtl, StepCtl, StepResult, Then, Wakeup,
-    first_recv, first_send, join_all_recv, join_all_send, wakeup_recv, wakeup_send,
+    CallbackHandle, CancelFn, CleanupFn, Ctl, First, JoinAll, LiveRequest, Next, NoRequests,
+    Outcome, Profile, Progress, Req, ReqError, ReqState, Request, RequestTree, StartCtl, StepCtl,
+    StepResult, Then, Wait, Wakeup, first_recv, first_send, join_all_recv, join_all_send,
+    wakeup_recv, wakeup_send,
 };
 #[cfg(feature = "macros")]
 pub use tevent_macros::tevent_request;

@@ -81,6 +81,16 @@ pub(crate) struct QueueLink {
 }
 
 impl QueueLink {
+    /// The queue's name and the entry's place in it (0: the head), if
+    /// both are still there (for the live request tree). Runs no user
+    /// code; `None` while the queue's entries are borrowed.
+    pub(crate) fn place(&self) -> Option<(String, usize)> {
+        let q = self.queue.upgrade()?;
+        let st = q.state.try_borrow().ok()?;
+        let pos = st.entries.iter().position(|e| e.id == self.id)?;
+        Some((q.name.clone(), pos))
+    }
+
     /// Removes the entry; if it was the head, the next one is triggered from
     /// the loop.
     pub(crate) fn release(self, ev: &Context) {

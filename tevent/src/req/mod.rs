@@ -89,6 +89,7 @@
 //! from every kind of user code; `docs/reliability.md` has its figures.
 
 mod error;
+mod inspect;
 mod join;
 mod node;
 pub(crate) mod profile;
@@ -106,6 +107,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use error::Failure;
 pub use error::ReqError;
+pub use inspect::{LiveRequest, RequestTree, Wait};
 pub use join::{
     First, JoinAll, NoRequests, Outcome, first_recv, first_send, join_all_recv, join_all_send,
 };
@@ -848,10 +850,18 @@ impl<T: Request> Drop for Req<T> {
 }
 
 impl<T: Request> std::fmt::Debug for Req<T> {
-    /// `Req { type: "Echo@read", state: InProgress, created: "file:line:col" }`:
-    /// the type's name, followed by the step(s) the request waits in (see
-    /// [`Req::waiting_in`]).
+    /// `Req { type: "Echo@read", state: InProgress, created: "file:line:col",
+    /// waits: "[read] ReadPooled<TcpStream>: fd 5 READ" }`: the type's
+    /// name, followed by the step(s) the request waits in (see
+    /// [`Req::waiting_in`]), and, while it waits for something, the chain
+    /// of its waits down to the last subrequest (as a line of a
+    /// [`RequestTree`]; several subrequests in `[a | b]`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What the request waits for is read first: the names (user code)
+        // are asked for once nothing of the runtime is being walked.
+        let waits = self
+            .live()
+            .and_then(|(ev, node)| inspect::waits_text(&ev.subtree(node.ptr())));
         let mut d = f.debug_struct("Req");
         d.field(
             "type",
@@ -863,6 +873,9 @@ impl<T: Request> std::fmt::Debug for Req<T> {
                 "created",
                 &format_args!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
             );
+        }
+        if let Some(w) = waits {
+            d.field("waits", &w);
         }
         d.finish()
     }

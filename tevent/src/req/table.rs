@@ -223,6 +223,9 @@ pub(crate) enum Owner {
 pub(crate) struct Extra {
     pub(crate) profile: Option<crate::req::profile::Profile>,
     pub(crate) queue: Option<crate::queue::QueueLink>,
+    /// When the request was created, on its context's clock, if the
+    /// context records request ages (see `Context::set_request_ages`).
+    pub(crate) born: Option<std::time::Instant>,
 }
 
 /// The requests of a context.
@@ -245,6 +248,12 @@ impl ReqTable {
     /// Live requests.
     pub(crate) fn len(&self) -> usize {
         self.live.get()
+    }
+
+    /// The newest live request (the live list goes on through
+    /// `Header::live_next`).
+    pub(crate) fn live_head(&self) -> Option<NodePtr> {
+        self.live_head.get()
     }
 
     /// Whether a finished request's waiter is due (the loop drains the
@@ -507,6 +516,9 @@ impl Context {
         .ok()?;
         self.inner.reqs.live_link(node.ptr());
         let h = node.hdr();
+        if self.inner.req_ages.get() {
+            self.record_birth(h);
+        }
         h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
@@ -666,6 +678,10 @@ impl Context {
         if h.has(Flag::WAITING) {
             h.lower(Flag::WAITING);
             t.queue_notification(node);
+        }
+        // A profiled request records what it still waited for.
+        if h.has(Flag::PROFILED) && h.first_child.get().is_some() {
+            self.profile_cut_off(h, reached);
         }
         let children = h.first_child.take();
         if let Some(c) = children {
