@@ -30,6 +30,12 @@ pub(crate) fn step_of(w: &dyn Resume) -> &'static str {
     w.step_name()
 }
 
+/// The name of the step a waiter or fd watcher of type `F` runs (for the
+/// trace hook's `Step` points): as [`step_of`] names it.
+pub(crate) fn step_name_of<F>() -> &'static str {
+    crate::req::step::step_name::<F>()
+}
+
 /// The step that a parent (or a callback: `"callback"`) waits for request
 /// `h` in, if anything waits for it. Runs no user code.
 pub(crate) fn waited_in(h: &Header) -> Option<&'static str> {

@@ -23,12 +23,14 @@
 use std::cell::Cell;
 use std::panic::Location;
 
-use crate::context::{Context, MAX_NOTIFICATIONS_PER_STEP};
+use crate::context::{Context, Inner, MAX_NOTIFICATIONS_PER_STEP};
 use crate::panic::PanicSlot;
+use crate::req::hooks::{About, StepName, reporting};
 use crate::req::node::{Flag, Header, NodePtr, ReqRef, hdr};
 use crate::req::step::{Next, StartCtl, Then};
 use crate::req::{Ctl, Failure, ReqState, Request, StepResult};
 use crate::slab::Key;
+use crate::trace::ReqPoint;
 use crate::{Progress, ReqError};
 
 /// The typed part of a request.
@@ -519,11 +521,17 @@ impl Context {
         if self.inner.req_ages.get() {
             self.record_birth(h);
         }
+        // (Nothing can reach the new request but its snapshot: the hook
+        // cannot end it.)
+        let depth = reporting(&self.inner).then(|| self.inner.report_create(h));
         h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
         // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
         let finished = run(unsafe { node.cell::<T>() }, self, &node);
+        if let Some(d) = depth {
+            self.inner.hooks.req_depth.set(d);
+        }
         self.req_put_back(&node, finished);
         Some(node)
     }
@@ -602,6 +610,11 @@ impl Context {
             // Being dropped (its parent went) while a drop runs user code
             // that ran the loop: nobody is told.
             if h.has(Flag::DOOMED) {
+                continue;
+            }
+            // The hook may drop the request (dropping its parent): it is
+            // then removed, its memory kept until the step ends.
+            if reporting(&self.inner) && !self.inner.report_notify(h) {
                 continue;
             }
             let Some(resume) = h.waiter.take() else {
@@ -770,6 +783,7 @@ impl Context {
     /// its state, result and waiter) and drops the owner's reference.
     fn req_release(&self, node: ReqRef) {
         let h = node.hdr();
+        let about = reporting(&self.inner).then(|| About::of(h));
         let endtime = h.endtime.replace(Key::NONE);
         if endtime != Key::NONE {
             self.timer_remove(endtime);
@@ -785,6 +799,9 @@ impl Context {
         // SAFETY: removed nodes never run a step again, and this one was not
         // running (checked by the caller).
         unsafe { node.clear(&self.inner.panic) };
+        if let Some(about) = about {
+            self.inner.report_req(about, ReqPoint::Cleanup, 0, None);
+        }
         node.release_in(&self.inner);
     }
 
@@ -800,18 +817,45 @@ impl Context {
         node: &ReqRef,
         f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> bool {
+        self.run_step_in(node, None, f)
+    }
+
+    /// [`Context::run_step`] of the step named by `step` (reported to the
+    /// request trace hook).
+    #[inline]
+    pub(crate) fn run_step_in<T: Request>(
+        &self,
+        node: &ReqRef,
+        step: StepName,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> bool {
         let h = node.hdr();
         if !runnable(h) {
             // The step closure is the user's (with what it captured).
             self.inner.panic.catch(move || drop(f));
             return false;
         }
+        let depth = if reporting(&self.inner) {
+            let d = self.inner.report_step(h, step);
+            // The hook may have ended or dropped the request.
+            if !runnable(h) {
+                self.inner.hooks.req_depth.set(d);
+                self.inner.panic.catch(move || drop(f));
+                return false;
+            }
+            Some(d)
+        } else {
+            None
+        };
         h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
         // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
         // not borrowed (checked) and `RUNNING` is set for the step.
         let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        if let Some(d) = depth {
+            self.inner.hooks.req_depth.set(d);
+        }
         self.req_put_back(node, finished);
         true
     }
@@ -841,11 +885,21 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
     // A finished request already let go of its end time, subrequests and
     // queue entry: removing it is unlinking it. Nothing left in the node runs
     // user code when it is freed.
+    let about = reporting(&ev.inner).then(|| About::of(h));
     ev.inner.reqs.live_unlink(h);
     h.raise(Flag::REMOVED);
     // SAFETY: a `Req<T>` names a `Node<T>`.
     unsafe { node.release::<T>(&ev.inner) };
-    result
+    match about {
+        // Reported once the request is gone: a panic of the hook is raised
+        // as the call ends, and takes the result with it.
+        Some(about) => {
+            let scope = ev.enter();
+            ev.inner.report_req(about, ReqPoint::Cleanup, 0, None);
+            scope.end(result)
+        }
+        None => result,
+    }
 }
 
 /// Whether a step (or a failure) may run now.
@@ -859,7 +913,8 @@ impl ReqTable {
     /// longer be reached: handles see it gone). States are dropped (cleanup
     /// hooks run with `Dropped`); nodes still held by handles stay allocated
     /// until their handles go.
-    pub(crate) fn teardown(&self, panics: &PanicSlot) {
+    pub(crate) fn teardown(&self, inner: &Inner) {
+        let panics = &inner.panic;
         self.dropping.set(true);
         let mut all = Vec::with_capacity(self.live.get());
         let mut c = self.live_head.take();
@@ -886,12 +941,16 @@ impl ReqTable {
         }
         for node in &all {
             let h = node.hdr();
+            let about = reporting(inner).then(|| About::of(h));
             let extra = h.extra.borrow_mut().take();
             drop(extra);
             let waiter = h.waiter.take();
             panics.catch(move || drop(waiter));
             // SAFETY: no step runs while the context is dropped.
             unsafe { node.clear(panics) };
+            if let Some(about) = about {
+                inner.report_req(about, ReqPoint::Cleanup, 0, None);
+            }
             // A handle's reference goes with the handle.
             if h.owner.get() != Owner::Handle {
                 // SAFETY: the runtime held the owner's reference.
