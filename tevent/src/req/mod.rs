@@ -76,7 +76,7 @@
 //! - **No user code runs inside bookkeeping that is not finished**: hooks,
 //!   `Drop`s and trait methods run where the tables are consistent, and a
 //!   panic in them is caught there and raised when the public call that
-//!   ran them returns ([chapter 1](crate::tutorial::context), "When user
+//!   ran them returns ([chapter 1](crate::tutorial::ch1_context), "When user
 //!   code panics").
 //! - **Nothing recurses over what the user sizes.** Request trees, chains
 //!   of states holding requests, queues inside states, handlers owning
@@ -129,6 +129,13 @@ use crate::timer::TimerHandler;
 use table::{Hooks, Resume};
 
 /// A request type: the state of one asynchronous computation.
+///
+/// The tutorial: [chapter 3](crate::tutorial::ch3_requests) (requests by
+/// hand: steps, subrequests, end times, cancellation), [chapter
+/// 5](crate::tutorial::ch5_tevent_request_macro) (the same with
+/// `#[tevent_request]`, which implements this trait for you) and [chapter
+/// 6](crate::tutorial::ch6_inspecting) (where a request waits, the live
+/// request tree, profiles, trace hooks).
 ///
 /// ```
 /// use tevent::{Context, Progress, Req, Request};
