@@ -147,9 +147,6 @@ pub(crate) struct Inner {
     pub(crate) fast: crate::fast_wait::FastWait,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
-    /// Requests record when they were created (see
-    /// `Context::set_request_ages`).
-    pub(crate) req_ages: Cell<bool>,
 }
 
 /// A single-threaded event loop: fd, timer, immediate and signal events.
@@ -441,7 +438,6 @@ impl Context {
             fast,
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
-            req_ages: Cell::new(false),
         });
         let raw = Rc::into_raw(inner);
         // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its
@@ -731,6 +727,7 @@ impl Context {
         let hooks = &self.inner.hooks;
         hooks.req_epoch.set(hooks.req_epoch.get() + 1);
         hooks.has_req.set(hook.is_some());
+        hooks.set_watch(crate::trace::WATCH_HOOK, hook.is_some());
         if hook.is_none() {
             hooks.req_depth.set(None);
         }

@@ -398,8 +398,11 @@ pub(crate) struct Hooks {
     pub(crate) has_loop: Cell<bool>,
     /// Whether an event hook is installed (the hot path checks only this).
     pub(crate) has_event: Cell<bool>,
-    /// Whether a request hook is installed (the hot path checks only this).
+    /// Whether a request hook is installed.
     pub(crate) has_req: Cell<bool>,
+    /// What watches requests being created and run ([`WATCH_HOOK`],
+    /// [`WATCH_AGES`]): the one word the hot paths check.
+    pub(crate) req_watch: Cell<u8>,
     /// Whether a queue hook is installed.
     pub(crate) has_queue: Cell<bool>,
     /// While the request hook is installed: the depth of the request whose
@@ -449,7 +452,32 @@ impl Inner {
     }
 }
 
+/// [`Hooks::req_watch`]: a request trace hook is installed.
+pub(crate) const WATCH_HOOK: u8 = 1;
+/// [`Hooks::req_watch`]: requests record when they were created.
+pub(crate) const WATCH_AGES: u8 = 2;
+
 impl Hooks {
+    /// Sets or clears `bit` of [`Hooks::req_watch`].
+    pub(crate) fn set_watch(&self, bit: u8, on: bool) {
+        let w = self.req_watch.get();
+        self.req_watch.set(if on { w | bit } else { w & !bit });
+    }
+
+    /// Whether request points are reported: a request hook is installed,
+    /// or the `tracing` feature is on. One load and one branch.
+    #[inline(always)]
+    pub(crate) fn reporting(&self) -> bool {
+        cfg!(feature = "tracing") || self.req_watch.get() & WATCH_HOOK != 0
+    }
+
+    /// Whether anything watches requests being created (a hook, ages, or
+    /// the `tracing` feature).
+    #[inline(always)]
+    pub(crate) fn watching_creates(&self) -> bool {
+        cfg!(feature = "tracing") || self.req_watch.get() != 0
+    }
+
     /// Runs the loop hook. It is taken out while it runs (so it may replace
     /// itself), and a panic in it is kept for the public call that caused it
     /// (see [`crate::panic`]): hooks run in the middle of the loop's

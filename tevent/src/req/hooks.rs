@@ -2,9 +2,10 @@
 //! ([`crate::trace::ReqPoint`]), and, with the `tracing` feature, as
 //! `tracing` events.
 //!
-//! The runtime checks [`reporting`] (one flag) where a point happens, and
-//! calls the cold functions here only when it is set, so a context without
-//! a request hook pays one well-predicted branch per point. Each report is
+//! The runtime checks [`reporting`] (one flag word) where a point happens,
+//! and takes the cold paths here only when it is set, so a context without
+//! a request hook pays one well-predicted branch per point, and its hot
+//! paths are otherwise the ones it had without the hooks. Each report is
 //! made where the runtime's tables are consistent; the hook is user code,
 //! its panic is kept in the context's [`PanicSlot`](crate::panic), and the
 //! callers re-check after it what it could have changed.
@@ -21,10 +22,11 @@ use crate::trace::{ReqPoint, ReqTrace};
 pub(crate) type StepName = Option<fn() -> &'static str>;
 
 /// Whether request points are reported: a request hook is installed, or
-/// the `tracing` feature is on.
+/// the `tracing` feature is on (one flag word; see
+/// `trace::Hooks::reporting`).
 #[inline(always)]
 pub(crate) fn reporting(inner: &Inner) -> bool {
-    cfg!(feature = "tracing") || inner.hooks.has_req.get()
+    inner.hooks.reporting()
 }
 
 /// What a report says about its request, read from its header before any

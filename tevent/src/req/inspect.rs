@@ -482,7 +482,10 @@ impl Context {
     /// # Ok::<(), tevent::Error>(())
     /// ```
     pub fn set_request_ages(&self, on: bool) -> bool {
-        self.inner.req_ages.replace(on)
+        let hooks = &self.inner.hooks;
+        let was = hooks.req_watch.get() & crate::trace::WATCH_AGES != 0;
+        hooks.set_watch(crate::trace::WATCH_AGES, on);
+        was
     }
 
     /// Records the creation time of a new request (the context records

@@ -462,7 +462,8 @@ impl Context {
     }
 
     /// A profiled request `root` ended (`reached`) while subrequests still
-    /// run under it: before they are dropped, closes the profile of every
+    /// run under it (`first` is the first of its list, which the caller has
+    /// taken from it): before they are dropped, closes the profile of every
     /// one still in progress, at any depth, as [`ReqState::Cancelled`] by
     /// its parent's end (the root's `reached` for its own subrequests,
     /// `Cancelled` below them), and moves each into its parent's profile,
@@ -471,10 +472,10 @@ impl Context {
     /// Walks the subtree through its links in post-order, oldest
     /// subrequest first, without a stack: a million levels cost no stack.
     /// Runs no user code.
-    pub(crate) fn profile_cut_off(&self, root: &Header, reached: ReqState) {
-        let Some(first) = root.first_child.get() else {
+    pub(crate) fn profile_cut_off(&self, root: &Header, first: NodePtr, reached: ReqState) {
+        if !is_profiled(root) {
             return;
-        };
+        }
         let now = self.now();
         let root_ptr = NodePtr::from(root);
         // The oldest subrequest of `p`'s subtree that has none of its own:

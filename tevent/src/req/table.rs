@@ -517,11 +517,32 @@ impl Context {
         )
         .ok()?;
         self.inner.reqs.live_link(node.ptr());
+        if self.inner.hooks.watching_creates() {
+            return Some(self.req_first_step_watched(node, run));
+        }
         let h = node.hdr();
-        if self.inner.req_ages.get() {
+        h.raise(Flag::RUNNING);
+        // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
+        let finished = run(unsafe { node.cell::<T>() }, self, &node);
+        self.req_put_back(&node, finished);
+        Some(node)
+    }
+
+    /// The first step of a new request while something watches requests
+    /// (a request hook, ages, the `tracing` feature): records its age,
+    /// reports its creation, runs the step.
+    #[cold]
+    #[inline(never)]
+    fn req_first_step_watched<T: Request>(
+        &self,
+        node: ReqRef,
+        run: impl FnOnce(&mut ReqCell<T>, &Context, &ReqRef) -> Option<ReqState>,
+    ) -> ReqRef {
+        let h = node.hdr();
+        if self.inner.hooks.req_watch.get() & crate::trace::WATCH_AGES != 0 {
             self.record_birth(h);
         }
-        // (Nothing can reach the new request but its snapshot: the hook
+        // (Nothing can reach the new request but a snapshot: the hook
         // cannot end it.)
         let depth = reporting(&self.inner).then(|| self.inner.report_create(h));
         h.raise(Flag::RUNNING);
@@ -533,7 +554,7 @@ impl Context {
             self.inner.hooks.req_depth.set(d);
         }
         self.req_put_back(&node, finished);
-        Some(node)
+        node
     }
 
     /// Registers `child` (owned by the caller's handle) as waited for by
@@ -595,7 +616,7 @@ impl Context {
     /// requests cannot hold one step forever). Returns whether any waiter
     /// ran. Each finished child is handed to a handle (taken out of its
     /// parent's care) before its waiter runs.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn run_completions(&self) -> bool {
         let t = &self.inner.reqs;
         let mut ran = false;
@@ -692,12 +713,12 @@ impl Context {
             h.lower(Flag::WAITING);
             t.queue_notification(node);
         }
-        // A profiled request records what it still waited for.
-        if h.has(Flag::PROFILED) && h.first_child.get().is_some() {
-            self.profile_cut_off(h, reached);
-        }
         let children = h.first_child.take();
         if let Some(c) = children {
+            // A profiled request records what it still waited for.
+            if h.has(Flag::PROFILED) {
+                self.profile_cut_off(h, c, reached);
+            }
             t.doom_list(c);
         }
         if h.has(Flag::EXTRA) {
@@ -835,27 +856,42 @@ impl Context {
             self.inner.panic.catch(move || drop(f));
             return false;
         }
-        let depth = if reporting(&self.inner) {
-            let d = self.inner.report_step(h, step);
-            // The hook may have ended or dropped the request.
-            if !runnable(h) {
-                self.inner.hooks.req_depth.set(d);
-                self.inner.panic.catch(move || drop(f));
-                return false;
-            }
-            Some(d)
-        } else {
-            None
-        };
+        if reporting(&self.inner) {
+            return self.run_step_reported(node, step, f);
+        }
         h.raise(Flag::RUNNING);
-        #[cfg(feature = "tracing")]
-        let _entered = h.span.clone().entered();
         // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
         // not borrowed (checked) and `RUNNING` is set for the step.
         let finished = unsafe { node.cell::<T>() }.step(self, node, f);
-        if let Some(d) = depth {
-            self.inner.hooks.req_depth.set(d);
+        self.req_put_back(node, finished);
+        true
+    }
+
+    /// [`Context::run_step_in`] while request points are reported: the
+    /// step is reported first, and runs only if the hook left the request
+    /// able to run it.
+    #[cold]
+    #[inline(never)]
+    fn run_step_reported<T: Request>(
+        &self,
+        node: &ReqRef,
+        step: StepName,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> bool {
+        let h = node.hdr();
+        let depth = self.inner.report_step(h, step);
+        // The hook may have ended or dropped the request.
+        if !runnable(h) {
+            self.inner.hooks.req_depth.set(depth);
+            self.inner.panic.catch(move || drop(f));
+            return false;
         }
+        h.raise(Flag::RUNNING);
+        #[cfg(feature = "tracing")]
+        let _entered = h.span.clone().entered();
+        // SAFETY: as in `run_step_in`: a `Node<T>`, not borrowed, `RUNNING`.
+        let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        self.inner.hooks.req_depth.set(depth);
         self.req_put_back(node, finished);
         true
     }
@@ -876,6 +912,9 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
         ev.req_drop_owned(node);
         return Err(ReqError::InProgress);
     }
+    if reporting(&ev.inner) {
+        return req_recv_reported::<T>(&ev, node);
+    }
     // SAFETY: a `Req<T>` names a `Node<T>`; a finished request runs no
     // step, and no user code runs while the reference is used.
     let result = unsafe { node.cell::<T>() }
@@ -885,21 +924,36 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
     // A finished request already let go of its end time, subrequests and
     // queue entry: removing it is unlinking it. Nothing left in the node runs
     // user code when it is freed.
-    let about = reporting(&ev.inner).then(|| About::of(h));
     ev.inner.reqs.live_unlink(h);
     h.raise(Flag::REMOVED);
     // SAFETY: a `Req<T>` names a `Node<T>`.
     unsafe { node.release::<T>(&ev.inner) };
-    match about {
-        // Reported once the request is gone: a panic of the hook is raised
-        // as the call ends, and takes the result with it.
-        Some(about) => {
-            let scope = ev.enter();
-            ev.inner.report_req(about, ReqPoint::Cleanup, 0, None);
-            scope.end(result)
-        }
-        None => result,
-    }
+    result
+}
+
+/// The end of [`req_recv`] while request points are reported: the
+/// request's `Cleanup` is reported once it is gone (a panic of the hook is
+/// raised as the call ends, and takes the result with it).
+#[cold]
+#[inline(never)]
+fn req_recv_reported<T: Request>(
+    ev: &Context,
+    node: ReqRef,
+) -> Result<T::Output, ReqError<T::Error>> {
+    // SAFETY: as in `req_recv`.
+    let result = unsafe { node.cell::<T>() }
+        .result
+        .take()
+        .expect("a finished request has a result");
+    let h = node.hdr();
+    let about = About::of(h);
+    ev.inner.reqs.live_unlink(h);
+    h.raise(Flag::REMOVED);
+    // SAFETY: a `Req<T>` names a `Node<T>`.
+    unsafe { node.release::<T>(&ev.inner) };
+    let scope = ev.enter();
+    ev.inner.report_req(about, ReqPoint::Cleanup, 0, None);
+    scope.end(result)
 }
 
 /// Whether a step (or a failure) may run now.
