@@ -138,8 +138,15 @@ fn pair() -> (Rc<UnixStream>, UnixStream) {
 /// lists that subrequest (and the one under it) as cut off by the
 /// timeout, in the step that waited for it.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn a_timed_out_request_lists_what_it_still_waited_for_in_its_step() {
-    struct Attempt;
+    struct Attempt {
+        /// The leaf's peer, which never writes.
+        peer: Option<UnixStream>,
+    }
     impl Request for Attempt {
         type Output = ();
         type Error = Error;
@@ -147,10 +154,8 @@ fn a_timed_out_request_lists_what_it_still_waited_for_in_its_step() {
     impl Attempt {
         fn connected(&mut self, ctl: &mut Ctl<'_, Self>, sub: Req<Quick>) -> StepResult<Self> {
             sub.recv()?;
-            let (sock, _peer) = pair();
-            // The peer is dropped: the fd stays open (held by the leaf)
-            // and never becomes readable before the end time.
-            std::mem::forget(_peer);
+            let (sock, peer) = pair();
+            self.peer = Some(peer);
             ctl.wait(
                 mid_on_fd_send(ctl.ev(), &sock, Duration::from_secs(60)),
                 Attempt::read,
@@ -163,7 +168,7 @@ fn a_timed_out_request_lists_what_it_still_waited_for_in_its_step() {
         }
     }
     let ev = Context::with_manual_clock(true).unwrap();
-    let attempt = Req::start(&ev, Attempt, |_, ctl| {
+    let attempt = Req::start(&ev, Attempt { peer: None }, |_, ctl| {
         ctl.set_timeout(Duration::from_secs(5))?;
         ctl.wait(quick_send(ctl.ev()), Attempt::connected)?;
         Ok(Progress::Pending)
@@ -394,6 +399,10 @@ fn row(d: usize, name: &str, waited_in: Option<&str>, steps: &[&str], waits: Vec
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn the_live_tree_of_three_levels_follows_the_run() {
     let ev = Context::with_manual_clock(false).unwrap();
     let t0 = ev.now();
@@ -553,6 +562,10 @@ fn a_snapshot_from_inside_a_step_sees_it_running() {
 // Debug of a request.
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs sockets or the poller, which Miri cannot run (docs/reliability.md)"
+)]
 fn debug_of_a_request_shows_the_chain_of_its_waits() {
     let ev = Context::with_manual_clock(false).unwrap();
     let (sock, _peer) = pair();

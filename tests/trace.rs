@@ -598,7 +598,9 @@ mod req_and_queue {
         ev.post(|_| {});
         ev.loop_once().unwrap();
         assert_eq!(l.get(), 4, "the loop hook stayed");
+        // (The hooks hold the context: removed, so that it is freed.)
         ev.set_req_trace_hook(None);
+        ev.set_loop_trace_hook(None);
     }
 
     #[test]
