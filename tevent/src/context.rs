@@ -679,7 +679,12 @@ impl Context {
     ///
     /// Nothing is reported while no hook is installed, and a request
     /// created before the hook was installed has no `Create` (its later
-    /// points are reported). The hook is user code (see the
+    /// points are reported). The loop checks for the hook once per delivery
+    /// of finished requests to their waiters, so a hook installed by one of
+    /// those waiters sees the `Notify` and `Step` of the next delivery on.
+    /// Without a hook, each request pays a test of one flag when it is
+    /// created, when a step of it runs outside a delivery, when a delivery
+    /// starts and when it is received. The hook is user code (see the
     /// [`trace`](crate::trace) module): reports it causes itself are not
     /// given to it.
     ///

@@ -1496,6 +1496,11 @@ impl<R: Resume> Resume for [R; 1] {
         Box::new(r).resume(ev, parent, child)
     }
 
+    fn resume_reported(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+        let [r] = *self;
+        Box::new(r).resume_reported(ev, parent, child)
+    }
+
     fn step_name(&self) -> &'static str {
         self[0].step_name()
     }
@@ -1523,6 +1528,17 @@ where
         let parent = unsafe { ReqRef::from_ptr(parent) };
         let f = self.f;
         // If the parent cannot run a step, the closure (and `sub`) is dropped.
+        ev.run_step_unreported::<P>(&parent, move |st, ctl| f(st, ctl, sub));
+    }
+
+    fn resume_reported(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+        let sub = Req::<C>::adopt(child);
+        let Some(parent) = parent else {
+            return;
+        };
+        // SAFETY: as in `resume`.
+        let parent = unsafe { ReqRef::from_ptr(parent) };
+        let f = self.f;
         let name = inspect::step_name_of::<F>;
         ev.run_step_in::<P>(&parent, Some(name), move |st, ctl| f(st, ctl, sub));
     }

@@ -201,6 +201,13 @@ pub(crate) trait Resume {
     /// `child` the finished one, whose ownership passes to the waiter.
     fn resume(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef);
 
+    /// [`Resume::resume`] while request points are reported (a request
+    /// trace hook, the `tracing` feature): the step it runs is reported.
+    /// `resume` itself runs it unreported: the delivery checked once.
+    fn resume_reported(self: Box<Self>, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+        self.resume(ev, parent, child)
+    }
+
     /// The name of the step this waiter resumes (for `Debug` and
     /// `Req::waiting_in`).
     fn step_name(&self) -> &'static str {
@@ -616,8 +623,27 @@ impl Context {
     /// requests cannot hold one step forever). Returns whether any waiter
     /// ran. Each finished child is handed to a handle (taken out of its
     /// parent's care) before its waiter runs.
-    #[inline(always)]
+    ///
+    /// Whether request points are reported is checked once per delivery,
+    /// not per waiter: a request trace hook installed by one of its waiters
+    /// sees the waiters of the next delivery on.
+    #[inline]
     pub(crate) fn run_completions(&self) -> bool {
+        if reporting(&self.inner) {
+            return self.run_completions_reported();
+        }
+        self.deliver::<false>()
+    }
+
+    /// [`Context::run_completions`] while request points are reported.
+    #[cold]
+    #[inline(never)]
+    fn run_completions_reported(&self) -> bool {
+        self.deliver::<true>()
+    }
+
+    #[inline(always)]
+    fn deliver<const REPORT: bool>(&self) -> bool {
         let t = &self.inner.reqs;
         let mut ran = false;
         for _ in 0..MAX_NOTIFICATIONS_PER_STEP {
@@ -635,7 +661,7 @@ impl Context {
             }
             // The hook may drop the request (dropping its parent): it is
             // then removed, its memory kept until the step ends.
-            if reporting(&self.inner) && !self.inner.report_notify(h) {
+            if REPORT && !self.inner.report_notify(h) {
                 continue;
             }
             let Some(resume) = h.waiter.take() else {
@@ -655,7 +681,11 @@ impl Context {
             // SAFETY: the runtime held the owner's reference (owner was
             // `Parent` or `Context`).
             let child = unsafe { ReqRef::from_raw(p) };
-            resume.resume(self, parent, child);
+            if REPORT {
+                resume.resume_reported(self, parent, child);
+            } else {
+                resume.resume(self, parent, child);
+            }
             ran = true;
             // Between two waiters, directly under the loop, no frame of the
             // runtime holds a node: what the waiter released goes back to
@@ -862,6 +892,28 @@ impl Context {
         h.raise(Flag::RUNNING);
         // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
         // not borrowed (checked) and `RUNNING` is set for the step.
+        let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        self.req_put_back(node, finished);
+        true
+    }
+
+    /// [`Context::run_step`] without reporting the step: for a waiter that
+    /// a delivery resumes (which checked whether to report, see
+    /// [`Resume::resume_reported`]).
+    #[inline]
+    pub(crate) fn run_step_unreported<T: Request>(
+        &self,
+        node: &ReqRef,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> bool {
+        let h = node.hdr();
+        if !runnable(h) {
+            // The step closure is the user's (with what it captured).
+            self.inner.panic.catch(move || drop(f));
+            return false;
+        }
+        h.raise(Flag::RUNNING);
+        // SAFETY: as in `run_step_in`.
         let finished = unsafe { node.cell::<T>() }.step(self, node, f);
         self.req_put_back(node, finished);
         true
