@@ -18,27 +18,48 @@ where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
-    match T::try_parse_from(args) {
+    parse_adjusted_from(args, |cmd| cmd)
+}
+
+/// [`parse`], with `T`'s command changed by `adjust` first (for what the
+/// derive cannot say, such as an argument required in one mode only).
+pub fn parse_adjusted<T: Parser + CommandFactory>(
+    adjust: impl FnOnce(clap::Command) -> clap::Command,
+) -> T {
+    parse_adjusted_from(std::env::args_os(), adjust)
+}
+
+fn parse_adjusted_from<T, I, A>(args: I, adjust: impl FnOnce(clap::Command) -> clap::Command) -> T
+where
+    T: Parser + CommandFactory,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = adjust(T::command());
+    let parsed = cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|m| T::from_arg_matches(&m));
+    match parsed {
         Ok(t) => t,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             e.exit()
         }
         Err(e) => {
             // Not `eprint!`, which panics (exit 101) if stderr is a broken pipe.
-            let text = with_usage::<T>(&e.render().to_string());
+            let text = with_usage(&mut cmd, &e.render().to_string());
             let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
             std::process::exit(2)
         }
     }
 }
 
-/// `message` with the usage of `T` added if it has none.
-fn with_usage<T: CommandFactory>(message: &str) -> String {
+/// `message` with the usage of `cmd` added if it has none.
+fn with_usage(cmd: &mut clap::Command, message: &str) -> String {
     let text = message.trim_end();
     if text.contains("Usage:") {
         return format!("{text}\n");
     }
-    let usage = T::command().render_usage();
+    let usage = cmd.render_usage();
     match text.find("\n\nFor more information") {
         Some(i) => format!("{}\n\n{usage}{}\n", &text[..i], &text[i..]),
         None => format!("{text}\n\n{usage}\n"),

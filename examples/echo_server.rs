@@ -14,6 +14,10 @@
 //! accepting, ends every client (each prints its `Closing client fd N`
 //! line) and exits 0; a second signal during that ends it at once.
 //!
+//! `SIGUSR1` prints the live request tree (every request in flight, the
+//! step it waits in and what it waits for) to stderr, as one block, and the
+//! server goes on serving.
+//!
 //! Options: `--bind ADDR` (IPv4 or IPv6, default 127.0.0.1), `--bufsize N`
 //! (bytes read at a time, default 100), `--idle-timeout SECS` (end a client
 //! that sends nothing for that long: `Client failed: timed out`),
@@ -28,8 +32,8 @@
 //! backlog of 1024 (the tutorial's 5 overflows under a burst of clients).
 //!
 //! Exit status: 0 after a signal; 1 if the server cannot start (`bind()
-//! failed: Address already in use`...) or fails; 2 for a bad command line
-//! (usage on stderr).
+//! failed on 127.0.0.1:7777: Address already in use`...) or fails; 2 for a
+//! bad command line (usage on stderr).
 //!
 //! The argument parser is `clap` (derive), a dependency of the examples
 //! package only: the `tevent` crate itself depends on no parser.
@@ -57,18 +61,18 @@ use tevent::{Context, Remote, Signal};
     override_usage = "echo_server [OPTIONS] <PORT>\n       echo_server --peer-harness [OPTIONS] [PORT]",
     after_help = "SIGINT or SIGTERM: stop accepting, end every client (each prints its \
                   'Closing client fd N' line), exit 0; a second signal during that exits at once.\n\
+                  SIGUSR1: print the requests in flight (each client's step, what it waits for) \
+                  on stderr, and go on.\n\
                   Exit status: 0 after a signal, 1 if the server cannot start or fails, \
                   2 for a bad command line."
 )]
 struct Args {
     /// TCP port to listen on, 0 to 65535 (0: a free port, printed in
     /// `listening on port N`). Optional with --peer-harness.
-    #[arg(
-        value_name = "PORT",
-        value_parser = parse_port,
-        allow_negative_numbers = true,
-        required_unless_present = "peer_harness"
-    )]
+    // Required but with --peer-harness: see `main`, which says so, so that
+    // every message names it as the usage line of its mode does (`<PORT>`,
+    // `[PORT]` with --peer-harness).
+    #[arg(value_name = "PORT", value_parser = parse_port, allow_negative_numbers = true)]
     port: Option<u16>,
 
     /// Address to listen on: IPv4 or IPv6 (`::1`, `::` for every interface).
@@ -131,6 +135,35 @@ fn on_stop_signals(ev: &Context, got: &Rc<Cell<Option<i32>>>) -> Result<Vec<Sign
         .collect()
 }
 
+/// The live request tree of `ev`, as one block on stderr (one `write`):
+/// a header line naming the loop and the number of requests, then one line
+/// per request (see `tevent::RequestTree::render`). For `SIGUSR1`.
+fn print_request_tree(ev: &Context, which: &str) {
+    let tree = ev.request_tree();
+    let mut block = format!("echo_server: {which}{} requests in flight:\n", tree.len());
+    block.push_str(&tree.render());
+    // Whole, in one write, and never a reason to stop (as `warn`).
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), block.as_bytes());
+}
+
+/// A handler of `SIGUSR1` on `ev` that prints the request tree of `ev`
+/// itself and, with several loops, asks each of them (through its
+/// [`Remote`]) to print its own.
+fn on_sigusr1(ev: &Context, loops: Rc<RefCell<Vec<Remote>>>) -> Result<Signal, String> {
+    ev.add_signal(libc::SIGUSR1, move |ev, _, _| {
+        let loops = loops.borrow();
+        if loops.is_empty() {
+            print_request_tree(ev, "");
+        }
+        let n = loops.len();
+        for (i, r) in loops.iter().enumerate() {
+            let which = format!("loop {} of {n}: ", i + 1);
+            let _ = r.send(move |ev| print_request_tree(ev, &which));
+        }
+    })
+    .map_err(|e| format!("cannot handle signal SIGUSR1: {e}"))
+}
+
 fn signal_name(signum: i32) -> &'static str {
     match signum {
         libc::SIGINT => "SIGINT",
@@ -142,7 +175,11 @@ fn signal_name(signum: i32) -> &'static str {
 fn main() -> ExitCode {
     // A bad command line prints the error and the usage on stderr and
     // exits 2 (`--help` prints on stdout and exits 0).
-    let args: Args = examples::cli::parse();
+    let harness = std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--peer-harness");
+    let args: Args =
+        examples::cli::parse_adjusted(|cmd| cmd.mut_arg("port", |port| port.required(!harness)));
     let harness = args.peer_harness;
     let opts = Options {
         bufsize: args
@@ -170,7 +207,14 @@ fn main() -> ExitCode {
                 listeners.push(l);
             }
             Err((what, e)) => {
-                warn(format_args!("{what} failed: {}", strerror(&e)));
+                // `perror`'s form, with the address a bind or listen was for
+                // (which port is in use, on which address).
+                match what {
+                    "bind()" | "listen()" => {
+                        warn(format_args!("{what} failed on {addr}: {}", strerror(&e)))
+                    }
+                    _ => warn(format_args!("{what} failed: {}", strerror(&e))),
+                }
                 return ExitCode::FAILURE;
             }
         }
@@ -218,6 +262,7 @@ fn run_single(listener: TcpListener, opts: Options, ready: &dyn Fn()) -> Result<
     let ev = Context::new().map_err(|e| format!("tevent_context_init failed: {e}"))?;
     let got = Rc::new(Cell::new(None));
     let signals = on_stop_signals(&ev, &got)?;
+    let _usr1 = on_sigusr1(&ev, Rc::default())?;
     let out = stdout_out();
     let accepted = Rc::new(Cell::new(0));
     let server = echo_server_send(&ev, listener, opts, &out, &accepted);
@@ -251,6 +296,8 @@ fn run_threads(listeners: Vec<TcpListener>, opts: Options, ready: &dyn Fn()) -> 
     let ev = Context::new().map_err(|e| format!("tevent_context_init failed: {e}"))?;
     let got = Rc::new(Cell::new(None));
     let signals = on_stop_signals(&ev, &got)?;
+    let loops: Rc<RefCell<Vec<Remote>>> = Rc::default();
+    let _usr1 = on_sigusr1(&ev, loops.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicUsize::new(0));
     let n = listeners.len();
@@ -282,6 +329,7 @@ fn run_threads(listeners: Vec<TcpListener>, opts: Options, ready: &dyn Fn()) -> 
         }
     }
     if failure.is_none() {
+        loops.borrow_mut().extend(remotes.iter().cloned());
         ready();
     } else {
         finished.fetch_add(1, Ordering::SeqCst); // stop at once

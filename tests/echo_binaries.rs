@@ -55,6 +55,30 @@ fn help_prints_the_options_and_exits_0() {
     ] {
         assert!(out.contains(opt), "{opt} missing from {out}");
     }
+    // No path outside the repository (it named the harness's directory).
+    assert!(!out.contains("../"), "{out}");
+    // The argument as the usage line names it.
+    assert!(out.contains("Usage: echo_server [OPTIONS] <PORT>"), "{out}");
+    assert!(out.contains("\n  <PORT>  "), "{out}");
+}
+
+/// The usage line says `<PORT>`: so does every error about the port (one
+/// said `[PORT]`); with `--peer-harness`, where the port may be left out,
+/// both say `[PORT]`.
+#[test]
+fn errors_name_the_port_as_the_usage_line_of_their_mode_does() {
+    let (status, _, err) = run("echo_server", &["abc"]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("invalid value 'abc' for '<PORT>'"), "{err}");
+    let (_, _, err) = run("echo_server", &[]);
+    assert!(
+        err.contains("required arguments were not provided:\n  <PORT>"),
+        "{err}"
+    );
+    let (status, _, err) = run("echo_server", &["--peer-harness", "abc"]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("invalid value 'abc' for '[PORT]'"), "{err}");
+    assert!(!err.contains("<PORT>'"), "{err}");
 }
 
 #[test]
@@ -63,7 +87,11 @@ fn a_port_in_use_is_the_os_error_and_exit_1() {
     let port = taken.local_addr().unwrap().port().to_string();
     let (status, out, err) = run("echo_server", &[&port]);
     assert_eq!(status.code(), Some(1), "{err}");
-    assert_eq!(err.trim(), "bind() failed: Address already in use");
+    // Which address: the port, and where (issue 19).
+    assert_eq!(
+        err.trim(),
+        format!("bind() failed on 127.0.0.1:{port}: Address already in use")
+    );
     assert!(out.is_empty(), "no listening line: {out:?}");
 }
 
@@ -481,4 +509,161 @@ fn echo_raw_echoes_byte_exact_and_stops_on_sigterm() {
     .unwrap();
     let status = tests::echo_proc::wait_exit(&mut child);
     assert!(status.success(), "{status:?}");
+}
+
+/// The request tree blocks `echo_server` printed on stderr so far: each is
+/// its header line (`echo_server: [loop i of n: ]N requests in flight:`)
+/// and the N lines right after it.
+fn tree_blocks(stderr: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut blocks = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(n) = l
+            .strip_prefix("echo_server: ")
+            .and_then(|rest| rest.strip_suffix(" requests in flight:"))
+            .and_then(|rest| rest.rsplit(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if i + n < lines.len() {
+            blocks.push(lines[i + 1..=i + n].iter().map(|s| s.to_string()).collect());
+        }
+    }
+    blocks
+}
+
+/// `SIGUSR1` prints the live request tree on stderr, as one block naming
+/// each connected client's step and what it waits for, and the clients go
+/// on being served (issue 19).
+#[test]
+fn sigusr1_prints_the_request_tree_and_clients_are_still_served() {
+    let server = Server::start(&["0"]);
+    // An idle client: its echo request waits in `read`, for its fd.
+    let mut idle = server.connect();
+    server.wait_count("new client fd ", 1);
+    // A client that sends and never reads: once it cannot send more, the
+    // server has stopped reading it, so its echo waits in `write`.
+    let stuck = server.connect();
+    server.wait_count("new client fd ", 2);
+    stuck.set_nonblocking(true).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0usize;
+    let mut blocked_rounds = 0;
+    while blocked_rounds < 20 {
+        match (&stuck).write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                blocked_rounds = 0;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                blocked_rounds += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    // Ask until the tree shows the writer waiting in `write` (the server
+    // may still be catching up with what was sent).
+    let mut seen = 0;
+    let mut block = Vec::new();
+    tests::echo_proc::wait_until("a tree with a client in `write`", || {
+        server.signal(rustix::process::Signal::USR1);
+        let mut blocks = Vec::new();
+        tests::echo_proc::wait_until("the tree block", || {
+            blocks = tree_blocks(&server.stderr());
+            blocks.len() > seen
+        });
+        seen = blocks.len();
+        block = blocks.pop().unwrap();
+        block.iter().any(|l| l.contains("Echo@write"))
+    });
+    let text = block.join("\n");
+    assert!(
+        block[0].starts_with("EchoServer@[accepted, client_done×2] ("),
+        "{text}"
+    );
+    let echo_read = block
+        .iter()
+        .position(|l| l.starts_with("  [client_done] Echo@read ("))
+        .unwrap_or_else(|| panic!("the idle client reads: {text}"));
+    assert!(
+        block[echo_read + 1].starts_with("    [read] ReadPooled<TcpStream>: fd ")
+            && block[echo_read + 1].contains(" READ ("),
+        "{text}"
+    );
+    let echo_write = block
+        .iter()
+        .position(|l| l.starts_with("  [client_done] Echo@write ("))
+        .unwrap_or_else(|| panic!("the stuck client writes: {text}"));
+    assert!(
+        block[echo_write + 1].starts_with("    [write] WriteAll<TcpStream, PooledBuf>: fd ")
+            && block[echo_write + 1].contains(" WRITE ("),
+        "{text}"
+    );
+    assert!(
+        block
+            .iter()
+            .any(|l| l.starts_with("  [accepted] Accept<TcpListener>: fd ")),
+        "{text}"
+    );
+    // Nothing but the blocks went to stderr.
+    for l in server.stderr().lines() {
+        assert!(
+            l.starts_with("echo_server: ") && l.ends_with(" requests in flight:")
+                || l.starts_with("EchoServer")
+                || l.starts_with("  "),
+            "{l}"
+        );
+    }
+    // Both clients are served after the dumps: the idle one's ping comes
+    // back, and every byte the stuck one sent comes back once it reads.
+    idle.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    idle.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+    stuck.set_nonblocking(false).unwrap();
+    stuck
+        .set_read_timeout(Some(tests::echo_proc::HANG_GUARD))
+        .unwrap();
+    let mut back = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    while back < sent {
+        let n = (&stuck).read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed the stuck client");
+        assert!(buf[..n].iter().all(|b| *b == 7));
+        back += n;
+    }
+    assert_eq!(back, sent);
+    // And again, with the traffic gone: both read.
+    server.signal(rustix::process::Signal::USR1);
+    let mut last = Vec::new();
+    tests::echo_proc::wait_until("the tree after the traffic", || {
+        let blocks = tree_blocks(&server.stderr());
+        if blocks.len() > seen {
+            last = blocks.last().unwrap().clone();
+            true
+        } else {
+            false
+        }
+    });
+    assert_eq!(
+        last.iter().filter(|l| l.contains("Echo@read")).count(),
+        2,
+        "{last:?}"
+    );
+    assert_eq!(server.count("new client fd "), 2);
+    assert_eq!(server.count("Closing client fd "), 0);
+}
+
+#[test]
+fn sigusr1_with_several_loops_prints_one_block_per_loop() {
+    let server = Server::start(&["--threads", "2", "0"]);
+    server.signal(rustix::process::Signal::USR1);
+    tests::echo_proc::wait_until("a block from each loop", || {
+        let err = server.stderr();
+        err.contains("echo_server: loop 1 of 2: 2 requests in flight:\nEchoServer@accepted (")
+            && err
+                .contains("echo_server: loop 2 of 2: 2 requests in flight:\nEchoServer@accepted (")
+    });
 }

@@ -11,8 +11,9 @@
 //! later steps (which also wait for new or *existing* requests, set end
 //! times, hooks and profiles, and finish or fail), cancel and cleanup hooks,
 //! the `Drop` of states, outputs, waiters and callbacks, `Request::name`,
-//! callbacks, queue triggers, immediate and timer handlers. Any of them may
-//! panic on purpose.
+//! callbacks, queue triggers, immediate and timer handlers, the loop, event,
+//! request and queue trace hooks. Any of them may panic on purpose. Programs
+//! also take snapshots of the live request tree from anywhere.
 //!
 //! Checked as the program runs (the model): a step runs only on a request
 //! whose state is alive and that has not finished; a request finishes at
@@ -171,6 +172,10 @@ enum Site {
     Handler,
     HandlerDrop,
     TraceHook,
+    /// The request trace hook (`Context::set_req_trace_hook`).
+    ReqTraceHook,
+    /// The queue trace hook (`Context::set_queue_trace_hook`).
+    QueueTraceHook,
     Remote,
 }
 
@@ -911,6 +916,15 @@ fn one_call(site: Site) {
         }),
         15 => with_node(|_, r| {
             let _ = format!("{r:?}");
+            // The live tree: a snapshot from anywhere; its names are user
+            // code, asked for when it is rendered.
+            // (The context is let go of first: a name may recreate it.)
+            let tree = cur_ev()
+                .filter(|_| chance(30))
+                .map(|ev| api(|| ev.request_tree()));
+            if let Some(tree) = tree {
+                let _ = tree.render();
+            }
         }),
         16 => set_callback(),
         17 => {
@@ -1025,24 +1039,51 @@ fn one_call(site: Site) {
         22 if chance(10) => {
             // Trace hooks: user code in the middle of the loop's bookkeeping.
             let Some(ev) = cur_ev() else { return };
-            if chance(50) {
-                api(|| {
-                    ev.set_event_trace_hook(Some(Box::new(|_| {
-                        if chance(20) {
-                            let _d = enter();
-                            ambient(Site::TraceHook);
-                        }
-                    })))
-                });
-            } else {
-                api(|| {
-                    ev.set_loop_trace_hook(Some(Box::new(|_| {
-                        if chance(20) {
-                            let _d = enter();
-                            ambient(Site::TraceHook);
-                        }
-                    })))
-                });
+            match draw(4) {
+                Some(0) => {
+                    api(|| {
+                        ev.set_event_trace_hook(Some(Box::new(|_| {
+                            if chance(20) {
+                                let _d = enter();
+                                ambient(Site::TraceHook);
+                            }
+                        })))
+                    });
+                }
+                Some(1) => {
+                    api(|| {
+                        ev.set_loop_trace_hook(Some(Box::new(|_| {
+                            if chance(20) {
+                                let _d = enter();
+                                ambient(Site::TraceHook);
+                            }
+                        })))
+                    });
+                }
+                Some(2) => {
+                    // Called at every point of every request's life: at a
+                    // request's creation, before its steps, at its
+                    // cancellation, before its waiter runs, as it goes.
+                    api(|| {
+                        ev.set_req_trace_hook(Some(Box::new(|t| {
+                            let _ = (t.name, t.depth, t.step);
+                            if chance(20) {
+                                let _d = enter();
+                                ambient(Site::ReqTraceHook);
+                            }
+                        })))
+                    });
+                }
+                _ => {
+                    api(|| {
+                        ev.set_queue_trace_hook(Some(Box::new(|_| {
+                            if chance(20) {
+                                let _d = enter();
+                                ambient(Site::QueueTraceHook);
+                            }
+                        })))
+                    });
+                }
             }
         }
         22 => {

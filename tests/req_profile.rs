@@ -91,8 +91,10 @@ fn a_profile_records_the_tree_and_outlives_it() {
     }
     let text = profile.render();
     assert!(text.starts_with("Top Done 20ms"), "{text}");
-    assert!(text.contains("\n  Child Error 20ms"), "{text}");
-    assert!(text.contains("\n    Wakeup TimedOut 10ms"), "{text}");
+    // Each subrequest under the step of its parent that waited for it.
+    assert!(text.contains("\n  [child_done] Child Error 20ms"), "{text}");
+    // (A closure step: `Req::waiting_in`'s name for it.)
+    assert!(text.contains("] Wakeup TimedOut 10ms"), "{text}");
 }
 
 #[test]

@@ -336,6 +336,32 @@ fn when_the_ring_overflows_counts_stay_exact_and_the_handler_is_told() {
     assert_eq!(got.take(), [(1, 1, 0, false)]);
 }
 
+/// C tevent keeps the details of 256 deliveries per signal: so does the
+/// loop, whatever it does before it reads them (it kept 16, losing 184 of
+/// a burst of 200).
+fn a_burst_of_256_signals_before_one_loop_step_keeps_every_sender() {
+    use tevent::signal::{SIGINFO_RING, SIGUSR2, raise};
+    assert_eq!(SIGINFO_RING, 256);
+    let ev = Context::new().unwrap();
+    let got = Log::new();
+    let g = got.clone();
+    let _s = ev
+        .add_signal_with_info(SIGUSR2, move |_, _, d| {
+            g.push((d.count, d.infos.to_vec(), d.lost))
+        })
+        .unwrap();
+    for _ in 0..256 {
+        raise(SIGUSR2).unwrap();
+    }
+    ev.loop_once().unwrap();
+    let got = got.take();
+    assert_eq!(got.len(), 1, "one dispatch");
+    let (count, infos, lost) = &got[0];
+    assert_eq!((*count, infos.len(), *lost), (256, 256, 0));
+    let me = std::process::id() as i32;
+    assert!(infos.iter().all(|i| i.pid == me && i.uid == uid()));
+}
+
 fn plain_and_info_handlers_of_one_signal_see_the_same_count() {
     use tevent::signal::{SIGUSR2, raise};
     let ev = Context::new().unwrap();
@@ -488,6 +514,10 @@ fn main() {
         (
             "plain_and_info_handlers_of_one_signal_see_the_same_count",
             plain_and_info_handlers_of_one_signal_see_the_same_count,
+        ),
+        (
+            "a_burst_of_256_signals_before_one_loop_step_keeps_every_sender",
+            a_burst_of_256_signals_before_one_loop_step_keeps_every_sender,
         ),
     ]);
     #[cfg(target_os = "linux")]

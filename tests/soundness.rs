@@ -300,6 +300,52 @@ fn a_request_chain_a_million_deep_is_dropped_on_a_small_stack() {
     });
 }
 
+/// A profiled chain whose top's end time passes: every level below is
+/// recorded as cut off (issue 19), by a walk that uses no stack.
+#[test]
+fn a_profiled_chain_a_million_deep_cut_off_by_a_timeout_is_recorded_on_a_small_stack() {
+    on_small_stack(|| {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let top = chain(&ev);
+        assert!(top.enable_profile());
+        top.set_endtime(ev.now() + Duration::from_millis(500))
+            .unwrap();
+        top.poll(&ev).unwrap();
+        let profile = top.take_profile().expect("profiled");
+        assert!(matches!(top.recv(), Err(ReqError::TimedOut)));
+        assert_eq!(profile.len(), DEEP + 1, "every level and the wake-up");
+        let text = profile.render();
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains("Cancelled (parent cancelled) 500ms"))
+                .count(),
+            DEEP - 1,
+            "every level below the first"
+        );
+        assert_eq!(ev.event_counts().requests, 0);
+        drop(profile);
+    });
+}
+
+/// The live tree and `Debug` of a chain a million deep: walked and
+/// printed with heap stacks.
+#[test]
+fn the_live_tree_and_debug_of_a_chain_a_million_deep_use_no_stack() {
+    on_small_stack(|| {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let top = chain(&ev);
+        let tree = ev.request_tree();
+        assert_eq!(tree.len(), DEEP + 1);
+        assert_eq!(tree.requests()[DEEP].depth(), DEEP);
+        assert_eq!(tree.render().lines().count(), DEEP + 1);
+        let text = format!("{top:?}");
+        assert_eq!(text.matches(" → ").count(), DEEP - 1, "one per level");
+        assert!(text.contains("Wakeup: end time in 1s"));
+        drop(tree);
+        drop(top);
+    });
+}
+
 /// A request whose state holds another request (without waiting for it).
 struct Nest {
     _inner: Option<Req<Nest>>,

@@ -369,3 +369,292 @@ fn attaches_minus_detaches_is_the_live_count_over_random_sequences() {
         assert_eq!(balance.get(), 0, "case {case}: after the context's drop");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The request and queue trace hooks (issue 19).
+
+mod req_and_queue {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tevent::trace::{EventPoint, ReqPoint, ReqTrace};
+    use tevent::{
+        Context, Ctl, Progress, Queue, Req, ReqError, ReqState, Request, StepResult, Wakeup,
+        queue_wait_send, wakeup_send,
+    };
+
+    struct Outer;
+    impl Request for Outer {
+        type Output = ();
+        type Error = std::convert::Infallible;
+    }
+    struct Inner;
+    impl Request for Inner {
+        type Output = ();
+        type Error = std::convert::Infallible;
+    }
+
+    impl Outer {
+        fn inner_done(&mut self, _: &mut Ctl<'_, Self>, sub: Req<Inner>) -> StepResult<Self> {
+            sub.recv()?;
+            Ok(Progress::Done(()))
+        }
+    }
+    impl Inner {
+        fn woke(&mut self, _: &mut Ctl<'_, Self>, _: Req<Wakeup>) -> StepResult<Self> {
+            Ok(Progress::Done(()))
+        }
+    }
+
+    fn inner_send(ev: &Context) -> Req<Inner> {
+        Req::start(ev, Inner, |_, ctl| {
+            ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now()), Inner::woke)?;
+            Ok(Progress::Pending)
+        })
+    }
+
+    fn outer_send(ev: &Context) -> Req<Outer> {
+        Req::start(ev, Outer, |_, ctl| {
+            ctl.wait(inner_send(ctl.ev()), Outer::inner_done)?;
+            Ok(Progress::Pending)
+        })
+    }
+
+    type Seen = Rc<RefCell<Vec<ReqTrace>>>;
+
+    fn record(ev: &Context) -> Seen {
+        let seen: Seen = Rc::default();
+        let s = seen.clone();
+        ev.set_req_trace_hook(Some(Box::new(move |t| s.borrow_mut().push(*t))));
+        seen
+    }
+
+    fn lines(seen: &Seen) -> Vec<String> {
+        seen.borrow()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{:?} {} {} {} {:?}",
+                    t.point,
+                    t.name,
+                    t.depth,
+                    t.step.unwrap_or("-"),
+                    t.state
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_point_of_a_nested_request_in_order_with_depth_and_step() {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let seen = record(&ev);
+        let outer = outer_send(&ev);
+        outer.poll(&ev).unwrap();
+        assert!(outer.recv().is_ok());
+        assert_eq!(
+            lines(&seen),
+            [
+                "Create Outer 0 - InProgress",
+                "Create Inner 1 - InProgress",
+                "Create Wakeup 2 - InProgress",
+                "Notify Wakeup 2 woke TimedOut",
+                "Step Inner 1 woke InProgress",
+                "Cleanup Wakeup 0 - TimedOut", // dropped unreceived by `woke`
+                "Notify Inner 1 inner_done Done",
+                "Step Outer 0 inner_done InProgress",
+                "Cleanup Inner 0 - Done", // received
+                "Cleanup Outer 0 - Done",
+            ]
+        );
+        // One identity per request, the same from Create to Cleanup.
+        let seen = seen.borrow();
+        let outer_id = seen[0].id;
+        assert_eq!(seen.last().unwrap().id, outer_id);
+        assert!(seen[0].created.file().ends_with("trace.rs"));
+    }
+
+    #[test]
+    fn cancel_and_drop_are_reported() {
+        fn on_cancel(_: &mut Outer, _: &mut Ctl<'_, Outer>) -> Option<StepResult<Outer>> {
+            Some(Err(ReqError::Cancelled))
+        }
+        let ev = Context::with_manual_clock(true).unwrap();
+        let seen = record(&ev);
+        let r = Req::start(&ev, Outer, |_, ctl| {
+            ctl.set_cancel(on_cancel);
+            ctl.wait(inner_send(ctl.ev()), Outer::inner_done)?;
+            Ok(Progress::Pending)
+        });
+        assert!(r.cancel());
+        assert!(!r.cancel(), "finished: not reported again");
+        drop(r);
+        assert_eq!(
+            lines(&seen)[3..],
+            [
+                "Cancel Outer 0 - InProgress",
+                "Step Outer 0 cancel InProgress",
+                // Its subrequests go when it finishes, deepest last.
+                "Cleanup Inner 0 - Dropped",
+                "Cleanup Wakeup 0 - Dropped",
+                "Cleanup Outer 0 - Cancelled",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_context_s_drop_reports_the_cleanup_of_every_request_left() {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let seen = record(&ev);
+        let outer = outer_send(&ev);
+        drop(ev);
+        let l = lines(&seen);
+        assert_eq!(l.iter().filter(|l| l.starts_with("Create")).count(), 3);
+        assert_eq!(l.iter().filter(|l| l.starts_with("Cleanup")).count(), 3);
+        drop(outer);
+    }
+
+    #[test]
+    fn a_hook_that_ends_the_request_before_its_step_keeps_the_step_from_running() {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let target: Rc<RefCell<Option<Req<Outer>>>> = Rc::default();
+        let t = target.clone();
+        ev.set_req_trace_hook(Some(Box::new(move |tr| {
+            if tr.point == ReqPoint::Step && tr.name == "Outer" {
+                // Drop the request whose step is about to run.
+                drop(t.borrow_mut().take());
+            }
+        })));
+        *target.borrow_mut() = Some(Req::start(&ev, Outer, |_, ctl| {
+            ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now()), |_, _, _| {
+                panic!("the step of a dropped request ran")
+            })?;
+            Ok(Progress::Pending)
+        }));
+        ev.loop_wait().unwrap();
+        assert!(target.borrow().is_none());
+        assert_eq!(ev.event_counts().requests, 0);
+    }
+
+    #[test]
+    fn a_hook_that_drops_the_parent_at_notify_stops_the_delivery() {
+        let ev = Context::with_manual_clock(true).unwrap();
+        let target: Rc<RefCell<Option<Req<Outer>>>> = Rc::default();
+        let t = target.clone();
+        ev.set_req_trace_hook(Some(Box::new(move |tr| {
+            if tr.point == ReqPoint::Notify && tr.name == "Inner" {
+                drop(t.borrow_mut().take());
+            }
+        })));
+        *target.borrow_mut() = Some(Req::start(&ev, Outer, |_, ctl| {
+            ctl.wait(inner_send(ctl.ev()), |_, _, _| {
+                panic!("the waiter of a dropped parent ran")
+            })?;
+            Ok(Progress::Pending)
+        }));
+        ev.loop_wait().unwrap();
+        assert_eq!(ev.event_counts().requests, 0);
+    }
+
+    #[test]
+    fn a_panicking_hook_leaves_through_the_public_call_and_the_run_goes_on() {
+        let ev = Context::with_manual_clock(true).unwrap();
+        ev.set_req_trace_hook(Some(Box::new(|t| {
+            if t.point == ReqPoint::Notify {
+                panic!("hook");
+            }
+        })));
+        let outer = outer_send(&ev);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.loop_once()));
+        assert!(r.is_err(), "the hook's panic left loop_once");
+        ev.set_req_trace_hook(None);
+        outer.poll(&ev).unwrap();
+        assert!(outer.recv().is_ok());
+    }
+
+    #[test]
+    fn each_hook_keeps_its_place_when_it_installs_another() {
+        // A hook that installs another kind of hook while it runs stays
+        // installed (one epoch per hook).
+        let ev = Context::with_manual_clock(true).unwrap();
+        let n = Rc::new(std::cell::Cell::new(0));
+        let (n2, ev2) = (n.clone(), ev.clone());
+        ev.set_req_trace_hook(Some(Box::new(move |_| {
+            n2.set(n2.get() + 1);
+            ev2.set_queue_trace_hook(Some(Box::new(|_| {})));
+            ev2.set_loop_trace_hook(Some(Box::new(|_| {})));
+        })));
+        let a = wakeup_send(&ev, ev.now());
+        let b = wakeup_send(&ev, ev.now());
+        assert_eq!(n.get(), 2);
+        drop((a, b));
+        let l = Rc::new(std::cell::Cell::new(0));
+        let (l2, ev2) = (l.clone(), ev.clone());
+        ev.set_loop_trace_hook(Some(Box::new(move |_| {
+            l2.set(l2.get() + 1);
+            ev2.set_event_trace_hook(None);
+        })));
+        ev.post(|_| {});
+        ev.loop_once().unwrap();
+        ev.post(|_| {});
+        ev.loop_once().unwrap();
+        assert_eq!(l.get(), 4, "the loop hook stayed");
+        // (The hooks hold the context: removed, so that it is freed.)
+        ev.set_req_trace_hook(None);
+        ev.set_loop_trace_hook(None);
+    }
+
+    #[test]
+    fn queue_points_carry_entry_tags_in_order() {
+        let ev = Context::new().unwrap();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        ev.set_queue_trace_hook(Some(Box::new(move |t| {
+            s.borrow_mut()
+                .push((t.point, t.queue.to_string(), t.tag, t.id, t.len))
+        })));
+        let q = Queue::new(&ev, "q");
+        let a = queue_wait_send(&ev, &q);
+        let b = queue_wait_send(&ev, &q);
+        let blocker = Req::start(&ev, Outer, |_, _| Ok(Progress::Pending));
+        q.add_blocker(&blocker).unwrap();
+        assert!(q.set_entry_tag(&a, 1));
+        assert!(q.set_entry_tag(&b, 2));
+        assert!(q.set_entry_tag(&blocker, 3));
+        let ga = a.poll_recv(&ev).unwrap().unwrap();
+        drop(ga);
+        let gb = b.poll_recv(&ev).unwrap().unwrap();
+        drop(gb);
+        drop(q); // the blocker's entry leaves with the queue
+        use EventPoint::*;
+        let q = "q".to_string();
+        assert_eq!(
+            *seen.borrow(),
+            [
+                (Attach, q.clone(), 0, 0, 1),
+                (Attach, q.clone(), 0, 1, 2),
+                (Attach, q.clone(), 0, 2, 3),
+                (BeforeHandler, q.clone(), 1, 0, 3),
+                (Detach, q.clone(), 1, 0, 2),
+                (BeforeHandler, q.clone(), 2, 1, 2),
+                (Detach, q.clone(), 2, 1, 1),
+                (Detach, q.clone(), 3, 2, 0),
+            ]
+        );
+        assert_eq!(blocker.state(), ReqState::Error);
+    }
+
+    #[test]
+    fn a_queue_hook_that_drops_the_queue_before_a_trigger_is_safe() {
+        let ev = Context::new().unwrap();
+        let q: Rc<RefCell<Option<Queue>>> = Rc::new(RefCell::new(Some(Queue::new(&ev, "q"))));
+        let q2 = q.clone();
+        ev.set_queue_trace_hook(Some(Box::new(move |t| {
+            if t.point == EventPoint::BeforeHandler {
+                drop(q2.borrow_mut().take());
+            }
+        })));
+        let w = queue_wait_send(&ev, q.borrow().as_ref().unwrap());
+        w.poll(&ev).unwrap();
+        assert!(matches!(w.recv(), Err(ReqError::QueueDropped)));
+    }
+}

@@ -106,6 +106,57 @@ pub(crate) fn mermaid(names: &[String], edges: &[Vec<Succ>], start: usize) -> St
     out
 }
 
+/// The edges as `(from, to)` pairs, `to` `None` for `done` (for
+/// [`crate::Graph::edges`]).
+pub(crate) fn edge_list(edges: &[Vec<Succ>]) -> Vec<(usize, Option<usize>)> {
+    let mut out = Vec::new();
+    for (i, e) in edges.iter().enumerate() {
+        for s in e {
+            out.push((
+                i,
+                match s {
+                    Succ::Step(j) => Some(*j),
+                    Succ::Done => None,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Several requests' step graphs as one Graphviz DOT digraph named
+/// `title`: one cluster per request (`subgraph "cluster_N"`, labelled with
+/// its name), drawn as [`dot`] draws one, every id prefixed with the
+/// request's place (`r0_s1`), so that no two requests' steps are taken for
+/// one another.
+pub(crate) fn dot_clusters(title: &str, graphs: &[&crate::Graph]) -> String {
+    let mut out = format!("digraph {} {{\n", quoted(title));
+    out.push_str("    node [shape=box];\n");
+    for (r, g) in graphs.iter().enumerate() {
+        out.push_str(&format!("    subgraph \"cluster_{r}\" {{\n"));
+        out.push_str(&format!("        label={};\n", quoted(&g.name)));
+        out.push_str(&format!("        r{r}_entry [shape=point];\n"));
+        if g.edges.iter().any(|(_, to)| to.is_none()) {
+            out.push_str(&format!(
+                "        r{r}_done [shape=doublecircle, label=\"done\"];\n"
+            ));
+        }
+        for (i, n) in g.steps.iter().enumerate() {
+            out.push_str(&format!("        r{r}_s{i} [label={}];\n", quoted(n)));
+        }
+        out.push_str(&format!("        r{r}_entry -> r{r}_s{};\n", g.start));
+        for (from, to) in &g.edges {
+            match to {
+                Some(j) => out.push_str(&format!("        r{r}_s{from} -> r{r}_s{j};\n")),
+                None => out.push_str(&format!("        r{r}_s{from} -> r{r}_done;\n")),
+            }
+        }
+        out.push_str("    }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +191,23 @@ mod tests {
         assert!(d.starts_with("digraph \"Odd\\\"Name\" {\n"), "{d}");
         assert!(d.contains("s1 [label=\"node\"];"), "{d}");
         assert!(d.contains("s2 -> \"done\";"), "{d}");
+        let one = crate::Graph {
+            name: "Odd\"Name".into(),
+            dot: d.clone(),
+            mermaid: String::new(),
+            steps: names.clone(),
+            start: 0,
+            edges: edge_list(&edges),
+        };
+        let both = dot_clusters("two", &[&one, &one]);
+        assert!(both.starts_with("digraph \"two\" {\n"), "{both}");
+        assert!(
+            both.contains("subgraph \"cluster_1\" {\n        label=\"Odd\\\"Name\";"),
+            "{both}"
+        );
+        assert!(both.contains("        r1_s2 -> r1_done;\n"), "{both}");
+        assert!(both.contains("        r0_entry -> r0_s0;\n"), "{both}");
+        assert_eq!(both.matches("digraph").count(), 1);
         let m = mermaid(&names, &edges, 0);
         assert_eq!(
             m,

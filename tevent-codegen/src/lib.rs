@@ -64,6 +64,21 @@ pub struct Graph {
     pub dot: String,
     /// The graph as a Mermaid state diagram.
     pub mermaid: String,
+    /// The step names, in declaration order.
+    pub steps: Vec<String>,
+    /// The index in `steps` of the step the request starts in.
+    pub start: usize,
+    /// Every edge, from a step (an index in `steps`) to a step, or to
+    /// `done` (`None`).
+    pub edges: Vec<(usize, Option<usize>)>,
+}
+
+/// The step graphs of several requests as one Graphviz DOT digraph named
+/// `title`, with a cluster per request (`dot -Tsvg` draws them as one
+/// picture; several `digraph`s in one input give several pictures, which
+/// is not one valid SVG file).
+pub fn dot_document(title: &str, graphs: &[&Graph]) -> String {
+    graph::dot_clusters(title, graphs)
 }
 
 /// The step graph of `#[tevent_request(attr)] item`, or every error.
@@ -78,6 +93,9 @@ pub fn graph(attr: TokenStream, item: TokenStream) -> Result<Graph, syn::Error> 
                 name: names::key(&req.ident),
                 dot: graph::dot(&names::key(&req.ident), &names, &edges, m.start),
                 mermaid: graph::mermaid(&names, &edges, m.start),
+                edges: graph::edge_list(&edges),
+                steps: names,
+                start: m.start,
             })
         }
     }

@@ -94,9 +94,10 @@ use proc_macro::TokenStream;
 /// on the offending token, all reported in one compile, with a stub emitted so
 /// that nothing cascades.
 ///
-/// The tutorial chapters `docs/05-tevent-request-macro.md` (every rule, every
-/// error, the mapping to C tevent's conventions) and `docs/06-inspecting.md`
-/// (the `tevent-expand` tool, the graphs, `Debug`, profiles) have the details.
+/// The `tevent` crate's tutorial has the details, in the chapters its
+/// documentation of this attribute links: chapter 5 (every rule, every
+/// error, the mapping to C tevent's conventions) and chapter 6 (the
+/// `tevent-expand` tool, the graphs, `Debug`, profiles).
 #[proc_macro_attribute]
 pub fn tevent_request(attr: TokenStream, item: TokenStream) -> TokenStream {
     tevent_codegen::expand(attr.into(), item.into()).into()

@@ -639,7 +639,7 @@ impl Context {
     /// ```
     pub fn set_loop_trace_hook(&self, hook: Option<LoopHook>) -> Option<LoopHook> {
         let hooks = &self.inner.hooks;
-        hooks.epoch.set(hooks.epoch.get() + 1);
+        hooks.loop_epoch.set(hooks.loop_epoch.get() + 1);
         hooks.has_loop.set(hook.is_some());
         hooks.loop_hook.replace(hook)
     }
@@ -664,9 +664,112 @@ impl Context {
     /// ```
     pub fn set_event_trace_hook(&self, hook: Option<EventHook>) -> Option<EventHook> {
         let hooks = &self.inner.hooks;
-        hooks.epoch.set(hooks.epoch.get() + 1);
+        hooks.event_epoch.set(hooks.event_epoch.get() + 1);
         hooks.has_event.set(hook.is_some());
         hooks.event_hook.replace(hook)
+    }
+
+    /// Installs (or with `None` removes) the request trace hook; returns
+    /// the previous one. The hook sees every point of the life of each
+    /// request of this context ([`ReqPoint`](crate::trace::ReqPoint)),
+    /// with its depth in the request tree, its type's name and its step:
+    /// C tevent's `tevent_thread_call_depth_set_callback` (per context
+    /// here, not per thread), with the differences listed at
+    /// [`ReqPoint`](crate::trace::ReqPoint).
+    ///
+    /// Nothing is reported while no hook is installed, and a request
+    /// created before the hook was installed has no `Create` (its later
+    /// points are reported). The loop checks for the hook once per delivery
+    /// of finished requests to their waiters, so a hook installed by one of
+    /// those waiters sees the `Notify` and `Step` of the next delivery on.
+    /// Without a hook, each request pays a test of one flag when it is
+    /// created, when a step of it runs outside a delivery, when a delivery
+    /// starts and when it is received. The hook is user code (see the
+    /// [`trace`](crate::trace) module): reports it causes itself are not
+    /// given to it.
+    ///
+    /// ```
+    /// use tevent::trace::{ReqPoint, ReqTrace};
+    /// use tevent::{Context, Ctl, Progress, Req, Request, StepResult, Wakeup, wakeup_send};
+    ///
+    /// struct Nap;
+    /// impl Request for Nap {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn woke(_: &mut Nap, _: &mut Ctl<'_, Nap>, _: Req<Wakeup>) -> StepResult<Nap> {
+    ///     Ok(Progress::Done(()))
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    /// let l = log.clone();
+    /// ev.set_req_trace_hook(Some(Box::new(move |t: &ReqTrace| {
+    ///     l.borrow_mut().push(format!("{:?} {} depth {} {:?}", t.point, t.name, t.depth, t.step))
+    /// })));
+    /// let nap = Req::start(&ev, Nap, |_, ctl| {
+    ///     ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now()), woke)?;
+    ///     Ok(Progress::Pending)
+    /// });
+    /// nap.poll(&ev)?;
+    /// drop(nap);
+    /// assert_eq!(
+    ///     *log.borrow(),
+    ///     [
+    ///         "Create Nap depth 0 None",
+    ///         "Create Wakeup depth 1 None",
+    ///         "Notify Wakeup depth 1 Some(\"woke\")",
+    ///         "Step Nap depth 0 Some(\"woke\")",
+    ///         "Cleanup Wakeup depth 0 None", // received in `woke`, dropped there
+    ///         "Cleanup Nap depth 0 None",
+    ///     ]
+    /// );
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn set_req_trace_hook(
+        &self,
+        hook: Option<crate::trace::ReqHook>,
+    ) -> Option<crate::trace::ReqHook> {
+        let hooks = &self.inner.hooks;
+        hooks.req_epoch.set(hooks.req_epoch.get() + 1);
+        hooks.has_req.set(hook.is_some());
+        hooks.set_watch(crate::trace::WATCH_HOOK, hook.is_some());
+        if hook.is_none() {
+            hooks.req_depth.set(None);
+        }
+        hooks.req_hook.replace(hook)
+    }
+
+    /// Installs (or with `None` removes) the queue trace hook; returns the
+    /// previous one. It sees every entry of this context's queues added,
+    /// about to be triggered and removed, with the entry's tag
+    /// ([`QueueTrace`](crate::trace::QueueTrace)): C tevent's
+    /// `tevent_set_trace_queue_callback`.
+    ///
+    /// ```
+    /// use tevent::trace::EventPoint;
+    /// use tevent::{Context, Queue, queue_wait_send};
+    ///
+    /// let ev = Context::new()?;
+    /// let lens = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    /// let l = lens.clone();
+    /// ev.set_queue_trace_hook(Some(Box::new(move |t| l.borrow_mut().push((t.point, t.len)))));
+    /// let q = Queue::new(&ev, "q");
+    /// let a = queue_wait_send(&ev, &q);
+    /// let b = queue_wait_send(&ev, &q);
+    /// drop(b); // leaves the queue
+    /// drop(a);
+    /// use EventPoint::*;
+    /// assert_eq!(*lens.borrow(), [(Attach, 1), (Attach, 2), (Detach, 1), (Detach, 0)]);
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn set_queue_trace_hook(
+        &self,
+        hook: Option<crate::trace::QueueHook>,
+    ) -> Option<crate::trace::QueueHook> {
+        let hooks = &self.inner.hooks;
+        hooks.queue_epoch.set(hooks.queue_epoch.get() + 1);
+        hooks.has_queue.set(hook.is_some());
+        hooks.queue_hook.replace(hook)
     }
 
     /// What this context holds right now.
@@ -1142,7 +1245,7 @@ impl Drop for Inner {
         self.forget_inherited_poller();
         let remote = self.remote.get().map(|r| r.close());
         // Requests first: their states hold event handles (inert now).
-        self.reqs.teardown(&self.panic);
+        self.reqs.teardown(self);
         // Every event still attached ends here: the trace hook hears of it.
         if self.hooks.has_event.get() {
             Context::timers_detach_all(self);

@@ -253,6 +253,23 @@ impl FdTable {
         self.active
     }
 
+    /// Every request watcher that is not running its step: the request,
+    /// the fd number and the flags it waits for (for the live request
+    /// tree).
+    pub(crate) fn request_waits(&self) -> Vec<(crate::req::NodePtr, RawFd, FdFlags)> {
+        self.watchers
+            .values()
+            .filter(|w| !w.parked)
+            .filter_map(|w| match &w.handler {
+                Some(FdHandler::Req(node, _)) => {
+                    let fd = self.files.get(w.file).map_or(-1, |f| f.fd);
+                    Some((node.ptr(), fd, w.flags))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     pub(crate) fn watchers(&self) -> usize {
         self.watchers.len() - self.parked
     }

@@ -5,7 +5,10 @@
 //! re-creation of Samba's [tevent](https://tevent.samba.org/) library.
 //!
 //! New here? The [`tutorial`] chapters (rendered from `docs/*.md`, and run
-//! as this crate's doctests) walk through all of it in order.
+//! as this crate's doctests) walk through all of it in order, from [the
+//! overview](tutorial::ch0_overview). Know `async`/`await` but not C
+//! tevent? [Chapter 7](tutorial::ch7_coming_from_async) maps one onto the
+//! other.
 //!
 //! ## Where to start
 //!
@@ -16,12 +19,12 @@
 //! | write an asynchronous computation as `foo_send` / `foo_recv` | the [`req`] module's overview, [`Request`], [`Req::start`], [`Ctl`] |
 //! | get a result at the top level | [`Req::poll_recv`] (or [`Req::poll`], then [`Req::recv`]); [`Req::set_callback`] for a callback |
 //! | wait for several requests | [`join_all_send`], [`first_send`] |
-//! | declare a request's steps and have them checked | the [`tevent_request`] attribute (tutorial chapter 5, `docs/05-tevent-request-macro.md`; chapter 6, `docs/06-inspecting.md`, shows how to look inside requests) |
+//! | declare a request's steps and have them checked | the [`tevent_request`] attribute ([chapter 5](tutorial::ch5_tevent_request_macro); [chapter 6](tutorial::ch6_inspecting) shows how to look inside requests) |
 //! | read, write, accept, connect | [`io`]: `read_exact_send`, `read_until_send`, `write_all_send`, `accept_send`, ... |
 //! | run blocking work, or finish a request from another thread | [`pool`]: [`pool::job_send`], [`pool::completion_send`] |
 //! | let requests take turns | [`Queue`], [`queue_wait_send`] |
 //! | handle signals, with the sender's details | [`signal`]: [`Context::add_signal`], [`Context::add_signal_with_info`], `signal::SIGTERM`, ... |
-//! | observe the loop and requests | [`trace`], [`Req::enable_profile`], [`Req::waiting_in`] |
+//! | observe the loop and requests | [`trace`] (loop, event, request and queue hooks), [`Context::request_tree`], [`Req::enable_profile`], [`Req::waiting_in`] ([chapter 6](tutorial::ch6_inspecting)) |
 //!
 //! ## Events
 //!
@@ -101,8 +104,8 @@
 //! The [`tevent_request`] attribute writes the `foo_send` / `foo_recv` pair
 //! and the glue from a declared list of steps, and checks at compile time
 //! that each step only waits where its declaration allows (tutorial
-//! [chapter 5](tutorial::tevent_request_macro), and
-//! [chapter 6](tutorial::inspecting) for the step graph, the expansion and
+//! [chapter 5](tutorial::ch5_tevent_request_macro), and
+//! [chapter 6](tutorial::ch6_inspecting) for the step graph, the expansion and
 //! live inspection).
 //!
 //! ## Differences from C tevent, on purpose
@@ -117,7 +120,7 @@
 
 #![cfg_attr(
     not(feature = "macros"),
-    doc = "\n\n[`tevent_request`]: tutorial::tevent_request_macro"
+    doc = "\n\n[`tevent_request`]: tutorial::ch5_tevent_request_macro"
 )]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -149,25 +152,37 @@ mod timer;
 pub mod trace;
 
 /// The tutorial: the chapters of `docs/`, rendered here and run as this
-/// crate's doctests (`cargo test -p tevent --doc`).
+/// crate's doctests (`cargo test -p tevent --doc`). The chapters are
+/// numbered (`ch1_...`) so that rustdoc lists them in reading order.
 ///
-/// Start with [the overview](tutorial::overview), then read them in order:
-/// [the event context](tutorial::context),
-/// [events](tutorial::events), [requests](tutorial::requests),
-/// [queues](tutorial::queues), [requests with
-/// `#[tevent_request]`](tutorial::tevent_request_macro), [inspecting
-/// requests](tutorial::inspecting).
+/// 0. [Overview](tutorial::ch0_overview): what tevent is, the chapters, the
+///    echo server they build up to;
+/// 1. [The event context](tutorial::ch1_context): the loop, its dispatch
+///    order, waiting, panics, `fork()`;
+/// 2. [Events](tutorial::ch2_events): fds, timers, immediates, signals,
+///    [`Remote`];
+/// 3. [Requests](tutorial::ch3_requests): [`Request`], [`Req`], steps,
+///    subrequests, end times, cancellation;
+/// 4. [Queues](tutorial::ch4_queues): [`Queue`], requests that take turns;
+/// 5. [Requests with `#[tevent_request]`](tutorial::ch5_tevent_request_macro):
+///    the steps declared once and checked by the compiler;
+/// 6. [Inspecting requests](tutorial::ch6_inspecting): the step graph,
+///    `tevent-expand`, where a request waits, the live request tree,
+///    profiles, trace hooks;
+/// 7. [Coming from `async`/`await`](tutorial::ch7_coming_from_async): what
+///    maps to what, and when to choose which; start here if you know Rust's
+///    futures but not C tevent.
 pub mod tutorial {
     #[doc = include_str!("../docs/00-overview.md")]
-    pub mod overview {}
+    pub mod ch0_overview {}
     #[doc = include_str!("../docs/01-context.md")]
-    pub mod context {}
+    pub mod ch1_context {}
     #[doc = include_str!("../docs/02-events.md")]
-    pub mod events {}
+    pub mod ch2_events {}
     #[doc = include_str!("../docs/03-requests.md")]
-    pub mod requests {}
+    pub mod ch3_requests {}
     #[doc = include_str!("../docs/04-queues.md")]
-    pub mod queues {}
+    pub mod ch4_queues {}
     // Chapters 5 and 6 compile their examples with the attribute: without
     // the `macros` feature they are a pointer to it.
     #[cfg_attr(
@@ -178,13 +193,24 @@ pub mod tutorial {
         not(feature = "macros"),
         doc = "Requests with `#[tevent_request]`: needs the `macros` feature (on by default)."
     )]
-    pub mod tevent_request_macro {}
+    pub mod ch5_tevent_request_macro {}
     #[cfg_attr(feature = "macros", doc = include_str!("../docs/06-inspecting.md"))]
     #[cfg_attr(
         not(feature = "macros"),
         doc = "Inspecting requests: needs the `macros` feature (on by default)."
     )]
-    pub mod inspecting {}
+    pub mod ch6_inspecting {}
+    #[doc = include_str!("../docs/07-coming-from-async.md")]
+    pub mod ch7_coming_from_async {}
+
+    // The chapters' names before they were numbered: links written with
+    // them still lead to the chapters.
+    #[doc(hidden)]
+    pub use {
+        ch0_overview as overview, ch1_context as context, ch2_events as events,
+        ch3_requests as requests, ch4_queues as queues,
+        ch5_tevent_request_macro as tevent_request_macro, ch6_inspecting as inspecting,
+    };
 }
 
 /// The README's examples, run as doctests.
@@ -203,11 +229,17 @@ pub use immediate::{Immediate, ImmediateRef};
 pub use queue::{Queue, QueueGuard, QueueWait, queue_wait_recv, queue_wait_send};
 pub use remote::{Remote, RemoteError, RemoteFn};
 pub use req::{
-    CallbackHandle, Cancel, CancelFn, CleanupFn, Ctl, First, JoinAll, Next, NoRequests, Outcome,
-    Profile, Progress, Req, ReqError, ReqState, Request, StartCtl, StepCtl, StepMachine,
-    StepResult, Then, Wakeup, first_recv, first_send, join_all_recv, join_all_send, wakeup_recv,
-    wakeup_send,
+    CallbackHandle, Cancel, CancelFn, CleanupFn, Ctl, First, JoinAll, LiveRequest, Next,
+    NoRequests, Outcome, Profile, Progress, Req, ReqError, ReqState, Request, RequestTree,
+    StartCtl, StepCtl, StepMachine, StepResult, Then, Wait, Wakeup, first_recv, first_send,
+    join_all_recv, join_all_send, wakeup_recv, wakeup_send,
 };
+/// The tutorial's chapters about it: [chapter 3](tutorial::ch3_requests)
+/// (requests: what the attribute writes for you), [chapter
+/// 5](tutorial::ch5_tevent_request_macro) (the attribute: every rule, every
+/// error, the mapping to C tevent's conventions) and [chapter
+/// 6](tutorial::ch6_inspecting) (`tevent-expand`, the step graph, where a
+/// request waits, the live request tree, profiles).
 #[cfg(feature = "macros")]
 pub use tevent_macros::tevent_request;
 

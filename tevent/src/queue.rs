@@ -41,7 +41,7 @@ where
 {
     fn run(self: Box<Self>, ev: &Context, req: &ReqRef) {
         let f = self.f;
-        ev.run_step::<T>(req, f);
+        ev.run_step_in::<T>(req, Some(|| "trigger"), f);
     }
 }
 
@@ -54,6 +54,8 @@ impl<X: Trigger> Trigger for [X; 1] {
 
 struct Entry {
     id: u64,
+    /// Reported to the queue trace hook (C's `tevent_queue_entry_set_tag`).
+    tag: u64,
     req: ReqRef,
     /// `None` for a blocker, or once triggered.
     trigger: Option<Box<dyn Trigger>>,
@@ -81,23 +83,37 @@ pub(crate) struct QueueLink {
 }
 
 impl QueueLink {
+    /// The queue's name and the entry's place in it (0: the head), if
+    /// both are still there (for the live request tree). Runs no user
+    /// code; `None` while the queue's entries are borrowed.
+    pub(crate) fn place(&self) -> Option<(String, usize)> {
+        let q = self.queue.upgrade()?;
+        let st = q.state.try_borrow().ok()?;
+        let pos = st.entries.iter().position(|e| e.id == self.id)?;
+        Some((q.name.clone(), pos))
+    }
+
     /// Removes the entry; if it was the head, the next one is triggered from
     /// the loop.
     pub(crate) fn release(self, ev: &Context) {
         let Some(q) = self.queue.upgrade() else {
             return;
         };
-        let (pos, entry) = {
+        let (pos, entry, len) = {
             let mut st = q.state.borrow_mut();
             let Some(pos) = st.entries.iter().position(|e| e.id == self.id) else {
                 return;
             };
-            (pos, st.entries.remove(pos))
+            let entry = st.entries.remove(pos);
+            (pos, entry, st.entries.len())
         };
+        let (id, tag) = entry.as_ref().map_or((self.id, 0), |e| (e.id, e.tag));
         // Dropped outside the borrow: its request reference may be the last,
         // and an untriggered trigger is a user closure (this runs while a
         // request finishes, so a panic in its `Drop` is kept).
         ev.inner.panic.catch(move || drop(entry));
+        ev.inner
+            .report_queue(crate::trace::EventPoint::Detach, &q.name, tag, id, len);
         if pos == 0 {
             QueueInner::schedule_head(&q, ev);
         }
@@ -329,6 +345,60 @@ impl Queue {
         self.add_entry(req.node(), None).map_err(Failure::to_req)
     }
 
+    /// Sets the tag of `req`'s entry in this queue, reported to the queue
+    /// trace hook ([`Context::set_queue_trace_hook`]); false if `req` has
+    /// no entry here. C tevent's `tevent_queue_entry_set_tag`, with the
+    /// entry named by its request (`add` returns no entry).
+    ///
+    /// ```
+    /// use tevent::{Context, Queue, queue_wait_send};
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "q");
+    /// let w = queue_wait_send(&ev, &q);
+    /// assert_eq!(q.entry_tag(&w), Some(0));
+    /// assert!(q.set_entry_tag(&w, 7));
+    /// assert_eq!(q.entry_tag(&w), Some(7));
+    /// let other = Queue::new(&ev, "other");
+    /// assert!(!other.set_entry_tag(&w, 1)); // not in that queue
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn set_entry_tag<T: Request>(&self, req: &Req<T>, tag: u64) -> bool {
+        let Some(node) = req.node() else {
+            return false;
+        };
+        let mut st = self.inner.state.borrow_mut();
+        match st.entries.iter_mut().find(|e| e.req.ptr() == node.ptr()) {
+            Some(e) => {
+                e.tag = tag;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The tag of `req`'s entry in this queue, if it has one here (C
+    /// tevent's `tevent_queue_entry_get_tag`).
+    ///
+    /// ```
+    /// use tevent::{Context, Queue, queue_wait_send};
+    /// let ev = Context::new()?;
+    /// let q = Queue::new(&ev, "q");
+    /// let w = queue_wait_send(&ev, &q);
+    /// q.set_entry_tag(&w, 3);
+    /// assert_eq!(q.entry_tag(&w), Some(3));
+    /// drop(w); // its entry goes with it
+    /// assert!(q.is_empty());
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn entry_tag<T: Request>(&self, req: &Req<T>) -> Option<u64> {
+        let node = req.node()?;
+        let st = self.inner.state.borrow();
+        st.entries
+            .iter()
+            .find(|e| e.req.ptr() == node.ptr())
+            .map(|e| e.tag)
+    }
+
     fn add_entry(
         &self,
         req: Option<&ReqRef>,
@@ -355,24 +425,32 @@ impl Queue {
         }
         // Room for the link first, so a failure leaves no entry behind.
         let mut extra = crate::req::extra_mut(h).ok_or(Failure::NoMemory)?;
-        let id = {
+        let (id, len) = {
             let mut st = self.inner.state.borrow_mut();
             st.entries.try_reserve(1).map_err(|_| Failure::NoMemory)?;
             let id = st.next_id;
             st.next_id += 1;
             st.entries.push_back(Entry {
                 id,
+                tag: 0,
                 req: req.clone(),
                 triggered: trigger.is_none(),
                 trigger,
             });
-            id
+            (id, st.entries.len())
         };
         extra.queue = Some(QueueLink {
             queue: Rc::downgrade(&self.inner),
             id,
         });
         drop(extra);
+        ev.inner.report_queue(
+            crate::trace::EventPoint::Attach,
+            &self.inner.name,
+            0,
+            id,
+            len,
+        );
         QueueInner::schedule_head(&self.inner, &ev);
         Ok(())
     }
@@ -404,7 +482,7 @@ impl QueueInner {
 
     /// Runs the head's trigger (from the loop).
     fn trigger_head(q: &Rc<QueueInner>, ev: &Context) {
-        let (req, trigger) = {
+        let (req, trigger, id, tag, len) = {
             let mut st = q.state.borrow_mut();
             st.scheduled = false;
             if !st.running {
@@ -418,10 +496,60 @@ impl QueueInner {
                 return;
             }
             head.triggered = true;
-            (head.req.clone(), head.trigger.take())
+            let (id, tag) = (head.id, head.tag);
+            let taken = (head.req.clone(), head.trigger.take());
+            (taken.0, taken.1, id, tag, st.entries.len())
         };
         if let Some(t) = trigger {
+            // (The hook may end or drop the request, or drop the queue:
+            // the trigger then finds its request unable to run a step.)
+            ev.inner.report_queue(
+                crate::trace::EventPoint::BeforeHandler,
+                &q.name,
+                tag,
+                id,
+                len,
+            );
             t.run(ev, &req);
+        }
+    }
+}
+
+/// Whether queue points are reported: a queue hook is installed, or the
+/// `tracing` feature is on.
+#[inline(always)]
+fn reporting_queues(inner: &Inner) -> bool {
+    cfg!(feature = "tracing") || inner.hooks.has_queue.get()
+}
+
+impl Inner {
+    /// Reports a queue point to the queue trace hook (and as a `tracing`
+    /// event): user code, called where the queue's state is not borrowed.
+    #[inline]
+    pub(crate) fn report_queue(
+        &self,
+        point: crate::trace::EventPoint,
+        queue: &str,
+        tag: u64,
+        id: u64,
+        len: usize,
+    ) {
+        if !reporting_queues(self) {
+            return;
+        }
+        #[cfg(feature = "tracing")]
+        tracing::trace!(target: "tevent::queue", point = ?point, queue, tag, id, len);
+        if self.hooks.has_queue.get() {
+            self.hooks.call_queue_hook(
+                &self.panic,
+                &crate::trace::QueueTrace {
+                    point,
+                    queue,
+                    tag,
+                    id,
+                    len,
+                },
+            );
         }
     }
 }
@@ -434,7 +562,8 @@ impl QueueInner {
 #[derive(Default)]
 pub(crate) struct DroppedQueues {
     dropping: std::cell::Cell<bool>,
-    pending: RefCell<Vec<VecDeque<Entry>>>,
+    /// The entries of each queue, with its name if a queue hook wants it.
+    pending: RefCell<Vec<(Option<String>, VecDeque<Entry>)>>,
 }
 
 impl Drop for Queue {
@@ -446,7 +575,8 @@ impl Drop for Queue {
         };
         let _scope = ev.enter();
         let dropped = &ev.inner.dropped_queues;
-        dropped.pending.borrow_mut().push(entries);
+        let name = reporting_queues(&ev.inner).then(|| self.inner.name.clone());
+        dropped.pending.borrow_mut().push((name, entries));
         if dropped.dropping.replace(true) {
             return;
         }
@@ -460,10 +590,10 @@ impl Drop for Queue {
         }
         let _done = Done(dropped);
         loop {
-            let Some(entries) = dropped.pending.borrow_mut().pop() else {
+            let Some((name, entries)) = dropped.pending.borrow_mut().pop() else {
                 break;
             };
-            for e in &entries {
+            for (i, e) in entries.iter().enumerate() {
                 let link = e
                     .req
                     .hdr()
@@ -473,6 +603,16 @@ impl Drop for Queue {
                     .and_then(|x| x[0].queue.take());
                 drop(link);
                 ev.req_fail(&e.req, Failure::QueueDropped);
+                if let Some(name) = &name {
+                    let left = entries.len() - i - 1;
+                    ev.inner.report_queue(
+                        crate::trace::EventPoint::Detach,
+                        name,
+                        e.tag,
+                        e.id,
+                        left,
+                    );
+                }
             }
             // Untriggered triggers are user closures: every request of the
             // queue is failed before any of them is dropped.

@@ -39,11 +39,24 @@
 //! is exactly the number of signals since the previous dispatch (coalesced,
 //! never lost).
 //!
+//! A burst of up to [`SIGINFO_RING`] (256, C tevent's bound) deliveries of
+//! one signal before a context's loop reads them keeps every sender's
+//! details, whatever the loop is doing meanwhile. Two threads taking the
+//! same signal at the same instant write the ring in turn: the second
+//! waits for the first (a few dozen instructions).
+//!
 //! **When the ring overflows** (more than [`SIGINFO_RING`] deliveries of one
-//! signal before a context's loop reads them, or two threads taking the same
-//! signal at the same instant), the count stays exact but the details of the
-//! deliveries that did not fit are lost; the handler is told how many in
-//! [`Deliveries::lost`], so `infos.len() + lost == count` always holds.
+//! signal before a context's loop reads them), the count stays exact but the
+//! details of the oldest deliveries are lost; the handler is told how many
+//! in [`Deliveries::lost`], so `infos.len() + lost == count` always holds.
+//! (The same happens to a delivery whose OS handler waited for another
+//! thread's write of the ring for too long, about a million spins: that
+//! thread was descheduled in the middle of it.) C tevent instead blocks the
+//! signal while its ring is full, so the kernel holds further deliveries
+//! (queuing real-time signals, merging standard ones into one): there the
+//! details survive and the count does not; here the count survives and
+//! the details past 256 do not. Blocking would also only hold back the
+//! thread the OS handler ran on, not the process.
 //!
 //! Wake-up pipes come from a fixed pool and are never closed (a closed fd could
 //! be reused while a signal handler on another thread is about to write to it);
@@ -68,9 +81,13 @@ pub(crate) const SIGNAL_KEY: usize = usize::MAX - 1;
 pub(crate) type SignalFn = Box<dyn FnMut(&Context, &SignalRef<'_>, &Deliveries<'_>)>;
 
 /// Entries in each signal's ring of sender details: the details of up to
-/// this many deliveries of one signal between two dispatches are kept (see
-/// the [module documentation](self) for what happens beyond).
-pub const SIGINFO_RING: usize = 16;
+/// this many deliveries of one signal between two dispatches are kept, as
+/// C tevent keeps `tevent_sa_info_queue_count()` (256) per signal (see the
+/// [module documentation](self) for what happens beyond). The rings are
+/// static memory: 24 bytes per entry, per signal number (about 390 KiB
+/// of address space, touched only for the signals a process handles:
+/// 6 KiB each).
+pub const SIGINFO_RING: usize = 256;
 
 /// Hangup (`SIGHUP`): often "reload the configuration".
 pub const SIGHUP: i32 = libc::SIGHUP;
@@ -309,9 +326,9 @@ pub(crate) mod sys {
         }; RING]
     }; NSIG];
 
-    /// Held (never waited for) by the OS handler that writes a signal's
-    /// ring: a second thread taking the same signal at the same instant
-    /// does not write, and its details are counted lost.
+    /// Held by the OS handler that writes a signal's ring: a second thread
+    /// taking the same signal at the same instant waits for it (see
+    /// `record`).
     static WRITING: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
     /// The deliveries counter (low half of a `COUNTS` word).
@@ -336,11 +353,24 @@ pub(crate) mod sys {
         });
     }
 
+    /// Spins an OS handler waits, at most, for another thread's OS handler
+    /// to finish writing the same signal's ring.
+    const WAIT_SPINS: u32 = 1 << 20;
+
     /// Records one delivery of `s` with its details (from the OS handler).
     fn record(s: usize, pid: i32, uid: u32, code: i32) {
-        if WRITING[s].swap(true, Ordering::Acquire) {
-            count_delivery(s, false);
-            return;
+        // Another thread's OS handler may be writing this signal's ring (a
+        // handler never interrupts itself for the same signal: the signal
+        // is blocked while its handler runs). Its write is a few dozen
+        // instructions: wait for it, rather than lose these details.
+        let mut spins = 0;
+        while WRITING[s].swap(true, Ordering::Acquire) {
+            spins += 1;
+            if spins == WAIT_SPINS {
+                count_delivery(s, false);
+                return;
+            }
+            std::hint::spin_loop();
         }
         // Only the holder of `WRITING[s]` changes the ring half.
         let pos = ringed(COUNTS[s].load(Ordering::SeqCst));

@@ -126,6 +126,12 @@ impl TimerQueue {
         self.armed
     }
 
+    /// The deadline of timer `key`, if it is armed (for the live request
+    /// tree: a request's end time).
+    pub(crate) fn deadline_of(&self, key: Key) -> Option<Instant> {
+        self.slab.get(key).filter(|e| e.armed).map(|e| e.deadline)
+    }
+
     /// The instant deadlines are measured from.
     pub(crate) fn base(&self) -> Instant {
         self.base

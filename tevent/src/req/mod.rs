@@ -39,9 +39,11 @@
 //! | a cancel hook | [`Req::cancel`], [`CallbackHandle::cancel`] | the same |
 //! | a cleanup hook; `Drop` of a state, an output, an error, a waiter or callback closure, a queue trigger | whatever finishes or drops the request: a step's end, a timeout, dropping or receiving a `Req`, [`CallbackHandle::abort`], dropping a [`Queue`](crate::Queue), dropping the context | the same |
 //! | a callback ([`Req::set_callback`]) | the loop | the same |
-//! | an event handler, a [`Remote`](crate::Remote) closure, a trace hook | the loop (a trace hook also from the call that attached or detached the event) | the same |
+//! | an event handler, a [`Remote`](crate::Remote) closure, a loop or event trace hook | the loop (an event trace hook also from the call that attached or detached the event) | the same |
+//! | the request trace hook ([`Context::set_req_trace_hook`](crate::Context::set_req_trace_hook)) | whatever creates a request (before its first step), runs a step (before it), cancels one, delivers a finished one (before its waiter), or releases one (receiving, dropping, a parent's end, the context's drop) | the same |
+//! | the queue trace hook ([`Context::set_queue_trace_hook`](crate::Context::set_queue_trace_hook)) | [`Queue::add`](crate::Queue::add) and its siblings, the loop (before a trigger), whatever removes an entry (its request finishing or dropped, a guard or the queue dropped) | the same |
 //! | `Drop` of an event's handler | removing the event | the same |
-//! | [`Request::name`] | `Debug` of a request and [`Profile::name`] / [`Profile::render`], when *you* call them; with the `tracing` feature, [`Req::start`] before the request exists | anything: the runtime is not in the middle of anything then |
+//! | [`Request::name`] | `Debug` of a request, [`Profile::name`] / [`Profile::render`], [`LiveRequest::name`] / [`RequestTree::render`], when *you* call them; with the `tracing` feature, [`Req::start`] before the request exists; with a request trace hook, each report, just before the hook | anything when you call them (the runtime is not in the middle of anything then); otherwise as the request trace hook |
 //!
 //! "A loop call" is [`Context::loop_once`](crate::Context::loop_once),
 //! `loop_wait`, `loop_until` and [`Req::poll`] of an unfinished request:
@@ -74,7 +76,7 @@
 //! - **No user code runs inside bookkeeping that is not finished**: hooks,
 //!   `Drop`s and trait methods run where the tables are consistent, and a
 //!   panic in them is caught there and raised when the public call that
-//!   ran them returns ([chapter 1](crate::tutorial::context), "When user
+//!   ran them returns ([chapter 1](crate::tutorial::ch1_context), "When user
 //!   code panics").
 //! - **Nothing recurses over what the user sizes.** Request trees, chains
 //!   of states holding requests, queues inside states, handlers owning
@@ -89,6 +91,8 @@
 //! from every kind of user code; `docs/reliability.md` has its figures.
 
 mod error;
+mod hooks;
+mod inspect;
 mod join;
 mod node;
 pub(crate) mod profile;
@@ -107,6 +111,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use error::Failure;
 pub use error::ReqError;
+pub use inspect::{LiveRequest, RequestTree, Wait};
 pub use join::{
     First, JoinAll, NoRequests, Outcome, first_recv, first_send, join_all_recv, join_all_send,
 };
@@ -126,6 +131,13 @@ use table::Hooks;
 use waiter::Resume;
 
 /// A request type: the state of one asynchronous computation.
+///
+/// The tutorial: [chapter 3](crate::tutorial::ch3_requests) (requests by
+/// hand: steps, subrequests, end times, cancellation), [chapter
+/// 5](crate::tutorial::ch5_tevent_request_macro) (the same with
+/// `#[tevent_request]`, which implements this trait for you) and [chapter
+/// 6](crate::tutorial::ch6_inspecting) (where a request waits, the live
+/// request tree, profiles, trace hooks).
 ///
 /// ```
 /// use tevent::{Context, Progress, Req, Request};
@@ -854,12 +866,19 @@ impl<T: Request> Drop for Req<T> {
 
 impl<T: Request> std::fmt::Debug for Req<T> {
     /// `Req { type: "Echo@read", step: Read { .. }, state: InProgress,
-    /// created: "file:line:col" }`: the type's name, followed by the step(s)
-    /// the request waits in (see [`Req::waiting_in`]); for a
-    /// `#[tevent_request]` request waiting in a step, that step with the
-    /// values its transition carries (shown with their `Debug` where they
-    /// have one).
+    /// created: "file:line:col", waits: "[read] ReadPooled<TcpStream>: fd 5
+    /// READ" }`: the type's name, followed by the step(s) the request waits
+    /// in (see [`Req::waiting_in`]); for a `#[tevent_request]` request
+    /// waiting in a step, that step with the values its transition carries
+    /// (shown with their `Debug` where they have one); and, while it waits
+    /// for something, the chain of its waits down to the last subrequest (as
+    /// a line of a [`RequestTree`]; several subrequests in `[a | b]`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What the request waits for is read first, and the context let go
+        // of: the names (user code, which may drop the context's last
+        // handle) are asked for once nothing of the runtime is held.
+        let tree = self.live().map(|(ev, node)| ev.subtree(node.ptr()));
+        let waits = tree.as_ref().and_then(inspect::waits_text);
         let mut d = f.debug_struct("Req");
         d.field(
             "type",
@@ -876,6 +895,9 @@ impl<T: Request> std::fmt::Debug for Req<T> {
                 "created",
                 &format_args!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
             );
+        }
+        if let Some(w) = waits {
+            d.field("waits", &w);
         }
         d.finish()
     }
@@ -1421,7 +1443,8 @@ impl<'a, T: Request> Ctl<'a, T> {
         S: Fn(&mut T, &mut Ctl<'_, T>, FdFlags) -> StepResult<T> + Copy + 'static,
     {
         let run: crate::fd::ReqFdFn = Box::new(move |ev, node, ready| {
-            ev.run_step::<T>(node, |st, ctl| step(st, ctl, ready));
+            let name = inspect::step_name_of::<S>;
+            ev.run_step_in::<T>(node, Some(name), |st, ctl| step(st, ctl, ready));
         });
         self.ev.add_fd_shared_with(
             fd,
@@ -1491,7 +1514,7 @@ where
         let parent = unsafe { ReqRef::from_ptr(parent) };
         let f = self.f;
         // If the parent cannot run a step, the closure (and `sub`) is dropped.
-        ev.run_step::<P>(&parent, move |st, ctl| f(st, ctl, sub));
+        ev.run_step_unreported::<P>(&parent, move |st, ctl| f(st, ctl, sub));
     }
 
     fn step_name(&self) -> &'static str {
@@ -1547,8 +1570,11 @@ impl Context {
 /// declines, goes on). For [`Req::cancel`] and [`CallbackHandle::cancel`].
 fn cancel_node<T: Request>(ev: &Context, node: &ReqRef) -> bool {
     let _scope = ev.enter();
+    if hooks::reporting(&ev.inner) {
+        ev.report_cancel(node.hdr());
+    }
     let mut started = false;
-    ev.run_step::<T>(node, |st, ctl| match ctl.hooks.cancel {
+    ev.run_step_in::<T>(node, Some(|| "cancel"), |st, ctl| match ctl.hooks.cancel {
         Some(step::CancelHook::Step(hook)) => match hook(st, ctl) {
             Some(r) => {
                 started = true;

@@ -3,9 +3,14 @@
 //!
 //! Profiling is opt-in per request ([`crate::Req::enable_profile`]); a
 //! profiled request profiles every subrequest it waits for. When a subrequest
-//! finishes its profile moves into its parent's. Profiles never fail a
-//! request: if a profile cannot be allocated the request simply runs without
-//! one, and a parent that cannot record a subprofile marks itself `truncated`.
+//! finishes its profile moves into its parent's; a subrequest that had
+//! already finished when the wait began is recorded then; and when a
+//! profiled request ends while subrequests still run (its end time passed,
+//! a step failed or finished it, it was cancelled), each of them, at any
+//! depth, is recorded as cancelled by that end, with the parent's step that
+//! waited for it. Profiles never fail a request: if a profile cannot be
+//! allocated the request simply runs without one, and a parent that cannot
+//! record a subprofile marks itself `truncated`.
 
 use std::panic::Location;
 use std::time::{Duration, Instant};
@@ -45,6 +50,11 @@ pub struct Profile {
     start: Instant,
     stop: Option<Instant>,
     state: ReqState,
+    /// The step of the parent that waited for this request (subprofiles).
+    waited_in: Option<&'static str>,
+    /// The outcome of the parent that cut this request off, if it ended
+    /// while this one still ran.
+    cut_off_by: Option<ReqState>,
     subprofiles: Vec<Profile>,
     truncated: bool,
 }
@@ -71,12 +81,96 @@ impl Profile {
         self.stop
     }
 
-    /// The state it reached ([`ReqState::InProgress`] while in progress).
+    /// The state it reached ([`ReqState::InProgress`] while in progress;
+    /// [`ReqState::Cancelled`] for a subrequest cut off because its parent
+    /// ended first, see [`Profile::cut_off_by`]).
     pub fn state(&self) -> ReqState {
         self.state
     }
 
-    /// Profiles of the subrequests, in the order they finished.
+    /// For a subprofile: the step of its parent that waited for it (the
+    /// function the wait resumes, or a `#[tevent_request]` step's name, as
+    /// [`Req::waiting_in`](crate::Req::waiting_in) names it). `None` for the
+    /// profiled root.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Ctl, Progress, Req, Request, StepResult, Wakeup, wakeup_send};
+    ///
+    /// struct Nap;
+    /// impl Request for Nap {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn woke(_: &mut Nap, _: &mut Ctl<'_, Nap>, _: Req<Wakeup>) -> StepResult<Nap> {
+    ///     Ok(Progress::Done(()))
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let nap = Req::start(&ev, Nap, |_, ctl| {
+    ///     ctl.enable_profile();
+    ///     ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now() + Duration::from_secs(1)), woke)?;
+    ///     Ok(Progress::Pending)
+    /// });
+    /// nap.poll(&ev)?;
+    /// let p = nap.take_profile().expect("profiled");
+    /// assert_eq!(p.waited_in(), None);
+    /// assert_eq!(p.subprofiles()[0].waited_in(), Some("woke"));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn waited_in(&self) -> Option<&'static str> {
+        self.waited_in
+    }
+
+    /// For a subrequest that was still running when its parent ended: the
+    /// state its parent reached ([`ReqState::TimedOut`] when the parent's
+    /// end time passed, [`ReqState::Error`] when a step failed it,
+    /// [`ReqState::Cancelled`], [`ReqState::Done`] when the parent finished
+    /// without it; deeper subrequests name their own parent, which was cut
+    /// off: `Cancelled`). Its [`state`](Profile::state) is then
+    /// `Cancelled` and its [`stop`](Profile::stop) the moment its parent
+    /// ended. `None` for a request that finished by itself.
+    ///
+    /// C tevent frees such subrequests with their parent and records
+    /// nothing about them; this is where a timed-out request shows what it
+    /// was still waiting for.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tevent::{Context, Ctl, Progress, Req, ReqError, ReqState, Request, StepResult, Wakeup, wakeup_send};
+    ///
+    /// struct Attempt;
+    /// impl Request for Attempt {
+    ///     type Output = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    /// fn read(_: &mut Attempt, _: &mut Ctl<'_, Attempt>, _: Req<Wakeup>) -> StepResult<Attempt> {
+    ///     Ok(Progress::Done(()))
+    /// }
+    /// let ev = Context::with_manual_clock(true)?;
+    /// let attempt = Req::start(&ev, Attempt, |_, ctl| {
+    ///     ctl.enable_profile();
+    ///     ctl.set_timeout(Duration::from_secs(1))?;
+    ///     ctl.wait(wakeup_send(ctl.ev(), ctl.ev().now() + Duration::from_secs(5)), read)?;
+    ///     Ok(Progress::Pending)
+    /// });
+    /// attempt.poll(&ev)?;
+    /// let p = attempt.take_profile().expect("profiled");
+    /// assert_eq!(attempt.recv(), Err(ReqError::TimedOut));
+    /// let stuck = &p.subprofiles()[0];
+    /// assert_eq!(stuck.state(), ReqState::Cancelled);
+    /// assert_eq!(stuck.cut_off_by(), Some(ReqState::TimedOut));
+    /// assert_eq!(stuck.waited_in(), Some("read"));
+    /// assert!(p.render().contains("[read] Wakeup Cancelled (parent timed out) 1s"));
+    /// # Ok::<(), tevent::Error>(())
+    /// ```
+    pub fn cut_off_by(&self) -> Option<ReqState> {
+        self.cut_off_by
+    }
+
+    /// Profiles of the subrequests: those that finished, in the order they
+    /// finished (one that had already finished when the wait began counts
+    /// as finishing then), followed by those cut off when this request
+    /// ended, in the order they were waited for.
     pub fn subprofiles(&self) -> &[Profile] {
         &self.subprofiles
     }
@@ -107,12 +201,20 @@ impl Profile {
         false
     }
 
-    /// The tree as indented text, one request per line: name, state reached,
-    /// duration (or `running`), and where it was created. Two spaces of
-    /// indentation per level, up to [`Profile::MAX_INDENT`] levels; deeper
-    /// lines are indented like that level and start with their depth
-    /// (`[depth 40] `), so a deep tree stays readable and its text linear
-    /// in its size.
+    /// The tree as indented text, one request per line: for a subrequest
+    /// the parent's step that waited for it in brackets (`[read] `), then
+    /// name, state reached (for a subrequest cut off by its parent's end,
+    /// why: `Cancelled (parent timed out)`), duration (or `running`), and
+    /// where it was created. Two spaces of indentation per level, up to
+    /// [`Profile::MAX_INDENT`] levels; deeper lines are indented like that
+    /// level and start with their depth (`[depth 40] `), so a deep tree
+    /// stays readable and its text linear in its size.
+    ///
+    /// ```text
+    /// Attempt TimedOut 5s (src/client.rs:40)
+    ///   [connected] Connect Done 1ms (src/client.rs:52)
+    ///   [read] ReadSome<TcpStream> Cancelled (parent timed out) 4.999s (src/client.rs:61)
+    /// ```
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
@@ -127,15 +229,14 @@ impl Profile {
             if depth > Self::MAX_INDENT {
                 let _ = write!(out, "[depth {depth}] ");
             }
-            let _ = writeln!(
-                out,
-                "{} {:?} {} ({}:{})",
-                p.name(),
-                p.state,
-                took,
-                p.created.file(),
-                p.created.line(),
-            );
+            if let Some(step) = p.waited_in {
+                let _ = write!(out, "[{step}] ");
+            }
+            let _ = write!(out, "{} {:?}", p.name(), p.state);
+            if let Some(why) = p.cut_off_by {
+                let _ = write!(out, " (parent {})", parent_end(why));
+            }
+            let _ = writeln!(out, " {} ({}:{})", took, p.created.file(), p.created.line(),);
             stack.extend(p.subprofiles.iter().rev().map(|s| (s, depth + 1)));
         }
         out
@@ -152,6 +253,8 @@ impl Profile {
             start: self.start,
             stop: self.stop,
             state: self.state,
+            waited_in: self.waited_in,
+            cut_off_by: self.cut_off_by,
             subprofiles: Vec::with_capacity(self.subprofiles.len()),
             truncated: self.truncated,
         }
@@ -199,6 +302,8 @@ impl std::fmt::Debug for Profile {
         f.debug_struct("Profile")
             .field("name", &self.name())
             .field("state", &self.state)
+            .field("waited_in", &self.waited_in)
+            .field("cut_off_by", &self.cut_off_by)
             .field("duration", &self.duration())
             .field(
                 "created",
@@ -208,6 +313,20 @@ impl std::fmt::Debug for Profile {
             .field("truncated", &self.truncated)
             .field("tree", &format_args!("{}", self.render().trim_end()))
             .finish()
+    }
+}
+
+/// How [`Profile::render`] names the end of a parent that cut a
+/// subrequest off.
+fn parent_end(reached: ReqState) -> &'static str {
+    match reached {
+        ReqState::InProgress => "still running",
+        ReqState::Done => "finished",
+        ReqState::Error => "failed",
+        ReqState::TimedOut => "timed out",
+        ReqState::NoMemory => "ran out of memory",
+        ReqState::Cancelled => "cancelled",
+        ReqState::Dropped => "dropped",
     }
 }
 
@@ -223,6 +342,8 @@ fn start_one(h: &Header, now: Instant) -> bool {
         start: now,
         stop: None,
         state: h.state.get(),
+        waited_in: None,
+        cut_off_by: None,
         subprofiles: Vec::new(),
         truncated: false,
     };
@@ -252,6 +373,15 @@ impl Context {
         if !start_one(root_h, now) {
             return false;
         }
+        if root_h.state.get() != ReqState::InProgress {
+            // A subrequest that had already finished when its profiled
+            // parent began to wait for it (it finished inside its send, or
+            // a step kept it and waits for it now): it finished "now" as
+            // far as the parent can tell, and is recorded at once (nothing
+            // records it later: its end is past). It has no subrequests.
+            self.profile_close(root_h, now, root_h.state.get(), None);
+            return true;
+        }
         // Depth first through the tree links, without a stack: down to the
         // first subrequest, else on to the next sibling, else back up.
         let mut cur = root_h.first_child.get();
@@ -259,8 +389,13 @@ impl Context {
             // SAFETY: subrequests on the list of a live request are live, and
             // nothing here removes one.
             let h = unsafe { hdr(p) };
-            // A subrequest that got no profile is not descended into.
+            // A subrequest that got no profile is not descended into; one
+            // that finished (its waiter not run yet) has no subrequests,
+            // and is recorded at once, as at the start of a wait.
             cur = if start_one(h, now) {
+                if h.state.get() != ReqState::InProgress {
+                    self.profile_close(h, now, h.state.get(), None);
+                }
                 h.first_child.get()
             } else {
                 None
@@ -281,13 +416,24 @@ impl Context {
 
     /// Closes a finished request's profile and moves it into its parent's.
     pub(crate) fn profile_stop(&self, h: &Header, reached: ReqState) {
-        let now = self.now();
+        // (A request in a queue has its extra part too: no clock read then.)
+        if is_profiled(h) {
+            self.profile_close(h, self.now(), reached, None);
+        }
+    }
+
+    /// Closes `h`'s profile at `now` with the state `reached` (and, for a
+    /// subrequest cut off by its parent's end, that end), and moves it into
+    /// its parent's profile if a parent waits for it and records one. Runs
+    /// no user code.
+    fn profile_close(&self, h: &Header, now: Instant, reached: ReqState, cut: Option<ReqState>) {
         let mut extra = h.extra.borrow_mut();
         let Some(p) = extra.as_mut().and_then(|e| e[0].profile.as_mut()) else {
             return;
         };
         p.stop = Some(now);
         p.state = reached;
+        p.cut_off_by = cut;
         let parent = match h.owner.get() {
             Owner::Parent => h.parent.get(),
             _ => None,
@@ -302,6 +448,7 @@ impl Context {
         let Some(pp) = parent_extra.as_mut().and_then(|e| e[0].profile.as_mut()) else {
             return;
         };
+        p.waited_in = crate::req::inspect::waited_in(h);
         if pp.subprofiles.try_reserve(1).is_ok() {
             pp.subprofiles.push(
                 extra
@@ -311,6 +458,64 @@ impl Context {
             );
         } else {
             pp.truncated = true;
+        }
+    }
+
+    /// A profiled request `root` ended (`reached`) while subrequests still
+    /// run under it (`first` is the first of its list, which the caller has
+    /// taken from it): before they are dropped, closes the profile of every
+    /// one still in progress, at any depth, as [`ReqState::Cancelled`] by
+    /// its parent's end (the root's `reached` for its own subrequests,
+    /// `Cancelled` below them), and moves each into its parent's profile,
+    /// deepest first, so the root's profile ends up holding them all.
+    ///
+    /// Walks the subtree through its links in post-order, oldest
+    /// subrequest first, without a stack: a million levels cost no stack.
+    /// Runs no user code.
+    pub(crate) fn profile_cut_off(&self, root: &Header, first: NodePtr, reached: ReqState) {
+        if !is_profiled(root) {
+            return;
+        }
+        let now = self.now();
+        let root_ptr = NodePtr::from(root);
+        // The oldest subrequest of `p`'s subtree that has none of its own:
+        // down through the last (oldest) subrequest of each level.
+        let deepest = |mut p: NodePtr| loop {
+            // SAFETY: subrequests on the list of a request that is not
+            // removed are live; nothing here removes one.
+            let h = unsafe { hdr(p) };
+            let Some(mut c) = h.first_child.get() else {
+                return p;
+            };
+            // SAFETY: as above.
+            while let Some(n) = unsafe { hdr(c) }.next.get() {
+                c = n;
+            }
+            p = c;
+        };
+        let mut oldest = first;
+        // SAFETY: as above.
+        while let Some(n) = unsafe { hdr(oldest) }.next.get() {
+            oldest = n;
+        }
+        let mut cur = Some(deepest(oldest));
+        while let Some(p) = cur {
+            // SAFETY: as above.
+            let h = unsafe { hdr(p) };
+            // Where to go next, found before `h` is closed (closing moves
+            // only profiles, never links).
+            cur = match (h.prev.get(), h.parent.get()) {
+                (Some(younger), _) => Some(deepest(younger)),
+                (None, Some(up)) if up != root_ptr => Some(up),
+                _ => None,
+            };
+            if h.state.get() == ReqState::InProgress && is_profiled(h) {
+                let parent_end = match h.parent.get() {
+                    Some(up) if up == root_ptr => reached,
+                    _ => ReqState::Cancelled,
+                };
+                self.profile_close(h, now, ReqState::Cancelled, Some(parent_end));
+            }
         }
     }
 }

@@ -23,13 +23,15 @@
 use std::cell::Cell;
 use std::panic::Location;
 
-use crate::context::{Context, MAX_NOTIFICATIONS_PER_STEP};
+use crate::context::{Context, Inner, MAX_NOTIFICATIONS_PER_STEP};
 use crate::panic::PanicSlot;
+use crate::req::hooks::{About, StepName, reporting};
 use crate::req::node::{Flag, Header, NodePtr, ReqRef, hdr};
 use crate::req::step::{Next, StartCtl, Then};
 use crate::req::waiter::Resume;
 use crate::req::{Ctl, Failure, ReqState, Request, StepResult};
 use crate::slab::Key;
+use crate::trace::ReqPoint;
 use crate::{Progress, ReqError};
 
 /// The typed part of a request.
@@ -211,6 +213,9 @@ pub(crate) enum Owner {
 pub(crate) struct Extra {
     pub(crate) profile: Option<crate::req::profile::Profile>,
     pub(crate) queue: Option<crate::queue::QueueLink>,
+    /// When the request was created, on its context's clock, if the
+    /// context records request ages (see `Context::set_request_ages`).
+    pub(crate) born: Option<std::time::Instant>,
 }
 
 /// The requests of a context.
@@ -233,6 +238,12 @@ impl ReqTable {
     /// Live requests.
     pub(crate) fn len(&self) -> usize {
         self.live.get()
+    }
+
+    /// The newest live request (the live list goes on through
+    /// `Header::live_next`).
+    pub(crate) fn live_head(&self) -> Option<NodePtr> {
+        self.live_head.get()
     }
 
     /// Whether a finished request's waiter is due (the loop drains the
@@ -494,14 +505,44 @@ impl Context {
         )
         .ok()?;
         self.inner.reqs.live_link(node.ptr());
+        if self.inner.hooks.watching_creates() {
+            return Some(self.req_first_step_watched(node, run));
+        }
         let h = node.hdr();
+        h.raise(Flag::RUNNING);
+        // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
+        let finished = run(unsafe { node.cell::<T>() }, self, &node);
+        self.req_put_back(&node, finished);
+        Some(node)
+    }
+
+    /// The first step of a new request while something watches requests
+    /// (a request hook, ages, the `tracing` feature): records its age,
+    /// reports its creation, runs the step.
+    #[cold]
+    #[inline(never)]
+    fn req_first_step_watched<T: Request>(
+        &self,
+        node: ReqRef,
+        run: impl FnOnce(&mut ReqCell<T>, &Context, &ReqRef) -> Option<ReqState>,
+    ) -> ReqRef {
+        let h = node.hdr();
+        if self.inner.hooks.req_watch.get() & crate::trace::WATCH_AGES != 0 {
+            self.record_birth(h);
+        }
+        // (Nothing can reach the new request but a snapshot: the hook
+        // cannot end it.)
+        let depth = reporting(&self.inner).then(|| self.inner.report_create(h));
         h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
         // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
         let finished = run(unsafe { node.cell::<T>() }, self, &node);
+        if let Some(d) = depth {
+            self.inner.hooks.req_depth.set(d);
+        }
         self.req_put_back(&node, finished);
-        Some(node)
+        node
     }
 
     /// Registers `child` (owned by the caller's handle) as waited for by
@@ -564,8 +605,29 @@ impl Context {
     /// requests cannot hold one step forever). Returns whether any waiter
     /// ran. Each finished child is handed to a handle (taken out of its
     /// parent's care) before its waiter runs.
+    ///
+    /// Whether request points are reported is checked once per delivery,
+    /// not per waiter: a request trace hook installed by one of its waiters
+    /// sees the waiters of the next delivery on. A reporting delivery
+    /// reports each waiter's `Notify` and its parent's `Step`; the waiter
+    /// itself never reports.
     #[inline]
     pub(crate) fn run_completions(&self) -> bool {
+        if reporting(&self.inner) {
+            return self.run_completions_reported();
+        }
+        self.deliver::<false>()
+    }
+
+    /// [`Context::run_completions`] while request points are reported.
+    #[cold]
+    #[inline(never)]
+    fn run_completions_reported(&self) -> bool {
+        self.deliver::<true>()
+    }
+
+    #[inline(always)]
+    fn deliver<const REPORT: bool>(&self) -> bool {
         let t = &self.inner.reqs;
         let mut ran = false;
         for _ in 0..MAX_NOTIFICATIONS_PER_STEP {
@@ -579,6 +641,11 @@ impl Context {
             // Being dropped (its parent went) while a drop runs user code
             // that ran the loop: nobody is told.
             if h.has(Flag::DOOMED) {
+                continue;
+            }
+            // The hook may drop the request (dropping its parent): it is
+            // then removed, its memory kept until the step ends.
+            if REPORT && !self.inner.report_notify(h) {
                 continue;
             }
             let Some(resume) = h.waiter.take() else {
@@ -598,7 +665,23 @@ impl Context {
             // SAFETY: the runtime held the owner's reference (owner was
             // `Parent` or `Context`).
             let child = unsafe { ReqRef::from_raw(p) };
-            resume.resume(self, parent, child);
+            if REPORT && let Some(up) = parent {
+                // The parent's step, reported here: the waiter runs it
+                // without reporting. (A hook that ends or drops the parent
+                // keeps the step from running: the waiter finds it unable
+                // to run one. Its memory stays while the loop step runs.)
+                // SAFETY: the parent of a subrequest that was on its list
+                // a moment ago is live; nothing ran since.
+                let ph = unsafe { hdr(up) };
+                let step = resume.step_name();
+                let depth = runnable(ph).then(|| self.inner.report_step_named(ph, Some(step)));
+                resume.resume(self, parent, child);
+                if let Some(d) = depth {
+                    self.inner.hooks.req_depth.set(d);
+                }
+            } else {
+                resume.resume(self, parent, child);
+            }
             ran = true;
             // Between two waiters, directly under the loop, no frame of the
             // runtime holds a node: what the waiter released goes back to
@@ -658,6 +741,10 @@ impl Context {
         }
         let children = h.first_child.take();
         if let Some(c) = children {
+            // A profiled request records what it still waited for.
+            if h.has(Flag::PROFILED) {
+                self.profile_cut_off(h, c, reached);
+            }
             t.doom_list(c);
         }
         if h.has(Flag::EXTRA) {
@@ -743,6 +830,7 @@ impl Context {
     /// its state, result and waiter) and drops the owner's reference.
     fn req_release(&self, node: ReqRef) {
         let h = node.hdr();
+        let about = reporting(&self.inner).then(|| About::of(h));
         let endtime = h.endtime.replace(Key::NONE);
         if endtime != Key::NONE {
             self.timer_remove(endtime);
@@ -758,6 +846,9 @@ impl Context {
         // SAFETY: removed nodes never run a step again, and this one was not
         // running (checked by the caller).
         unsafe { node.clear(&self.inner.panic) };
+        if let Some(about) = about {
+            self.inner.report_req(about, ReqPoint::Cleanup, 0, None);
+        }
         node.release_in(&self.inner);
     }
 
@@ -773,6 +864,44 @@ impl Context {
         node: &ReqRef,
         f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
     ) -> bool {
+        self.run_step_in(node, None, f)
+    }
+
+    /// [`Context::run_step`] of the step named by `step` (reported to the
+    /// request trace hook).
+    #[inline]
+    pub(crate) fn run_step_in<T: Request>(
+        &self,
+        node: &ReqRef,
+        step: StepName,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> bool {
+        let h = node.hdr();
+        if !runnable(h) {
+            // The step closure is the user's (with what it captured).
+            self.inner.panic.catch(move || drop(f));
+            return false;
+        }
+        if reporting(&self.inner) {
+            return self.run_step_reported(node, step, f);
+        }
+        h.raise(Flag::RUNNING);
+        // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
+        // not borrowed (checked) and `RUNNING` is set for the step.
+        let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        self.req_put_back(node, finished);
+        true
+    }
+
+    /// [`Context::run_step`] without reporting the step: for a waiter that
+    /// a delivery resumes (the delivery reports the step, if it reports,
+    /// see [`Context::run_completions`]).
+    #[inline]
+    pub(crate) fn run_step_unreported<T: Request>(
+        &self,
+        node: &ReqRef,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> bool {
         let h = node.hdr();
         if !runnable(h) {
             // The step closure is the user's (with what it captured).
@@ -780,11 +909,37 @@ impl Context {
             return false;
         }
         h.raise(Flag::RUNNING);
+        // SAFETY: as in `run_step_in`.
+        let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        self.req_put_back(node, finished);
+        true
+    }
+
+    /// [`Context::run_step_in`] while request points are reported: the
+    /// step is reported first, and runs only if the hook left the request
+    /// able to run it.
+    #[cold]
+    #[inline(never)]
+    fn run_step_reported<T: Request>(
+        &self,
+        node: &ReqRef,
+        step: StepName,
+        f: impl FnOnce(&mut T, &mut Ctl<'_, T>) -> StepResult<T>,
+    ) -> bool {
+        let h = node.hdr();
+        let depth = self.inner.report_step(h, step);
+        // The hook may have ended or dropped the request.
+        if !runnable(h) {
+            self.inner.hooks.req_depth.set(depth);
+            self.inner.panic.catch(move || drop(f));
+            return false;
+        }
+        h.raise(Flag::RUNNING);
         #[cfg(feature = "tracing")]
         let _entered = h.span.clone().entered();
-        // SAFETY: the node is a `Node<T>` (the caller's contract above), it is
-        // not borrowed (checked) and `RUNNING` is set for the step.
+        // SAFETY: as in `run_step_in`: a `Node<T>`, not borrowed, `RUNNING`.
         let finished = unsafe { node.cell::<T>() }.step(self, node, f);
+        self.inner.hooks.req_depth.set(depth);
         self.req_put_back(node, finished);
         true
     }
@@ -805,6 +960,9 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
         ev.req_drop_owned(node);
         return Err(ReqError::InProgress);
     }
+    if reporting(&ev.inner) {
+        return req_recv_reported::<T>(&ev, node);
+    }
     // SAFETY: a `Req<T>` names a `Node<T>`; a finished request runs no
     // step, and no user code runs while the reference is used.
     let result = unsafe { node.cell::<T>() }
@@ -821,6 +979,31 @@ pub(crate) fn req_recv<T: Request>(node: ReqRef) -> Result<T::Output, ReqError<T
     result
 }
 
+/// The end of [`req_recv`] while request points are reported: the
+/// request's `Cleanup` is reported once it is gone (a panic of the hook is
+/// raised as the call ends, and takes the result with it).
+#[cold]
+#[inline(never)]
+fn req_recv_reported<T: Request>(
+    ev: &Context,
+    node: ReqRef,
+) -> Result<T::Output, ReqError<T::Error>> {
+    // SAFETY: as in `req_recv`.
+    let result = unsafe { node.cell::<T>() }
+        .result
+        .take()
+        .expect("a finished request has a result");
+    let h = node.hdr();
+    let about = About::of(h);
+    ev.inner.reqs.live_unlink(h);
+    h.raise(Flag::REMOVED);
+    // SAFETY: a `Req<T>` names a `Node<T>`.
+    unsafe { node.release::<T>(&ev.inner) };
+    let scope = ev.enter();
+    ev.inner.report_req(about, ReqPoint::Cleanup, 0, None);
+    scope.end(result)
+}
+
 /// Whether a step (or a failure) may run now.
 #[inline(always)]
 fn runnable(h: &Header) -> bool {
@@ -832,7 +1015,8 @@ impl ReqTable {
     /// longer be reached: handles see it gone). States are dropped (cleanup
     /// hooks run with `Dropped`); nodes still held by handles stay allocated
     /// until their handles go.
-    pub(crate) fn teardown(&self, panics: &PanicSlot) {
+    pub(crate) fn teardown(&self, inner: &Inner) {
+        let panics = &inner.panic;
         self.dropping.set(true);
         let mut all = Vec::with_capacity(self.live.get());
         let mut c = self.live_head.take();
@@ -859,12 +1043,16 @@ impl ReqTable {
         }
         for node in &all {
             let h = node.hdr();
+            let about = reporting(inner).then(|| About::of(h));
             let extra = h.extra.borrow_mut().take();
             drop(extra);
             let waiter = h.waiter.take();
             panics.catch(move || drop(waiter));
             // SAFETY: no step runs while the context is dropped.
             unsafe { node.clear(panics) };
+            if let Some(about) = about {
+                inner.report_req(about, ReqPoint::Cleanup, 0, None);
+            }
             // A handle's reference goes with the handle.
             if h.owner.get() != Owner::Handle {
                 // SAFETY: the runtime held the owner's reference.

@@ -301,6 +301,12 @@ impl Taken {
         unsafe { (me.vt.resume)(&raw mut me.buf, ev, parent, child) }
     }
 
+    /// The name of the step the waiter resumes.
+    pub(crate) fn step_name(&self) -> &'static str {
+        // SAFETY: `buf` holds the waiter `vt` describes.
+        unsafe { (self.vt.step_name)(&raw const self.buf) }
+    }
+
     /// Writes the step the waiter resumes and its data (user code: the
     /// data's `Debug`).
     pub(crate) fn fmt_step(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
