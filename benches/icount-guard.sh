@@ -23,7 +23,9 @@
 # runs agree to the tenth of an instruction). The tolerance absorbs what
 # moves them without a change in this code: a new rustc/LLVM (code layout,
 # inlining), another glibc or another CPU model (glibc picks its memcpy and
-# friends by CPU), another valgrind. A regression beyond it fails the run;
+# friends by CPU), another valgrind: 3% on the baseline's machine (the
+# toolchain, valgrind and CPU of its header line), 10% elsewhere. A
+# regression beyond it fails the run;
 # an improvement beyond it passes with a note to update the baseline.
 #
 # Output: one line per figure (baseline, measured, change, verdict), then
@@ -133,6 +135,16 @@ if [ "$UPDATE" = 1 ]; then
   cat "$BASELINE"
   echo "icount guard: baseline written to $BASELINE"
   exit 0
+fi
+
+# The counts depend on the toolchain, valgrind and the CPU model (glibc
+# picks its string functions by CPU): on another machine than the
+# baseline's, the tolerance widens to 10% (a regression of the request core
+# still shows; the layout noise of another compiler does not fail CI).
+here_env="# $(rustc --version), $(valgrind --version), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)."
+if ! grep -qxF -- "$here_env" "$BASELINE"; then
+  TOL=$(awk -v t="$TOL" 'BEGIN { print (t < 10 ? 10 : t) }')
+  echo "note: this machine is not the baseline's (${here_env#\# }): tolerance ${TOL}%"
 fi
 
 bad=0
