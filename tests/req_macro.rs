@@ -512,6 +512,48 @@ mod generic {
     }
 }
 
+/// A generic request whose steps take a subrequest's output and its whole
+/// result (the glue of such a step once named only the subrequest's type
+/// parameter, and a generic request did not compile).
+mod generic_waits {
+    use super::*;
+
+    pub(crate) struct Pair<T: Clone + 'static> {
+        value: T,
+    }
+
+    #[tevent_request(steps(start => got => whole => done))]
+    impl<T: Clone + 'static> Pair<T> {
+        type Output = (T, u32, bool);
+        type Error = LeafError;
+
+        pub(crate) fn start(to: _, value: T) -> Next<Self> {
+            let to = to.create(Pair { value });
+            to.got(hand_send(to.ev(), Ok(5)))
+        }
+
+        fn got(&mut self, to: _, n: u32) -> Next<Self> {
+            to.whole(hand_send(to.ev(), Err(3)), n)
+        }
+
+        fn whole(&mut self, to: _, r: Result<u32, ReqError<LeafError>>, n: u32) -> Next<Self> {
+            to.done((
+                self.value.clone(),
+                n,
+                r == Err(ReqError::User(LeafError(3))),
+            ))
+        }
+    }
+}
+
+#[test]
+fn a_generic_request_waits_for_an_output_and_a_whole_result() {
+    let ev = ctx();
+    let r = generic_waits::pair_send(&ev, "p".to_string());
+    r.poll(&ev).unwrap();
+    assert_eq!(generic_waits::pair_recv(r), Ok(("p".to_string(), 5, true)));
+}
+
 #[test]
 fn generic_state_and_visibility_are_honoured() {
     let ev = ctx();

@@ -359,7 +359,9 @@ fn a_burst_of_256_signals_before_one_loop_step_keeps_every_sender() {
     let (count, infos, lost) = &got[0];
     assert_eq!((*count, infos.len(), *lost), (256, 256, 0));
     let me = std::process::id() as i32;
-    assert!(infos.iter().all(|i| i.pid == me && i.uid == uid()));
+    assert!(infos.iter().all(|i| i.pid == me));
+    #[cfg(not(target_vendor = "apple"))]
+    assert!(infos.iter().all(|i| i.uid == uid()));
 }
 
 fn plain_and_info_handlers_of_one_signal_see_the_same_count() {

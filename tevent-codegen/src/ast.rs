@@ -34,6 +34,9 @@ pub(crate) struct Request {
     /// The names of the block's items that did not parse (reported; no
     /// other error says they are missing).
     pub(crate) broken: std::collections::BTreeSet<String>,
+    /// The attribute's `crate = path`: what the generated code calls
+    /// `::tevent` (a renamed or re-exported dependency).
+    pub(crate) krate: Option<syn::Path>,
 }
 
 /// One `name => [successor, ...]` of the steps list.
@@ -107,6 +110,10 @@ pub(crate) struct Carried {
 pub(crate) struct Arg {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+    /// Its `#[cfg]`, `#[cfg_attr]` and lint attributes, which the send
+    /// function's parameter carries too (and its `#[cfg]`, the argument
+    /// passed on to `start`).
+    pub(crate) attrs: Vec<Attribute>,
 }
 
 /// What a resumed step receives from the subrequest that finished, told by

@@ -365,7 +365,57 @@ pub(crate) fn item_generics(req: &Request) -> Generics {
     if !predicates.is_empty() {
         g.make_where_clause().predicates.extend(predicates);
     }
+    one_bound_location(&mut g);
     g
+}
+
+/// Moves the bounds of a parameter that the where-clause bounds too into
+/// that where-clause predicate, so a generated function does not bound one
+/// parameter in two places (clippy's `multiple_bound_locations`, which the
+/// user's `impl` block does not trip: it looks at functions). The bounds
+/// stay as written, only where they are written moves.
+pub(crate) fn one_bound_location(g: &mut Generics) {
+    let Some(w) = g.where_clause.as_mut() else {
+        return;
+    };
+    for p in g.params.iter_mut() {
+        match p {
+            syn::GenericParam::Type(t) if !t.bounds.is_empty() => {
+                let found = w.predicates.iter_mut().find_map(|pr| match pr {
+                    syn::WherePredicate::Type(pt)
+                        if pt.lifetimes.is_none()
+                            && matches!(&pt.bounded_ty, Type::Path(tp) if tp.qself.is_none() && tp.path.is_ident(&t.ident)) =>
+                    {
+                        Some(pt)
+                    }
+                    _ => None,
+                });
+                if let Some(pt) = found {
+                    let moved = std::mem::take(&mut t.bounds);
+                    t.colon_token = None;
+                    let mut all: syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]> =
+                        moved;
+                    all.extend(std::mem::take(&mut pt.bounds));
+                    pt.bounds = all;
+                }
+            }
+            syn::GenericParam::Lifetime(l) if !l.bounds.is_empty() => {
+                let found = w.predicates.iter_mut().find_map(|pr| match pr {
+                    syn::WherePredicate::Lifetime(pl) if pl.lifetime.ident == l.lifetime.ident => {
+                        Some(pl)
+                    }
+                    _ => None,
+                });
+                if let Some(pl) = found {
+                    let mut all = std::mem::take(&mut l.bounds);
+                    l.colon_token = None;
+                    all.extend(std::mem::take(&mut pl.bounds));
+                    pl.bounds = all;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The impl's generics with the handles' lifetime in front: `'a`, or
@@ -439,6 +489,14 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
     // The parameter is mixed-site: a carried value named `sub` is not
     // captured by it.
     let sub = Ident::new("sub", Span::mixed_site());
+    // The glue's type and const parameters, before its `__C` (lifetimes
+    // are left to inference).
+    let glue_args: Vec<TokenStream> = generic_args(&item_generics(m.req))
+        .into_iter()
+        .zip(m.req.generics.params.iter())
+        .filter(|(_, p)| !matches!(p, syn::GenericParam::Lifetime(_)))
+        .map(|(a, _)| a)
+        .collect();
     let mut out = Vec::new();
     for s in &step.succ {
         match s {
@@ -519,7 +577,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                                 <#self_ty as ::tevent::Request>::Error:
                                     ::tevent::route::ErrorFrom<<__C as ::tevent::Request>::Error>,
                             {
-                                ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
+                                ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
                             }
                         }
                     }
@@ -539,7 +597,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             where
                                 __C: ::tevent::route::GivesResult<#ok, #err>,
                             {
-                                ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<__C>, #value)
+                                ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
                             }
                         }
                     }
@@ -856,6 +914,7 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
             .predicates
             .extend(w.predicates.iter().cloned());
     }
+    one_bound_location(&mut g);
     let (g_impl, _, g_where) = g.split_for_impl();
     let (impl_g, _, where_c) = req_g.split_for_impl();
     let ev = if args.iter().any(|a| a.ident == "ev") {
@@ -867,6 +926,26 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
     let ctl = Ident::new("__ctl", Span::mixed_site());
     let arg_names: Vec<&Ident> = args.iter().map(|a| &a.ident).collect();
     let arg_tys: Vec<Type> = args.iter().map(|a| replace_self(&a.ty, self_ty)).collect();
+    let arg_attrs: Vec<Vec<syn::Attribute>> = args
+        .iter()
+        .map(|a| a.attrs.iter().map(names::carried_lint_attr).collect())
+        .collect();
+    let arg_cfgs: Vec<Vec<&syn::Attribute>> = args
+        .iter()
+        .map(|a| {
+            a.attrs
+                .iter()
+                .filter(|x| x.path().is_ident("cfg"))
+                .collect()
+        })
+        .collect();
+    let lints: Vec<syn::Attribute> = start
+        .method
+        .attrs
+        .iter()
+        .filter(|a| names::is_lint_attr(a))
+        .map(names::carried_lint_attr)
+        .collect();
     let docs = start
         .method
         .attrs
@@ -894,9 +973,10 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
         #[doc = #send_doc]
         #[doc = ""]
         #[doc = #graph_doc]
+        #(#lints)*
         #[track_caller]
-        #vis fn #send #g_impl (#ev: &::tevent::Context, #(#arg_names: #arg_tys),*) -> ::tevent::Req<#self_ty> #g_where {
-            ::tevent::__private::start(#ev, move |#ctl| <#self_ty>::#method(#start_h { 0: #ctl }, #(#arg_names),*))
+        #vis fn #send #g_impl (#ev: &::tevent::Context, #(#(#arg_attrs)* #arg_names: #arg_tys),*) -> ::tevent::Req<#self_ty> #g_where {
+            ::tevent::__private::start(#ev, move |#ctl| <#self_ty>::#method(#start_h { 0: #ctl }, #(#(#arg_cfgs)* #arg_names),*))
         }
 
         #[doc = #recv_doc]

@@ -34,10 +34,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             quote::quote!(#errors #item)
         }
         parse::Parsed::Impl(req, errors) => match validate::validate(&req, errors) {
-            Ok(m) => expand::expand(&m),
+            Ok(m) => names::rebase(expand::expand(&m), req.krate.as_ref()),
             Err(e) => {
                 let errors = e.to_compile_error();
-                let stub = stub::stub(&req);
+                let stub = names::rebase(stub::stub(&req), req.krate.as_ref());
                 quote::quote!(#errors #stub)
             }
         },
@@ -49,9 +49,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn try_expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, syn::Error> {
     match parse::parse(attr, item) {
         parse::Parsed::Other(_, e) => Err(e),
-        parse::Parsed::Impl(req, errors) => {
-            validate::validate(&req, errors).map(|m| expand::expand(&m))
-        }
+        parse::Parsed::Impl(req, errors) => validate::validate(&req, errors)
+            .map(|m| names::rebase(expand::expand(&m), req.krate.as_ref())),
     }
 }
 

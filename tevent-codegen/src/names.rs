@@ -1,12 +1,14 @@
 //! The names of what the attribute generates for request `Echo`: the step
 //! handles (`EchoReadStep` for step `read`, `EchoStartStep` and
 //! `EchoStarted` for `start`), `echo_send` / `echo_recv`, the hidden routes
-//! trait, and the names a step or an item of the block cannot take because
-//! the generated code already uses them.
+//! trait, the names a step or an item of the block cannot take because
+//! the generated code already uses them, and the path the generated code
+//! names the `tevent` crate by (`crate = path`).
 
-use proc_macro2::Span;
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::Ident;
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 
 /// Names a step cannot take: the methods every step handle already has
 /// (through `Deref` to `tevent::StepCtl`), which a successor method of the
@@ -129,6 +131,13 @@ pub(crate) fn ident(name: &str, span: Span) -> Ident {
         (true, true) if !matches!(text, "self" | "Self" | "super" | "crate") => {
             Ident::new_raw(text, span)
         }
+        // A keyword of some editions only (`gen` from 2024, `async`,
+        // `await`, `dyn` and `try` from 2018): written raw, which every
+        // edition reads as the same name, so the generated code means the
+        // user's name whatever edition the compiler takes it for.
+        (true, false) if matches!(text, "gen" | "async" | "await" | "dyn" | "try") => {
+            Ident::new_raw(text, span)
+        }
         _ => Ident::new(text, span),
     }
 }
@@ -165,6 +174,79 @@ pub(crate) fn recv(ty: &Ident) -> Ident {
     ident(&format!("{}_recv", snake(&bare(ty))), ty.span())
 }
 
+/// Whether `attr` sets a lint level (`allow`, `expect`, `warn`, `deny`,
+/// `forbid`): the attributes of `start` and its parameters that the send
+/// function carries too.
+pub(crate) fn is_lint_attr(attr: &syn::Attribute) -> bool {
+    ["allow", "expect", "warn", "deny", "forbid"]
+        .iter()
+        .any(|l| attr.path().is_ident(l))
+}
+
+/// `attr` as a generated item carries it: an `#[expect(..)]` becomes an
+/// `#[allow(..)]` (the generated item may not trip what the user's item
+/// does, and an unmet expectation would warn on code the user cannot see).
+pub(crate) fn carried_lint_attr(attr: &syn::Attribute) -> syn::Attribute {
+    let mut a = attr.clone();
+    if let syn::Meta::List(list) = &mut a.meta
+        && list.path.is_ident("expect")
+    {
+        list.path = syn::Path::from(Ident::new("allow", list.path.span()));
+    }
+    a
+}
+
+/// `tokens` with every path that starts `::tevent` starting with `krate`
+/// instead (the attribute's `crate = path`, for a renamed or re-exported
+/// dependency); unchanged without one. A `::tevent` after a name
+/// (`crate::tevent::x`, `my::tevent`) is not a crate root and stays.
+pub(crate) fn rebase(tokens: TokenStream, krate: Option<&syn::Path>) -> TokenStream {
+    match krate {
+        Some(path) => rebase_in(tokens, &quote::quote!(#path)),
+        None => tokens,
+    }
+}
+
+fn rebase_in(tokens: TokenStream, krate: &TokenStream) -> TokenStream {
+    // Keywords after which a path starts (`<T as ::tevent::Request>`).
+    const BEFORE_PATH: &[&str] = &[
+        "as", "dyn", "impl", "for", "in", "mut", "const", "return", "where", "move", "use", "let",
+        "if", "match", "while", "else", "ref", "unsafe", "static", "pub", "type", "fn", "break",
+    ];
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(trees.len());
+    let mut i = 0;
+    while i < trees.len() {
+        if let (TokenTree::Punct(a), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(name))) =
+            (&trees[i], trees.get(i + 1), trees.get(i + 2))
+        {
+            let root = match i.checked_sub(1).map(|p| &trees[p]) {
+                Some(TokenTree::Ident(prev)) => BEFORE_PATH.contains(&prev.to_string().as_str()),
+                _ => true,
+            };
+            if root && a.as_char() == ':' && b.as_char() == ':' && name == "tevent" {
+                out.extend(krate.clone());
+                i += 3;
+                continue;
+            }
+        }
+        out.push(match &trees[i] {
+            TokenTree::Group(g) => {
+                let mut inner = Group::new(g.delimiter(), rebase_in(g.stream(), krate));
+                inner.set_span(g.span());
+                if g.delimiter() == Delimiter::None {
+                    TokenTree::Group(inner)
+                } else {
+                    inner.into()
+                }
+            }
+            other => other.clone(),
+        });
+        i += 1;
+    }
+    out.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +263,21 @@ mod tests {
         let ty = Ident::new("EchoServer", Span::call_site());
         assert_eq!(handle(&ty, "client_done"), "EchoServerClientDoneStep");
         assert_eq!(send(&ty).to_string(), "echo_server_send");
+    }
+
+    #[test]
+    fn rebase_replaces_only_the_crate_root() {
+        let path: syn::Path = syn::parse_quote!(tv);
+        let tokens = quote::quote! {
+            fn f(r: ::tevent::Req<X>) -> <X as ::tevent::Request>::Output { crate::tevent::g(::tevent::h()) }
+        };
+        let out = rebase(tokens, Some(&path)).to_string();
+        assert_eq!(
+            out,
+            quote::quote! {
+                fn f(r: tv::Req<X>) -> <X as tv::Request>::Output { crate::tevent::g(tv::h()) }
+            }
+            .to_string()
+        );
     }
 }

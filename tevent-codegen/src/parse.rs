@@ -16,7 +16,8 @@ use crate::errors::Errors;
 /// The attribute's grammar, quoted in syntax errors.
 pub(crate) const SYNTAX: &str = "the attribute reads `#[tevent_request(steps(start => [next, ...], next => [done], ...))]` \
      (one successor needs no brackets, and a run of single successors chains: `start => read => done`), \
-     with `, forever` after the list for a request that never finishes by itself";
+     with `, forever` after the list for a request that never finishes by itself, and \
+     `crate = path` for a renamed or re-exported `tevent`";
 
 /// What the input turned out to be.
 pub(crate) enum Parsed {
@@ -50,12 +51,15 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> Parsed {
         }
     };
     let attr_span = attr_span(&attr);
+    let mut krate = None;
     let (decls, steps_span, forever, parsed) = match parse_args.parse2(attr) {
         Ok(Args {
             decls,
             steps_span,
             forever,
+            krate: k,
         }) => {
+            krate = k;
             if steps_span.is_none() {
                 errors.at(attr_span, format!("no `steps(...)` list: {SYNTAX}"));
             }
@@ -74,6 +78,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> Parsed {
     match request(imp, (decls, steps_span, parsed), forever, &mut errors) {
         Some(mut req) => {
             req.broken = broken;
+            req.krate = krate;
             Parsed::Impl(Box::new(req), errors)
         }
         None => {
@@ -115,6 +120,7 @@ struct Args {
     decls: Vec<Decl>,
     steps_span: Option<Span>,
     forever: Option<Span>,
+    krate: Option<syn::Path>,
 }
 
 fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
@@ -122,6 +128,7 @@ fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
         decls: Vec::new(),
         steps_span: None,
         forever: None,
+        krate: None,
     };
     while !input.is_empty() {
         let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
@@ -149,6 +156,19 @@ fn parse_args(input: ParseStream<'_>) -> syn::Result<Args> {
                     return Err(syn::Error::new(key.span(), "`forever` given twice"));
                 }
                 args.forever = Some(key.span());
+            }
+            "crate" => {
+                if args.krate.is_some() {
+                    return Err(syn::Error::new(key.span(), "`crate` given twice"));
+                }
+                if !input.peek(Token![=]) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`crate` takes the path `tevent` is known by: `crate = tv`",
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                args.krate = Some(input.call(syn::Path::parse_mod_style)?);
             }
             other => {
                 return Err(syn::Error::new(
@@ -449,6 +469,7 @@ fn request(
         steps_parsed,
         forever,
         broken: BTreeSet::new(),
+        krate: None,
     })
 }
 

@@ -527,6 +527,16 @@ fn start_signature(req: &Request, m: &ImplItemFn, errors: &mut Errors) -> Option
                 args.push(Arg {
                     ident,
                     ty: (*t.ty).clone(),
+                    attrs: t
+                        .attrs
+                        .iter()
+                        .filter(|a| {
+                            a.path().is_ident("cfg")
+                                || a.path().is_ident("cfg_attr")
+                                || names::is_lint_attr(a)
+                        })
+                        .cloned()
+                        .collect(),
                 });
             }
             FnArg::Receiver(r) => errors.spanned(r, "`start` takes no `self`"),

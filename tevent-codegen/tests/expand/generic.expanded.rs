@@ -292,7 +292,7 @@ const _: () = {
                 _,
                 0usize,
                 1usize,
-            >(&self.0, sub, __tevent_glue_line::<__C>, ReadLineStep::Line)
+            >(&self.0, sub, __tevent_glue_line::<S, __C>, ReadLineStep::Line)
         }
     }
     impl<'a, S> ReadLineRoutes<S> for ReadLineStarted<'a, S>
