@@ -1,5 +1,7 @@
-// The attribute on something other than an impl block, and on a trait impl.
-use tevent::tevent_request;
+// The attribute on something other than an impl block, on a trait impl,
+// and on an impl of a type without a name: our error alone, not rustc's
+// about the block's steps and `type Output` beside it.
+use tevent::{Next, tevent_request};
 
 #[tevent_request(steps(start => [done]))]
 struct Echo;
@@ -8,8 +10,20 @@ struct Other;
 
 #[tevent_request(steps(start => [done]))]
 impl Clone for Other {
-    fn clone(&self) -> Self {
-        Other
+    type Output = ();
+
+    fn start(to: _) -> Next<Self> {
+        to.create(Other).done(())
+    }
+}
+
+#[tevent_request(steps(start => [done]))]
+impl [u8; 4] {
+    type Output = ();
+    type Error = ();
+
+    fn start(to: _) -> Next<Self> {
+        to.done(())
     }
 }
 

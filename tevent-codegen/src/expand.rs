@@ -650,12 +650,13 @@ fn routes_trait(m: &Machine<'_>) -> TokenStream {
     let g = item_generics(req);
     let (g_impl, _, g_where) = g.split_for_impl();
     let args = generic_args(&g);
+    let leads_to = names::leads_to(&req.ident);
     let mut methods = Vec::new();
     let mut route = |method: Ident, target: TokenStream| {
         methods.push(quote! {
             fn #method<__X>(&self, _: __X) -> ::tevent::Next<#self_ty>
             where
-                Self: ::tevent::route::Declared<#target>,
+                Self: #leads_to<#target>,
             {
                 ::core::unreachable!()
             }
@@ -698,7 +699,39 @@ fn routes_trait(m: &Machine<'_>) -> TokenStream {
         .collect();
     let routes = names::routes(&req.ident);
     let start_routes = names::start_routes(&req.ident);
+    let ty_name = names::key(&req.ident);
+    let list = m
+        .steps
+        .iter()
+        .map(|s| {
+            let succ: Vec<String> = s
+                .succ
+                .iter()
+                .map(|x| match x {
+                    Succ::Done => "done".to_string(),
+                    Succ::Step(j) => names::key(m.steps[*j].name),
+                })
+                .collect();
+            format!("{} => [{}]", names::key(s.name), succ.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = "this step does not lead to `{Route}`".to_string();
+    let label = "not among the successors this step declares".to_string();
+    let note = format!(
+        "the steps of `{ty_name}` are `{list}`; `{{Self}}` has a method for each successor its \
+         step lists, and `done` if the step may finish: add it to the step's list, or call one \
+         the step lists"
+    );
     quote! {
+        /// The bound of the routes no step declares: implemented only where
+        /// `Declared` is, which is nowhere (and cannot be written).
+        #[doc(hidden)]
+        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        #[allow(dead_code)]
+        trait #leads_to<Route> {}
+        #[diagnostic::do_not_recommend]
+        impl<Route, T: ::tevent::route::Declared<Route>> #leads_to<Route> for T {}
         #[doc(hidden)]
         #[allow(dead_code, non_camel_case_types, non_snake_case)]
         trait #routes #g_impl #g_where {

@@ -159,6 +159,12 @@ pub(crate) fn routes(ty: &Ident) -> Ident {
     ident(&format!("{}Routes", bare(ty)), Span::call_site())
 }
 
+/// `EchoLeadsTo`: the bound of the routes a step does not declare, whose
+/// message lists the request's steps.
+pub(crate) fn leads_to(ty: &Ident) -> Ident {
+    ident(&format!("{}LeadsTo", bare(ty)), Span::call_site())
+}
+
 /// `EchoStartRoutes`: the routes of `start`'s handle before `create`.
 pub(crate) fn start_routes(ty: &Ident) -> Ident {
     ident(&format!("{}StartRoutes", bare(ty)), Span::call_site())

@@ -172,24 +172,36 @@ impl Lookup {
         to.done(ask_recv(answer)?)
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Lookup` are `start => [cached, asked], cached => [asked, done], asked => [done]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait LookupLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> LookupLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait LookupRoutes {
     fn cached<__X>(&self, _: __X) -> ::tevent::Next<Lookup>
     where
-        Self: ::tevent::route::Declared<LookupCachedStep<'static>>,
+        Self: LookupLeadsTo<LookupCachedStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn asked<__X>(&self, _: __X) -> ::tevent::Next<Lookup>
     where
-        Self: ::tevent::route::Declared<LookupAskedStep<'static>>,
+        Self: LookupLeadsTo<LookupAskedStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Lookup>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: LookupLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

@@ -214,30 +214,42 @@ impl Attempt {
         to.done(reply)
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Attempt` are `start => [connected], connected => [written], written => [replied], replied => [done]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait AttemptLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> AttemptLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait AttemptRoutes {
     fn connected<__X>(&self, _: __X) -> ::tevent::Next<Attempt>
     where
-        Self: ::tevent::route::Declared<AttemptConnectedStep<'static>>,
+        Self: AttemptLeadsTo<AttemptConnectedStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn written<__X>(&self, _: __X) -> ::tevent::Next<Attempt>
     where
-        Self: ::tevent::route::Declared<AttemptWrittenStep<'static>>,
+        Self: AttemptLeadsTo<AttemptWrittenStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn replied<__X>(&self, _: __X) -> ::tevent::Next<Attempt>
     where
-        Self: ::tevent::route::Declared<AttemptRepliedStep<'static>>,
+        Self: AttemptLeadsTo<AttemptRepliedStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Attempt>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: AttemptLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

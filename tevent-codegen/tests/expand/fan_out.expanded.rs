@@ -147,18 +147,30 @@ impl Three {
         }
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Three` are `start => [answer], answer => [done]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait ThreeLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> ThreeLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait ThreeRoutes {
     fn answer<__X>(&self, _: __X) -> ::tevent::Next<Three>
     where
-        Self: ::tevent::route::Declared<ThreeAnswerStep<'static>>,
+        Self: ThreeLeadsTo<ThreeAnswerStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Three>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: ThreeLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

@@ -163,24 +163,36 @@ impl Server {
         to.pending()
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Server` are `start => [accepted], accepted => [accepted, client_done], client_done => []`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait ServerLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> ServerLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait ServerRoutes {
     fn accepted<__X>(&self, _: __X) -> ::tevent::Next<Server>
     where
-        Self: ::tevent::route::Declared<ServerAcceptedStep<'static>>,
+        Self: ServerLeadsTo<ServerAcceptedStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn client_done<__X>(&self, _: __X) -> ::tevent::Next<Server>
     where
-        Self: ::tevent::route::Declared<ServerClientDoneStep<'static>>,
+        Self: ServerLeadsTo<ServerClientDoneStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Server>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: ServerLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

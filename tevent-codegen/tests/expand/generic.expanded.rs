@@ -193,6 +193,18 @@ where
         to.done(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `ReadLine` are `start => [line], line => [done]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait ReadLineLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> ReadLineLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait ReadLineRoutes<S>
@@ -201,13 +213,13 @@ where
 {
     fn line<__X>(&self, _: __X) -> ::tevent::Next<ReadLine<S>>
     where
-        Self: ::tevent::route::Declared<ReadLineLineStep<'static, S>>,
+        Self: ReadLineLeadsTo<ReadLineLineStep<'static, S>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<ReadLine<S>>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: ReadLineLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

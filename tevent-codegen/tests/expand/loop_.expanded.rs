@@ -172,24 +172,36 @@ impl Echo {
         to.read(read_some_send(to.ev(), &self.sock, buf))
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Echo` are `start => [read], read => [write, done], write => [read]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait EchoLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> EchoLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait EchoRoutes {
     fn read<__X>(&self, _: __X) -> ::tevent::Next<Echo>
     where
-        Self: ::tevent::route::Declared<EchoReadStep<'static>>,
+        Self: EchoLeadsTo<EchoReadStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn write<__X>(&self, _: __X) -> ::tevent::Next<Echo>
     where
-        Self: ::tevent::route::Declared<EchoWriteStep<'static>>,
+        Self: EchoLeadsTo<EchoWriteStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Echo>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: EchoLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

@@ -162,24 +162,36 @@ impl Sum {
         to.done(self.total + v)
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Sum` are `start => [left], left => [right], right => [done]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait SumLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> SumLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait SumRoutes {
     fn left<__X>(&self, _: __X) -> ::tevent::Next<Sum>
     where
-        Self: ::tevent::route::Declared<SumLeftStep<'static>>,
+        Self: SumLeadsTo<SumLeftStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn right<__X>(&self, _: __X) -> ::tevent::Next<Sum>
     where
-        Self: ::tevent::route::Declared<SumRightStep<'static>>,
+        Self: SumLeadsTo<SumRightStep<'static>>,
     {
         ::core::unreachable!()
     }
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Sum>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: SumLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }

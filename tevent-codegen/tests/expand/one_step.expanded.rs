@@ -120,12 +120,24 @@ impl Double {
         to.create(Double).done(x * 2)
     }
 }
+/// The bound of the routes no step declares: implemented only where
+/// `Declared` is, which is nowhere (and cannot be written).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this step does not lead to `{Route}`",
+    label = "not among the successors this step declares",
+    note = "the steps of `Double` are `start => [done]`; `{Self}` has a method for each successor its step lists, and `done` if the step may finish: add it to the step's list, or call one the step lists"
+)]
+#[allow(dead_code)]
+trait DoubleLeadsTo<Route> {}
+#[diagnostic::do_not_recommend]
+impl<Route, T: ::tevent::route::Declared<Route>> DoubleLeadsTo<Route> for T {}
 #[doc(hidden)]
 #[allow(dead_code, non_camel_case_types, non_snake_case)]
 trait DoubleRoutes {
     fn done<__X>(&self, _: __X) -> ::tevent::Next<Double>
     where
-        Self: ::tevent::route::Declared<::tevent::route::Done>,
+        Self: DoubleLeadsTo<::tevent::route::Done>,
     {
         ::core::unreachable!()
     }
