@@ -19,5 +19,7 @@ impl<'a> Echo<'a> {
 
 fn main() {
     let ev = tevent::Context::new().unwrap();
-    let _ = echo_send(&ev, "x");
+    // A borrow of a local: no error of its own (E0597) beside the block's.
+    let local = String::from("x");
+    let _ = echo_send(&ev, &local);
 }

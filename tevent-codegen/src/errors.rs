@@ -32,11 +32,24 @@ impl Errors {
         self.0.as_ref().map_or(0, |e| e.clone().into_iter().count())
     }
 
-    /// All of them as one error, if any.
+    /// All of them as one error, if any, in source order (the order the
+    /// checks ran in is not the user's).
     pub(crate) fn into_result(self) -> Result<(), syn::Error> {
-        match self.0 {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let Some(all) = self.0 else {
+            return Ok(());
+        };
+        let mut each: Vec<syn::Error> = all.into_iter().collect();
+        // Stable: errors at one place, or where the compiler gives no
+        // position (0:0), keep the order they were found in.
+        each.sort_by_key(|e| {
+            let at = e.span().start();
+            (at.line, at.column)
+        });
+        let mut each = each.into_iter();
+        let mut out = each.next().expect("one error at least");
+        for e in each {
+            out.combine(e);
         }
+        Err(out)
     }
 }

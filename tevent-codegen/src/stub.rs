@@ -174,6 +174,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             m.sig
                 .inputs
                 .iter()
+                .filter(|a| matches!(a, FnArg::Typed(_)))
                 .skip(1)
                 .enumerate()
                 .filter_map(|(n, a)| match a {
@@ -195,6 +196,41 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
         let mut start_g = m.sig.generics.clone();
         Replace(self_ty).visit_generics_mut(&mut start_g);
         send_g.params.extend(start_g.params);
+    }
+    // A lifetime parameter of the block (reported) is not made `'static` in
+    // the send function, which returns the request for `'static`: a caller
+    // that passes a borrow gets no error of its own (E0597) beside ours.
+    let lifetimes: BTreeSet<String> = req
+        .generics
+        .lifetimes()
+        .map(|l| l.lifetime.ident.to_string())
+        .collect();
+    let mut send_ty = self_ty.clone();
+    if !lifetimes.is_empty() {
+        for p in send_g.params.iter_mut() {
+            if let syn::GenericParam::Lifetime(l) = p {
+                l.bounds.clear();
+                l.colon_token = None;
+            }
+        }
+        if let Some(w) = send_g.where_clause.as_mut() {
+            let kept: syn::punctuated::Punctuated<syn::WherePredicate, syn::Token![,]> = w
+                .predicates
+                .iter()
+                .filter(|p| !matches!(p, syn::WherePredicate::Lifetime(_)))
+                .cloned()
+                .collect();
+            w.predicates = kept;
+        }
+        struct Static<'a>(&'a BTreeSet<String>);
+        impl VisitMut for Static<'_> {
+            fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+                if self.0.contains(&l.ident.to_string()) {
+                    *l = syn::Lifetime::new("'static", l.span());
+                }
+            }
+        }
+        Static(&lifetimes).visit_type_mut(&mut send_ty);
     }
     let (g_impl, _, g_where) = send_g.split_for_impl();
     // The graph constants the block does not define itself (a clash is
@@ -237,7 +273,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             #(#items)*
         }
         #[allow(dead_code, missing_docs, unused_variables)]
-        #vis fn #send #g_impl (ev: &::tevent::Context, #(#arg_names: #arg_tys),*) -> ::tevent::Req<#self_ty> #g_where {
+        #vis fn #send #g_impl (ev: &::tevent::Context, #(#arg_names: #arg_tys),*) -> ::tevent::Req<#send_ty> #g_where {
             ::core::unreachable!()
         }
         #[allow(dead_code, missing_docs)]

@@ -168,18 +168,35 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             }
         }
         if req.forever.is_none() {
+            // One error for all of them (they share one cause: no step
+            // among them lists `done`), at the first.
             let done = graph::reaches_done(&edges);
-            for ((d, ok), r) in declared.iter().zip(&done).zip(&reached) {
-                if !ok && *r {
-                    errors.at(
-                        d.name.span(),
-                        format!(
-                            "step `{}` has no path to `done`: the request could never finish from it \
-                             (declare `forever` on a request that never finishes by itself)",
-                            names::key(&d.name)
-                        ),
-                    );
-                }
+            let stuck: Vec<&syn::Ident> = declared
+                .iter()
+                .zip(&done)
+                .zip(&reached)
+                .filter(|((_, ok), r)| !**ok && **r)
+                .map(|((d, _), _)| &d.name)
+                .collect();
+            if let Some(first) = stuck.first() {
+                let list = stuck
+                    .iter()
+                    .map(|n| format!("`{}`", names::key(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (what, it) = if stuck.len() == 1 {
+                    (format!("step {list} has"), "it")
+                } else {
+                    (format!("steps {list} have"), "them")
+                };
+                errors.at(
+                    first.span(),
+                    format!(
+                        "{what} no path to `done`: the request could never finish from {it} \
+                         (list `done` as a successor of one of them, or declare `forever` on a \
+                         request that never finishes by itself)"
+                    ),
+                );
             }
         }
     }
@@ -479,17 +496,22 @@ fn start_signature(req: &Request, m: &ImplItemFn, errors: &mut Errors) -> Option
     common_signature(req, m, errors);
     let before = errors_len(errors);
     let expected = names::handle(&req.ident, "start");
-    let mut inputs = m.sig.inputs.iter();
+    let mut inputs = m.sig.inputs.iter().peekable();
+    // A `self` is reported once; what follows it is read as if it were not
+    // there (its handle, then the send function's arguments), so the
+    // handle is not reported as an argument too.
+    if let Some(FnArg::Receiver(r)) = inputs.peek() {
+        errors.spanned(
+            r,
+            format!(
+                "`start` takes no `self`: it builds the state; its first parameter is its handle, `{}`",
+                handle_hint(req, "start")
+            ),
+        );
+        inputs.next();
+    }
     match inputs.next() {
-        Some(FnArg::Receiver(r)) => {
-            errors.spanned(
-                r,
-                format!(
-                    "`start` takes no `self`: it builds the state; its first parameter is its handle, `{}`",
-                    handle_hint(req, "start")
-                ),
-            );
-        }
+        Some(FnArg::Receiver(_)) => {}
         Some(a @ FnArg::Typed(_)) if is_handle(a, &expected) => {}
         Some(FnArg::Typed(t)) => errors.spanned(
             &t.ty,
