@@ -573,9 +573,8 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                             #[allow(non_snake_case)]
                             fn #method<__C>(&self, #sub: ::tevent::Req<__C>, #(#params: #tys),*) -> ::tevent::Next<#self_ty>
                             where
-                                __C: ::tevent::route::Gives<#t>,
-                                <#self_ty as ::tevent::Request>::Error:
-                                    ::tevent::route::ErrorFrom<<__C as ::tevent::Request>::Error>,
+                                __C: ::tevent::route::Gives<#t>
+                                    + ::tevent::route::ErrorInto<<#self_ty as ::tevent::Request>::Error>,
                             {
                                 ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
                             }
@@ -836,8 +835,7 @@ fn glue_fn(
             let t = replace_self(t, self_ty);
             g.params.push(parse_quote!(__C: ::tevent::route::Gives<#t>));
             g.make_where_clause().predicates.push(parse_quote!(
-                <#self_ty as ::tevent::Request>::Error:
-                    ::tevent::route::ErrorFrom<<__C as ::tevent::Request>::Error>
+                __C: ::tevent::route::ErrorInto<<#self_ty as ::tevent::Request>::Error>
             ));
             (
                 quote!(__C),
@@ -848,7 +846,10 @@ fn glue_fn(
                             <#self_ty>::#method(__st, #call_handle, __v #(, #binds)*)
                         }
                         ::core::result::Result::Err(__e) => ::core::result::Result::Err(
-                            ::tevent::ReqError::map_user(__e, ::tevent::route::ErrorFrom::error_from),
+                            ::tevent::ReqError::map_user(
+                                __e,
+                                <__C as ::tevent::route::ErrorInto<<#self_ty as ::tevent::Request>::Error>>::error_into,
+                            ),
                         ),
                     }
                 },

@@ -210,7 +210,7 @@ fn the_cargo_subcommand_finds_the_request_in_the_package() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.starts_with("src/bad.rs:6:6: missing `type Output = ...;`"),
+        stderr.starts_with("src/bad.rs:5:34: unknown step `nowhere`"),
         "{stderr}"
     );
     // Outside any package.
@@ -232,7 +232,7 @@ fn the_cargo_subcommand_finds_the_request_in_the_package() {
 }
 
 #[test]
-fn an_invalid_item_gives_each_error_at_its_place_and_exit_1() {
+fn an_invalid_item_gives_each_error_at_its_place_in_source_order_and_exit_1() {
     let out = tool(&["tests/cli/bad.rs"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
@@ -241,9 +241,9 @@ fn an_invalid_item_gives_each_error_at_its_place_and_exit_1() {
     assert_eq!(
         lines,
         [
+            "tests/cli/bad.rs:5:34: unknown step `nowhere`: the declared steps are `start` (and `done` finishes the request)",
             "tests/cli/bad.rs:6:6: missing `type Output = ...;` in this impl block (what the request produces)",
             "tests/cli/bad.rs:6:6: missing `type Error = ...;` in this impl block (the request's own error type)",
-            "tests/cli/bad.rs:5:34: unknown step `nowhere`: the declared steps are `start` (and `done` finishes the request)",
         ],
         "{stderr}"
     );

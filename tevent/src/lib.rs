@@ -319,23 +319,26 @@ pub mod route {
         }
     }
 
-    /// A request's error made from a subrequest's (`From`), where a step
-    /// takes the subrequest's output and its failure ends the request: a
-    /// missing `From` says what to do.
+    /// A subrequest whose error the request's error `T` is made from
+    /// (`From`), where a step takes the subrequest's output and its failure
+    /// ends the request. Bounded on the subrequest, whose type is known at
+    /// the call, so that a missing `From` says what to do (a bound on the
+    /// request's error made rustc report a type mismatch instead, when the
+    /// error type had no `From` impl but the reflexive one).
     #[diagnostic::on_unimplemented(
-        message = "the request's error `{Self}` cannot be made from the subrequest's error `{E}`",
+        message = "the request's error `{T}` cannot be made from the error of the subrequest `{Self}`",
         label = "if this subrequest fails, the request ends with its error converted by `From`",
-        note = "add `impl From<{E}> for {Self}`, or let the step take the subrequest's whole result, `Result<_, ReqError<{E}>>`, and decide"
+        note = "add `impl From<..> for {T}` for the subrequest's `Error` type, or let the step take the subrequest's whole result, `Result<_, ReqError<_>>`, and decide"
     )]
-    pub trait ErrorFrom<E> {
-        /// `From::from`.
-        fn error_from(e: E) -> Self;
+    pub trait ErrorInto<T>: crate::Request {
+        /// `From::from` of the subrequest's error.
+        fn error_into(e: Self::Error) -> T;
     }
 
     #[diagnostic::do_not_recommend]
-    impl<T: From<E>, E> ErrorFrom<E> for T {
+    impl<C: crate::Request, T: From<C::Error>> ErrorInto<T> for C {
         #[inline]
-        fn error_from(e: E) -> Self {
+        fn error_into(e: C::Error) -> T {
             T::from(e)
         }
     }

@@ -260,10 +260,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn cached<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Lookup>
         where
-            __C: ::tevent::route::Gives<Option<String>>,
-            <Lookup as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<Option<String>>
+                + ::tevent::route::ErrorInto<<Lookup as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Lookup,
@@ -374,9 +372,7 @@ const _: () = {
         __data: LookupStep,
     ) -> ::tevent::Next<Lookup>
     where
-        <Lookup as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Lookup as ::tevent::Request>::Error>,
     {
         match __data {
             LookupStep::Cached => {
@@ -391,7 +387,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Lookup as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }

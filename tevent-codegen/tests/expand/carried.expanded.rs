@@ -306,10 +306,8 @@ const _: () = {
             __carried0: String,
         ) -> ::tevent::Next<Attempt>
         where
-            __C: ::tevent::route::Gives<TcpStream>,
-            <Attempt as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<TcpStream>
+                + ::tevent::route::ErrorInto<<Attempt as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Attempt,
@@ -355,10 +353,8 @@ const _: () = {
             __carried0: Rc<TcpStream>,
         ) -> ::tevent::Next<Attempt>
         where
-            __C: ::tevent::route::Gives<String>,
-            <Attempt as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<String>
+                + ::tevent::route::ErrorInto<<Attempt as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Attempt,
@@ -399,10 +395,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn replied<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Attempt>
         where
-            __C: ::tevent::route::Gives<Vec<u8>>,
-            <Attempt as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<Vec<u8>>
+                + ::tevent::route::ErrorInto<<Attempt as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Attempt,
@@ -451,9 +445,7 @@ const _: () = {
         __data: AttemptStep,
     ) -> ::tevent::Next<Attempt>
     where
-        <Attempt as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Attempt as ::tevent::Request>::Error>,
     {
         match __data {
             AttemptStep::Connected { line: __carried0 } => {
@@ -471,7 +463,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Attempt as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }
@@ -490,9 +484,7 @@ const _: () = {
         __data: AttemptStep,
     ) -> ::tevent::Next<Attempt>
     where
-        <Attempt as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Attempt as ::tevent::Request>::Error>,
     {
         match __data {
             AttemptStep::Written { sock: __carried0 } => {
@@ -510,7 +502,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Attempt as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }
@@ -529,9 +523,7 @@ const _: () = {
         __data: AttemptStep,
     ) -> ::tevent::Next<Attempt>
     where
-        <Attempt as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Attempt as ::tevent::Request>::Error>,
     {
         match __data {
             AttemptStep::Replied => {
@@ -544,7 +536,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Attempt as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }

@@ -223,10 +223,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn answer<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Three>
         where
-            __C: ::tevent::route::Gives<u32>,
-            <Three as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<u32>
+                + ::tevent::route::ErrorInto<<Three as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Three,
@@ -276,9 +274,7 @@ const _: () = {
         __data: ThreeStep,
     ) -> ::tevent::Next<Three>
     where
-        <Three as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Three as ::tevent::Request>::Error>,
     {
         match __data {
             ThreeStep::Answer => {
@@ -291,7 +287,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Three as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }

@@ -245,10 +245,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn accepted<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Server>
         where
-            __C: ::tevent::route::Gives<TcpStream>,
-            <Server as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<TcpStream>
+                + ::tevent::route::ErrorInto<<Server as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Server,
@@ -283,10 +281,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn accepted<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Server>
         where
-            __C: ::tevent::route::Gives<TcpStream>,
-            <Server as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<TcpStream>
+                + ::tevent::route::ErrorInto<<Server as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Server,
@@ -341,9 +337,7 @@ const _: () = {
         __data: ServerStep,
     ) -> ::tevent::Next<Server>
     where
-        <Server as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Server as ::tevent::Request>::Error>,
     {
         match __data {
             ServerStep::Accepted => {
@@ -356,7 +350,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Server as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }

@@ -290,12 +290,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn line<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<ReadLine<S>>
         where
-            __C: ::tevent::route::Gives<Vec<u8>>,
-            <ReadLine<
-                S,
-            > as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<Vec<u8>>
+                + ::tevent::route::ErrorInto<<ReadLine<S> as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 ReadLine<S>,
@@ -364,11 +360,7 @@ const _: () = {
     ) -> ::tevent::Next<ReadLine<S>>
     where
         S: AsFd + 'static,
-        <ReadLine<
-            S,
-        > as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<ReadLine<S> as ::tevent::Request>::Error>,
     {
         match __data {
             ReadLineStep::Line => {
@@ -381,7 +373,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <ReadLine<S> as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }

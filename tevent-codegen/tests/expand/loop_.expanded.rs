@@ -254,10 +254,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn read<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Echo>
         where
-            __C: ::tevent::route::Gives<Vec<u8>>,
-            <Echo as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<Vec<u8>>
+                + ::tevent::route::ErrorInto<<Echo as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Echo,
@@ -339,10 +337,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn read<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Echo>
         where
-            __C: ::tevent::route::Gives<Vec<u8>>,
-            <Echo as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<Vec<u8>>
+                + ::tevent::route::ErrorInto<<Echo as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Echo,
@@ -364,9 +360,7 @@ const _: () = {
         __data: EchoStep,
     ) -> ::tevent::Next<Echo>
     where
-        <Echo as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Echo as ::tevent::Request>::Error>,
     {
         match __data {
             EchoStep::Read => {
@@ -379,7 +373,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Echo as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }

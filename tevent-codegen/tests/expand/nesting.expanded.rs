@@ -244,10 +244,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn left<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Sum>
         where
-            __C: ::tevent::route::Gives<<Double as Request>::Output>,
-            <Sum as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<<Double as Request>::Output>
+                + ::tevent::route::ErrorInto<<Sum as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Sum,
@@ -282,10 +280,8 @@ const _: () = {
         #[allow(non_snake_case)]
         fn right<__C>(&self, sub: ::tevent::Req<__C>) -> ::tevent::Next<Sum>
         where
-            __C: ::tevent::route::Gives<u64>,
-            <Sum as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-                <__C as ::tevent::Request>::Error,
-            >,
+            __C: ::tevent::route::Gives<u64>
+                + ::tevent::route::ErrorInto<<Sum as ::tevent::Request>::Error>,
         {
             ::tevent::__private::wait::<
                 Sum,
@@ -334,9 +330,7 @@ const _: () = {
         __data: SumStep,
     ) -> ::tevent::Next<Sum>
     where
-        <Sum as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Sum as ::tevent::Request>::Error>,
     {
         match __data {
             SumStep::Left => {
@@ -351,7 +345,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Sum as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }
@@ -370,9 +366,7 @@ const _: () = {
         __data: SumStep,
     ) -> ::tevent::Next<Sum>
     where
-        <Sum as ::tevent::Request>::Error: ::tevent::route::ErrorFrom<
-            <__C as ::tevent::Request>::Error,
-        >,
+        __C: ::tevent::route::ErrorInto<<Sum as ::tevent::Request>::Error>,
     {
         match __data {
             SumStep::Right => {
@@ -385,7 +379,9 @@ const _: () = {
                         ::core::result::Result::Err(
                             ::tevent::ReqError::map_user(
                                 __e,
-                                ::tevent::route::ErrorFrom::error_from,
+                                <__C as ::tevent::route::ErrorInto<
+                                    <Sum as ::tevent::Request>::Error,
+                                >>::error_into,
                             ),
                         )
                     }
