@@ -1,7 +1,9 @@
 //! The code listings of the tutorial that mirror a file of the repository:
 //! chapter 5 shows the requests of `examples/fetch.rs` beside their
-//! `async`/`await` equivalent and reports both lengths. These tests keep the
-//! listing equal to the file's text, and the reported ratio true.
+//! `async`/`await` equivalent and reports both lengths, and lists every
+//! error of the attribute with its UI test. These tests keep the listing
+//! equal to the file's text, the reported ratio true, and the error table
+//! and `tests/ui/` naming the same tests.
 
 use std::path::Path;
 
@@ -58,5 +60,49 @@ fn the_fetch_requests_are_at_most_one_and_a_half_times_the_async_fns() {
     assert!(
         ours * 2 <= theirs * 3,
         "{ours} lines of requests against {theirs}: more than 1.5 times"
+    );
+}
+
+/// The names in backquotes of the last column of chapter 5's error table.
+fn error_table_tests(doc: &str) -> std::collections::BTreeSet<String> {
+    let at = doc
+        .find("| message | cause | UI test (`tests/ui/`) |")
+        .expect("the error table");
+    doc[at..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .flat_map(|row| {
+            let last = row.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+            last.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_error_table_and_the_ui_tests_name_the_same_tests() {
+    let doc = read(CHAPTER);
+    let in_table = error_table_tests(&doc);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("tests/ui")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let missing: Vec<_> = on_disk.difference(&in_table).collect();
+    let stale: Vec<_> = in_table.difference(&on_disk).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "UI tests without a row in chapter 5's error table: {missing:?}; rows naming no UI test: {stale:?}"
+    );
+    assert!(
+        in_table.len() > 40,
+        "only {} tests in the table",
+        in_table.len()
     );
 }

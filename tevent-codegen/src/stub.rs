@@ -25,9 +25,18 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     // A method whose handle is written `to: _` gets its handle type (each
     // such handle is defined below), so that a `_` is not reported as well.
     let declared: BTreeSet<String> = req.decls.iter().map(|d| names::key(&d.name)).collect();
+    // A second method of one name, neither with a `#[cfg]`, is reported
+    // (`defined twice`) and left out, so rustc's E0592 is not added.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let items: Vec<syn::ImplItem> = req
         .items
         .iter()
+        .filter(|item| match item {
+            syn::ImplItem::Fn(f) if !crate::parse::has_cfg(&f.attrs) => {
+                seen.insert(names::key(&f.sig.ident))
+            }
+            _ => true,
+        })
         .map(|item| match item {
             syn::ImplItem::Fn(f) => {
                 let mut f = f.clone();
@@ -171,11 +180,14 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     let vis = start.map_or(syn::Visibility::Inherited, |m| m.vis.clone());
     let args: Vec<(Ident, Type)> = start
         .map(|m| {
-            m.sig
-                .inputs
-                .iter()
-                .filter(|a| matches!(a, FnArg::Typed(_)))
-                .skip(1)
+            // The handle comes first; a first parameter that is not one
+            // (reported) is taken for an argument, as the caller meant it.
+            let typed = m.sig.inputs.iter().filter(|a| matches!(a, FnArg::Typed(_)));
+            let handle = typed.clone().next().is_some_and(|a| {
+                crate::validate::is_handle(a, &names::handle(&req.ident, "start"))
+            });
+            typed
+                .skip(usize::from(handle))
                 .enumerate()
                 .filter_map(|(n, a)| match a {
                     FnArg::Typed(t) => {

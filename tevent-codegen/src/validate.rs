@@ -369,7 +369,7 @@ fn arg_type_is(arg: &FnArg, name: &str) -> bool {
 
 /// Whether a parameter is a step's handle: its type is `expected` (a path
 /// ending in it) or `_`, which the expansion fills in.
-fn is_handle(arg: &FnArg, expected: &str) -> bool {
+pub(crate) fn is_handle(arg: &FnArg, expected: &str) -> bool {
     matches!(arg, FnArg::Typed(t) if matches!(*t.ty, Type::Infer(_))) || arg_type_is(arg, expected)
 }
 
