@@ -791,10 +791,13 @@ pub(crate) fn infer_handle(req: &Request, f: &mut syn::ImplItemFn) {
 /// about an unused successor points at it).
 fn succ_span(m: &Machine<'_>, i: usize, name: &str) -> Span {
     let step = m.steps[i].name;
+    // The steps are the declarations in order (an item with a duplicate
+    // declaration is not expanded), so the `i`th is the step's: no search.
     m.req
         .decls
-        .iter()
-        .find(|d| d.name == *step)
+        .get(i)
+        .filter(|d| std::ptr::eq(&d.name, step))
+        .or_else(|| m.req.decls.iter().find(|d| d.name == *step))
         .and_then(|d| d.succ.iter().find(|s| *s == name))
         .map_or(Span::call_site(), |s| s.span())
 }
@@ -1079,11 +1082,17 @@ fn user_impl(m: &Machine<'_>) -> TokenStream {
     let req = m.req;
     let self_ty = &req.self_ty;
     let attrs = &req.attrs;
+    // By name, once (not a search of the steps per method).
+    let by_name: std::collections::HashMap<String, &Step<'_>> = m
+        .steps
+        .iter()
+        .map(|s| (s.method.sig.ident.to_string(), s))
+        .collect();
     let items = req.items.iter().map(|item| {
         let syn::ImplItem::Fn(f) = item else {
             return item.clone();
         };
-        let Some(step) = m.steps.iter().find(|s| s.method.sig.ident == f.sig.ident) else {
+        let Some(step) = by_name.get(&f.sig.ident.to_string()) else {
             return item.clone();
         };
         let mut f = f.clone();
@@ -1121,6 +1130,11 @@ fn user_impl(m: &Machine<'_>) -> TokenStream {
 /// and a placeholder method (so the glue still finds one, and that error is
 /// the only one).
 fn cfg_placeholder(m: &Machine<'_>, step: &Step<'_>) -> Option<TokenStream> {
+    // A step whose method has no `#[cfg]` always has one (the common case,
+    // decided without a look at the other methods).
+    if !crate::parse::has_cfg(&step.method.attrs) {
+        return None;
+    }
     let name = names::key(step.name);
     let mut any = Vec::new();
     for f in m.req.methods().filter(|f| names::key(&f.sig.ident) == name) {

@@ -11,6 +11,7 @@ pub(crate) fn reachable(edges: &[Vec<Succ>], start: usize) -> Vec<bool> {
     seen[start] = true;
     while let Some(i) = todo.pop() {
         for s in &edges[i] {
+            work::tick();
             if let Succ::Step(j) = *s
                 && !seen[j]
             {
@@ -22,25 +23,46 @@ pub(crate) fn reachable(edges: &[Vec<Succ>], start: usize) -> Vec<bool> {
     seen
 }
 
-/// Which steps have a path to `done`.
+/// Which steps have a path to `done`: a walk backwards from the steps that
+/// list `done`, along reversed edges, so linear in steps plus edges (a fixed
+/// point over the steps took one pass per step of a chain).
 pub(crate) fn reaches_done(edges: &[Vec<Succ>]) -> Vec<bool> {
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); edges.len()];
+    for (i, e) in edges.iter().enumerate() {
+        for s in e {
+            work::tick();
+            if let Succ::Step(j) = *s {
+                preds[j].push(i);
+            }
+        }
+    }
     let mut ok: Vec<bool> = edges.iter().map(|e| e.contains(&Succ::Done)).collect();
-    // Propagate backwards until nothing changes (graphs are small).
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for i in 0..edges.len() {
-            if !ok[i]
-                && edges[i]
-                    .iter()
-                    .any(|s| matches!(s, Succ::Step(j) if ok[*j]))
-            {
+    let mut todo: Vec<usize> = (0..edges.len()).filter(|&i| ok[i]).collect();
+    while let Some(j) = todo.pop() {
+        for &i in &preds[j] {
+            work::tick();
+            if !ok[i] {
                 ok[i] = true;
-                changed = true;
+                todo.push(i);
             }
         }
     }
     ok
+}
+
+/// The unit tests' count of the graph walks' inner steps (nothing outside
+/// them), to check that the checks stay linear without timing them.
+mod work {
+    #[cfg(test)]
+    thread_local! {
+        pub(super) static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[inline(always)]
+    pub(super) fn tick() {
+        #[cfg(test)]
+        STEPS.with(|s| s.set(s.get() + 1));
+    }
 }
 
 /// A string as a double-quoted DOT / Mermaid label.
@@ -213,5 +235,55 @@ mod tests {
             m,
             "stateDiagram-v2\n    state \"start\" as s0\n    state \"node\" as s1\n    state \"end\" as s2\n    [*] --> s0\n    s0 --> s1\n    s1 --> s2\n    s2 --> [*]\n"
         );
+    }
+    /// Runs `f`, returning its result and the inner steps it took.
+    fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        work::STEPS.with(|s| s.set(0));
+        let out = f();
+        (out, work::STEPS.with(std::cell::Cell::get))
+    }
+
+    #[test]
+    fn a_20000_step_chain_is_walked_in_linear_work() {
+        let n = 20_000;
+        // s0 -> s1 -> ... -> s(n-1) -> done: only the last lists `done`,
+        // the worst case of a fixed point over the steps.
+        let edges: Vec<Vec<Succ>> = (0..n)
+            .map(|i| {
+                vec![if i + 1 == n {
+                    Succ::Done
+                } else {
+                    Succ::Step(i + 1)
+                }]
+            })
+            .collect();
+        let (ok, work) = counted(|| reaches_done(&edges));
+        assert!(ok.iter().all(|&b| b));
+        assert!(work <= 2 * n, "{work} steps for {n} steps and {n} edges");
+        let (seen, work) = counted(|| reachable(&edges, 0));
+        assert!(seen.iter().all(|&b| b));
+        assert!(work <= n, "{work}");
+    }
+
+    #[test]
+    fn a_dense_graph_is_walked_in_linear_work() {
+        // 300 steps, each leading to every other step, the last to done too.
+        let n = 300;
+        let edges: Vec<Vec<Succ>> = (0..n)
+            .map(|i| {
+                let mut e: Vec<Succ> = (0..n).filter(|&j| j != i).map(Succ::Step).collect();
+                if i == n - 1 {
+                    e.push(Succ::Done);
+                }
+                e
+            })
+            .collect();
+        let e: usize = edges.iter().map(Vec::len).sum();
+        let (ok, work) = counted(|| reaches_done(&edges));
+        assert!(ok.iter().all(|&b| b));
+        assert!(work <= 2 * e, "{work} steps for {e} edges");
+        let (seen, work) = counted(|| reachable(&edges, 0));
+        assert!(seen.iter().all(|&b| b));
+        assert!(work <= e, "{work}");
     }
 }

@@ -98,6 +98,7 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
     let mut edges: Vec<Vec<Succ>> = Vec::with_capacity(declared.len());
     for d in &declared {
         let mut out = Vec::new();
+        let mut listed = std::collections::HashSet::new();
         for s in &d.succ {
             let name = names::key(s);
             let succ = if name == "done" {
@@ -133,7 +134,13 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
                 );
                 continue;
             };
-            if out.contains(&succ) {
+            // A set of what the list named so far, not a search of it: a
+            // step may list many successors.
+            let key = match succ {
+                Succ::Step(j) => j,
+                Succ::Done => usize::MAX,
+            };
+            if !listed.insert(key) {
                 errors.at(s.span(), format!("`{name}` is listed twice as a successor"));
             } else {
                 out.push(succ);

@@ -224,6 +224,55 @@ fn the_expansion_is_linear_in_the_number_of_steps() {
     );
 }
 
+/// Validation is linear in steps plus edges (the graph walks count their
+/// work in `graph`'s unit tests); here the attribute reads and checks a
+/// 20 000-step chain with `done` only at its end (its graph), expands a
+/// dense graph (200 steps, each listing every other one: 40 000 edges), and
+/// reports a missing `done` in one error.
+#[test]
+fn a_20000_step_chain_and_a_dense_graph_check_and_expand() {
+    let (attr, item) = chain(20_000);
+    let g = tevent_codegen::graph(attr, item).expect("a long chain checks");
+    assert_eq!(g.steps.len(), 20_001);
+    assert_eq!(g.edges.last(), Some(&(20_000, None)));
+
+    let n = 200;
+    let names: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    let mut attr = format!("steps(start => [{}], ", names.join(", "));
+    let mut item = String::from(
+        "impl Dense { type Output = (); type Error = (); \
+         fn start(to: _) -> Next<Self> { to.create(Dense).pending() } ",
+    );
+    for (i, name) in names.iter().enumerate() {
+        let others: Vec<&str> = names
+            .iter()
+            .filter(|m| *m != name)
+            .map(String::as_str)
+            .collect();
+        let done = if i == n - 1 { ", done" } else { "" };
+        attr.push_str(&format!("{name} => [{}{done}], ", others.join(", ")));
+        item.push_str(&format!(
+            "fn {name}(&mut self, to: _, _: ()) -> Next<Self> {{ to.pending() }} "
+        ));
+    }
+    attr.push(')');
+    item.push('}');
+    let out = tevent_codegen::try_expand(attr.parse().unwrap(), item.parse().unwrap())
+        .expect("a dense graph expands");
+    assert!(out.to_string().contains("fn dense_send"));
+    // Without its `done`, every step is stuck: one error names them.
+    let attr = attr.replace(", done", "");
+    let e = tevent_codegen::try_expand(attr.parse().unwrap(), item.parse().unwrap())
+        .expect_err("no path to done");
+    let messages: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].starts_with("steps `start`, `d0`, `d1`"),
+        "{}",
+        messages[0]
+    );
+}
+
 /// Every message must name the token to change: none may be spanned on the
 /// whole attribute (the call site) when the input has a token to point at.
 #[test]
