@@ -1,7 +1,11 @@
 //! The attribute never panics and always gives some output, whatever it is
 //! given: half-typed input (what an editor's analyzer expands while the user
 //! types), every prefix and every single-token deletion of a real item, and
-//! token soup. (The fuzz target in `fuzz/` pushes further.)
+//! token soup. (The fuzz target in `fuzz/` pushes further.) And while the
+//! user types, every generated name stays defined: each prefix of a request
+//! (brackets closed, as an editor keeps them) once its block has begun, and
+//! every request with one token of a step body deleted or replaced, defines
+//! the send and receive functions and every handle type.
 
 use proc_macro2::{TokenStream, TokenTree};
 
@@ -321,6 +325,204 @@ fn errors_about_steps_and_signatures_point_at_the_users_tokens() {
                 call_site,
                 "{attr}: `{one}` is not on a token"
             );
+        }
+    }
+}
+
+/// The first `k` token trees of `ts`, depth first, with every group that
+/// the cut opens closed (what an editor with matched brackets holds while
+/// the user types).
+fn prefix(ts: &[TokenTree], k: &mut usize) -> Vec<TokenTree> {
+    let mut out = Vec::new();
+    for t in ts {
+        if *k == 0 {
+            break;
+        }
+        *k -= 1;
+        match t {
+            TokenTree::Group(g) => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                let kept = prefix(&inner, k);
+                let mut ng = proc_macro2::Group::new(g.delimiter(), kept.into_iter().collect());
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// `ts` with its `n`-th token tree (depth first) replaced by `with`.
+fn replace(ts: &[TokenTree], n: &mut usize, with: &TokenTree) -> Vec<TokenTree> {
+    let mut out = Vec::new();
+    for t in ts {
+        if *n == 0 {
+            *n = usize::MAX;
+            out.push(with.clone());
+            continue;
+        }
+        if *n != usize::MAX {
+            *n -= 1;
+        }
+        match t {
+            TokenTree::Group(g) if *n != usize::MAX => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                let kept = replace(&inner, n, with);
+                let mut ng = proc_macro2::Group::new(g.delimiter(), kept.into_iter().collect());
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// The functions and structs an expansion defines at its top level: the
+/// name after each `fn` and `struct` outside any group (the user's
+/// half-typed items, re-emitted for rustc to report, need not parse).
+fn defined(out: &TokenStream) -> std::collections::BTreeSet<String> {
+    let trees: Vec<TokenTree> = out.clone().into_iter().collect();
+    trees
+        .windows(2)
+        .filter_map(|w| match (&w[0], &w[1]) {
+            (TokenTree::Ident(k), TokenTree::Ident(name)) if k == "fn" || k == "struct" => {
+                Some(name.to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Realistic requests (the attribute, the block, and what they define).
+const REQUESTS: &[(&str, &str, &[&str])] = &[
+    (
+        ATTR,
+        ITEM,
+        &[
+            "echo_send",
+            "echo_recv",
+            "EchoStartStep",
+            "EchoStarted",
+            "EchoReadStep",
+            "EchoWriteStep",
+        ],
+    ),
+    (
+        "steps(start => connected => written => replied => done)",
+        r#"
+impl Attempt {
+    type Output = String;
+    type Error = io::Error;
+
+    fn start(to: _, of: &Fetch) -> Next<Self> {
+        let to = to.create(Attempt);
+        to.set_timeout(of.timeout)?;
+        to.connected(connect_send(to.ev(), of.addr), of.line.clone())
+    }
+
+    fn connected(&mut self, to: _, sock: TcpStream, line: String) -> Next<Self> {
+        let sock = Rc::new(sock);
+        to.written(write_all_send(to.ev(), &sock, line + "\n"), sock)
+    }
+
+    fn written(&mut self, to: _, _line: String, sock: Rc<TcpStream>) -> Next<Self> {
+        to.replied(read_until_send(to.ev(), &sock, b'\n', MAX_LINE))
+    }
+
+    fn replied(&mut self, to: _, reply: Vec<u8>) -> Next<Self> {
+        if reply.last() != Some(&b'\n') {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        to.done(String::from_utf8_lossy(&reply).trim_end().to_string())
+    }
+}
+"#,
+        &[
+            "attempt_send",
+            "attempt_recv",
+            "AttemptStartStep",
+            "AttemptStarted",
+            "AttemptConnectedStep",
+            "AttemptWrittenStep",
+            "AttemptRepliedStep",
+        ],
+    ),
+];
+
+fn assert_defines(out: &TokenStream, names: &[&str], what: &dyn Fn() -> String) {
+    let have = defined(out);
+    for n in names {
+        assert!(have.contains(*n), "{} does not define `{n}`", what());
+    }
+}
+
+#[test]
+fn every_prefix_once_the_block_begins_defines_every_generated_name() {
+    for (attr, item, names) in REQUESTS {
+        let (attr, item) = (tokens(attr), tokens(item));
+        // The block's `{` is the last top-level tree: from the tree that
+        // opens it on, the block has begun.
+        let before_block: usize = flatten(&item[..item.len() - 1]);
+        for k in before_block + 1..=flatten(&item) {
+            let cut = prefix(&item, &mut { k });
+            let out = expand(&attr, &cut);
+            assert_defines(&out, names, &|| {
+                format!(
+                    "the prefix of {k} tokens `{}`",
+                    cut.iter().cloned().collect::<TokenStream>()
+                )
+            });
+        }
+    }
+}
+
+#[test]
+fn every_step_body_with_one_token_deleted_or_replaced_defines_every_generated_name() {
+    let with: [TokenTree; 3] = [
+        TokenTree::Punct(proc_macro2::Punct::new(';', proc_macro2::Spacing::Alone)),
+        TokenTree::Ident(proc_macro2::Ident::new("x", proc_macro2::Span::call_site())),
+        TokenTree::Punct(proc_macro2::Punct::new('.', proc_macro2::Spacing::Alone)),
+    ];
+    for (attr, item, names) in REQUESTS {
+        let (attr, item) = (tokens(attr), tokens(item));
+        let TokenTree::Group(block) = item.last().expect("a block") else {
+            panic!("the block");
+        };
+        let inner: Vec<TokenTree> = block.stream().into_iter().collect();
+        // The token trees of the bodies: every brace group inside the block
+        // (depth first, by index in `inner`'s flattening).
+        let mut bodies = Vec::new();
+        let mut at = 0;
+        for t in &inner {
+            if let TokenTree::Group(g) = t
+                && g.delimiter() == proc_macro2::Delimiter::Brace
+            {
+                let n = flatten(&g.stream().into_iter().collect::<Vec<_>>());
+                bodies.extend(at + 1..at + 1 + n);
+            }
+            at += flatten(std::slice::from_ref(t));
+        }
+        assert!(bodies.len() > 50, "{} body tokens", bodies.len());
+        let rebuild = |inner: Vec<TokenTree>| {
+            let mut g = proc_macro2::Group::new(block.delimiter(), inner.into_iter().collect());
+            g.set_span(block.span());
+            let mut it = item[..item.len() - 1].to_vec();
+            it.push(TokenTree::Group(g));
+            it
+        };
+        for &n in &bodies {
+            let cut = rebuild(delete(&inner, &mut { n }));
+            assert_defines(&expand(&attr, &cut), names, &|| {
+                format!("deleting body token {n}")
+            });
+            for w in &with {
+                let changed = rebuild(replace(&inner, &mut { n }, w));
+                assert_defines(&expand(&attr, &changed), names, &|| {
+                    format!("replacing body token {n} with `{w}`")
+                });
+            }
         }
     }
 }
