@@ -147,6 +147,9 @@ pub(crate) struct Inner {
     pub(crate) fast: crate::fast_wait::FastWait,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
+    /// The simulation of a simulated context (see [`crate::sim`]); checked
+    /// once per wait of the poller.
+    pub(crate) sim: OnceCell<Box<crate::sim::SimState>>,
 }
 
 /// A single-threaded event loop: fd, timer, immediate and signal events.
@@ -438,6 +441,7 @@ impl Context {
             fast,
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
+            sim: OnceCell::new(),
         });
         let raw = Rc::into_raw(inner);
         // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its
@@ -1167,12 +1171,51 @@ impl Context {
         };
         inner.trace_loop(LoopPoint::AfterWait);
         let n = res.map_err(Error::Poller)?;
+        if let Some(sim) = inner.sim.get() {
+            return self.sim_after_wait(sim, &poller, n, advance_to, fast);
+        }
         if n == 0 {
             if let Some(at) = advance_to {
                 inner.clock.advance_to(at);
             }
             return Ok(());
         }
+        self.deliver_wait(&poller, fast)
+    }
+
+    /// Under simulation, the end of a wait that found `n` events: a clock
+    /// jump to the next timer, late by the seed's choice, or the events,
+    /// delivered, then put in the seed's order with some left for the next
+    /// wait (see [`crate::sim`]).
+    #[cold]
+    #[inline(never)]
+    fn sim_after_wait(
+        &self,
+        sim: &crate::sim::SimState,
+        poller: &Poller,
+        n: usize,
+        advance_to: Option<Instant>,
+        fast: bool,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        if n == 0 {
+            if let Some(at) = advance_to {
+                let late = sim.timer_lateness();
+                let to = crate::clock::add(at, late);
+                sim.note(|| format!("clock +{:?} (late {late:?})", to - inner.clock.now()));
+                inner.clock.advance_to(to);
+            }
+            return Ok(());
+        }
+        self.deliver_wait(poller, fast)?;
+        inner.fds.borrow_mut().sim_reorder(sim);
+        Ok(())
+    }
+
+    /// Puts the events of a wait that found some into the ready batch.
+    #[inline]
+    fn deliver_wait(&self, poller: &Poller, fast: bool) -> Result<(), Error> {
+        let inner = &*self.inner;
         if fast {
             let seen = {
                 let mut fds = inner.fds.borrow_mut();

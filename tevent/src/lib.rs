@@ -146,6 +146,7 @@ pub mod queue;
 mod remote;
 pub mod req;
 pub mod signal;
+pub mod sim;
 mod slab;
 mod sys;
 mod timer;
