@@ -225,16 +225,33 @@ impl<F: AsFd + 'static> Io<F> {
     /// `recv(flags | MSG_DONTWAIT)` on a socket (an unknown fd is tried as
     /// one). Never call it with `PEEK` on a `File`. A simulated context may
     /// shorten the read or replace it by a fault.
+    #[inline]
     fn recv(&mut self, ev: &Context, buf: &mut [u8], flags: RecvFlags) -> io::Result<Outcome> {
-        let mut len = buf.len();
         if let Some(sim) = ev.sim() {
-            match sim.read_fault(len) {
-                ReadFault::None => {}
-                ReadFault::Short(n) => len = n,
-                fault => return self.injected(fault),
-            }
+            return self.sim_recv(sim, buf, flags);
         }
-        let buf = &mut buf[..len];
+        self.recv_plain(buf, flags)
+    }
+
+    /// [`Io::recv`] under simulation.
+    #[cold]
+    #[inline(never)]
+    fn sim_recv(
+        &mut self,
+        sim: &crate::sim::SimState,
+        buf: &mut [u8],
+        flags: RecvFlags,
+    ) -> io::Result<Outcome> {
+        match sim.read_fault(buf.len()) {
+            ReadFault::None => self.recv_plain(buf, flags),
+            ReadFault::Short(n) => self.recv_plain(&mut buf[..n], flags),
+            fault => self.injected(fault),
+        }
+    }
+
+    /// [`Io::recv`] as asked.
+    #[inline]
+    fn recv_plain(&mut self, buf: &mut [u8], flags: RecvFlags) -> io::Result<Outcome> {
         let r = match self.kind {
             Kind::File => rustix::io::read(self.fd.as_fd(), buf),
             _ => {
@@ -282,6 +299,7 @@ impl<F: AsFd + 'static> Io<F> {
     /// [`Io::read_spare`] under simulation: through a buffer of the
     /// (perhaps shortened) size, appended to `buf`.
     #[cold]
+    #[inline(never)]
     fn sim_read_spare(
         &mut self,
         sim: &crate::sim::SimState,
@@ -318,20 +336,35 @@ impl<F: AsFd + 'static> Io<F> {
 
     /// One write of `data`: `Some(n)`, or `None` for "wait until writable".
     /// A simulated context may shorten the write or replace it by a fault.
+    #[inline]
     fn write(&mut self, ev: &Context, data: &[u8]) -> io::Result<Option<usize>> {
-        let mut data = data;
         if let Some(sim) = ev.sim() {
-            match sim.write_fault(data.len()) {
-                ReadFault::None => {}
-                ReadFault::Short(n) => data = &data[..n],
-                fault => {
-                    return match self.injected(fault)? {
-                        Outcome::Bytes(n) => Ok(Some(n)),
-                        _ => Ok(None),
-                    };
-                }
-            }
+            return self.sim_write(sim, data);
         }
+        self.write_plain(data)
+    }
+
+    /// [`Io::write`] under simulation.
+    #[cold]
+    #[inline(never)]
+    fn sim_write(
+        &mut self,
+        sim: &crate::sim::SimState,
+        data: &[u8],
+    ) -> io::Result<Option<usize>> {
+        match sim.write_fault(data.len()) {
+            ReadFault::None => self.write_plain(data),
+            ReadFault::Short(n) => self.write_plain(&data[..n]),
+            fault => match self.injected(fault)? {
+                Outcome::Bytes(n) => Ok(Some(n)),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// [`Io::write`] as asked.
+    #[inline]
+    fn write_plain(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
         loop {
             let r = match self.kind {
                 Kind::File => rustix::io::write(self.fd.as_fd(), data),

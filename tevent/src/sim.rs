@@ -707,10 +707,22 @@ fn record_run<R: fmt::Debug>(
             .push(format!("event {:?} {:?} {} {}", t.kind, t.point, t.id, t.tag))
     })));
     let l = log.clone();
+    // A request's id is its address, which differs from run to run: the
+    // record numbers requests in the order it first sees them instead.
+    let mut ids = std::collections::HashMap::new();
+    let mut seen = 0usize;
     ev.set_req_trace_hook(Some(Box::new(move |t| {
+        let n = *ids.entry(t.id).or_insert_with(|| {
+            seen += 1;
+            seen
+        });
+        if t.point == crate::trace::ReqPoint::Cleanup {
+            // The address may be reused by a later request.
+            ids.remove(&t.id);
+        }
         l.borrow_mut().push(format!(
-            "req {:?} {} {} depth {} {:?} {:?}",
-            t.point, t.name, t.id, t.depth, t.step, t.state
+            "req {:?} {} #{n} depth {} {:?} {:?}",
+            t.point, t.name, t.depth, t.step, t.state
         ))
     })));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
