@@ -81,7 +81,7 @@ impl Fetch {
     type Output = String;
     type Error = io::Error;
 
-    fn start(to: _, fetch: Fetch, retries: u32) -> Next<Self> {
+    pub fn start(to: _, fetch: Fetch, retries: u32) -> Next<Self> {
         let first = attempt_send(to.ev(), &fetch);
         to.create(fetch).tried(first, retries)
     }
