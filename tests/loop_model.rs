@@ -522,6 +522,9 @@ fn run_case(c: &Case) -> Result<(usize, usize), TestCaseError> {
     run_case_on(&ev, c, true).map(|(runs, fair, _)| (runs, fair))
 }
 
+/// The handlers a context ran, in order.
+type Ran = Vec<(Kind, usize)>;
+
 /// Runs one case on `ev` (a simulated context or not), and with `compare`
 /// on the model too, checking after every op that both ran the same
 /// handlers; returns (handler runs, fairness steps taken, the handlers
@@ -530,7 +533,7 @@ fn run_case_on(
     ev: &Context,
     c: &Case,
     compare: bool,
-) -> Result<(usize, usize, Vec<(Kind, usize)>), TestCaseError> {
+) -> Result<(usize, usize, Ran), TestCaseError> {
     let ev = ev.clone();
     ev.set_wait_timeout(Some(Duration::ZERO));
     let (a, b) = tests::socketpair();
@@ -652,7 +655,10 @@ fn simulated_schedules_with_late_readiness_and_timers_run_the_same_twice_from_on
             differ += 1;
         }
     }
-    println!("{} simulated schedules, {differ} in another order than the model's", seeds.runs);
+    println!(
+        "{} simulated schedules, {differ} in another order than the model's",
+        seeds.runs
+    );
     if seeds.runs >= 1000 {
         assert!(differ > 0, "the faults never changed an order");
     }

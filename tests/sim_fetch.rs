@@ -37,7 +37,8 @@ fn fetch_once(ev: &Context) -> Result<String, ReqError<std::io::Error>> {
         },
         2,
     );
-    req.poll(ev).expect("the loop runs until the fetch finished");
+    req.poll(ev)
+        .expect("the loop runs until the fetch finished");
     assert!(!req.is_in_progress());
     let out = fetch_recv(req);
     drop(server);

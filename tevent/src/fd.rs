@@ -472,7 +472,12 @@ impl FdTable {
             if sim.inject(Fault::DelayedReadiness) {
                 continue;
             }
-            sim.note(|| format!("ready {:?}", g.iter().map(|e| e.0.to_u64()).collect::<Vec<_>>()));
+            sim.note(|| {
+                format!(
+                    "ready {:?}",
+                    g.iter().map(|e| e.0.to_u64()).collect::<Vec<_>>()
+                )
+            });
             self.batch.extend(g);
         }
     }

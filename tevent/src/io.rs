@@ -347,11 +347,7 @@ impl<F: AsFd + 'static> Io<F> {
     /// [`Io::write`] under simulation.
     #[cold]
     #[inline(never)]
-    fn sim_write(
-        &mut self,
-        sim: &crate::sim::SimState,
-        data: &[u8],
-    ) -> io::Result<Option<usize>> {
+    fn sim_write(&mut self, sim: &crate::sim::SimState, data: &[u8]) -> io::Result<Option<usize>> {
         match sim.write_fault(data.len()) {
             ReadFault::None => self.write_plain(data),
             ReadFault::Short(n) => self.write_plain(&data[..n]),

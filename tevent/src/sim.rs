@@ -376,11 +376,7 @@ impl SimState {
             return Duration::ZERO;
         }
         let max = u64::try_from(self.faults.late_timer_max.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(if max == 0 {
-            0
-        } else {
-            1 + self.rng.below(max)
-        })
+        Duration::from_nanos(if max == 0 { 0 } else { 1 + self.rng.below(max) })
     }
 }
 
@@ -502,7 +498,11 @@ impl Seeds {
     /// # Errors
     ///
     /// A message naming the variable whose value is not a whole number.
-    pub fn parse(seed: Option<&str>, runs: Option<&str>, default_runs: u64) -> Result<Seeds, String> {
+    pub fn parse(
+        seed: Option<&str>,
+        runs: Option<&str>,
+        default_runs: u64,
+    ) -> Result<Seeds, String> {
         let num = |name: &str, v: &str| {
             v.trim()
                 .parse::<u64>()
@@ -581,7 +581,11 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// assert_eq!(failure.seed, 3);
 /// assert!(failure.to_string().contains("TEVENT_SEED=3"));
 /// ```
-pub fn explore(seeds: Seeds, faults: Faults, mut body: impl FnMut(&Context)) -> Result<u64, Failure> {
+pub fn explore(
+    seeds: Seeds,
+    faults: Faults,
+    mut body: impl FnMut(&Context),
+) -> Result<u64, Failure> {
     let mut ran = 0;
     for seed in seeds.iter() {
         let ev = Context::simulated(seed, faults).expect("a simulated context");
@@ -703,8 +707,10 @@ fn record_run<R: fmt::Debug>(
         .expect("a simulated context");
     let l = log.clone();
     ev.set_event_trace_hook(Some(Box::new(move |t| {
-        l.borrow_mut()
-            .push(format!("event {:?} {:?} {} {}", t.kind, t.point, t.id, t.tag))
+        l.borrow_mut().push(format!(
+            "event {:?} {:?} {} {}",
+            t.kind, t.point, t.id, t.tag
+        ))
     })));
     let l = log.clone();
     // A request's id is its address, which differs from run to run: the
@@ -733,7 +739,9 @@ fn record_run<R: fmt::Debug>(
     match r {
         Ok(out) => log.borrow_mut().push(format!("result {out:?}")),
         Err(p) => {
-            eprintln!("tevent simulation: the body panicked with seed {seed} (replay it with {SEED_VAR}={seed})");
+            eprintln!(
+                "tevent simulation: the body panicked with seed {seed} (replay it with {SEED_VAR}={seed})"
+            );
             std::panic::resume_unwind(p);
         }
     }
