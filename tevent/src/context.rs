@@ -1171,57 +1171,22 @@ impl Context {
         };
         inner.trace_loop(LoopPoint::AfterWait);
         let n = res.map_err(Error::Poller)?;
-        if let Some(sim) = inner.sim.get() {
-            return self.sim_after_wait(sim, &poller, n, advance_to, fast);
-        }
         if n == 0 {
             if let Some(at) = advance_to {
-                inner.clock.advance_to(at);
+                match inner.sim.get() {
+                    None => inner.clock.advance_to(at),
+                    Some(sim) => self.sim_jump(sim, at),
+                }
             }
             return Ok(());
         }
-        self.deliver_wait(&poller, fast)
-    }
-
-    /// Under simulation, the end of a wait that found `n` events: a clock
-    /// jump to the next timer, late by the seed's choice, or the events,
-    /// delivered, then put in the seed's order with some left for the next
-    /// wait (see [`crate::sim`]).
-    #[cold]
-    #[inline(never)]
-    fn sim_after_wait(
-        &self,
-        sim: &crate::sim::SimState,
-        poller: &Poller,
-        n: usize,
-        advance_to: Option<Instant>,
-        fast: bool,
-    ) -> Result<(), Error> {
-        let inner = &*self.inner;
-        if n == 0 {
-            if let Some(at) = advance_to {
-                let late = sim.timer_lateness();
-                let to = crate::clock::add(at, late);
-                sim.note(|| format!("clock +{:?} (late {late:?})", to - inner.clock.now()));
-                inner.clock.advance_to(to);
-            }
-            return Ok(());
-        }
-        self.deliver_wait(poller, fast)?;
-        inner.fds.borrow_mut().sim_reorder(sim);
-        Ok(())
-    }
-
-    /// Puts the events of a wait that found some into the ready batch.
-    #[inline]
-    fn deliver_wait(&self, poller: &Poller, fast: bool) -> Result<(), Error> {
-        let inner = &*self.inner;
         if fast {
             let seen = {
                 let mut fds = inner.fds.borrow_mut();
                 inner.fast.deliver(&mut fds, || self.drain_signal_wake())
             };
             if !seen.notified && !seen.unexpected {
+                self.sim_after_wait();
                 return Ok(());
             }
             // The poller's notifier (a `Remote` woke the loop) is one-shot and
@@ -1237,6 +1202,8 @@ impl Context {
                 .map_err(Error::Poller)?;
             if !seen.unexpected {
                 events.clear();
+                drop(events);
+                self.sim_after_wait();
                 return Ok(());
             }
         }
@@ -1249,7 +1216,32 @@ impl Context {
             }
             fds.push_ready(&ev);
         }
+        if let Some(sim) = inner.sim.get() {
+            fds.sim_reorder(sim);
+        }
         Ok(())
+    }
+
+    /// Under simulation, the clock's jump to the timer due at `at`: late by
+    /// the seed's choice (see [`crate::sim::Faults::late_timer`]).
+    #[cold]
+    #[inline(never)]
+    fn sim_jump(&self, sim: &crate::sim::SimState, at: Instant) {
+        let clock = &self.inner.clock;
+        let late = sim.timer_lateness();
+        let to = crate::clock::add(at, late);
+        sim.note(|| format!("clock +{:?} (late {late:?})", to - clock.now()));
+        clock.advance_to(to);
+    }
+
+    /// Under simulation, after a wait that filled the ready batch: the
+    /// batch in the seed's order, some of it left for the next wait (see
+    /// [`crate::sim`]).
+    #[inline]
+    fn sim_after_wait(&self) {
+        if let Some(sim) = self.inner.sim.get() {
+            self.inner.fds.borrow_mut().sim_reorder(sim);
+        }
     }
 
     /// Empties this context's signal wake-up pipe: the counters, not the
