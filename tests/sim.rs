@@ -527,6 +527,7 @@ fn a_lost_wakeup_after_a_short_read_is_found_within_1000_seeds_and_replayed_from
     )
     .expect_err("the planted bug is found");
     assert!(failure.seed < 1000);
+    println!("the planted bug was found with seed {}", failure.seed);
     assert!(failure.message.contains("the message arrives"), "{failure}");
     // Replay it as a user would: from the printed `TEVENT_SEED=...`.
     let text = failure.to_string();

@@ -207,6 +207,14 @@ impl Default for Faults {
 
 /// One kind of fault (see the fields of [`Faults`]), to count them with
 /// [`injected`].
+///
+/// ```
+/// use tevent::sim::{Fault, Faults};
+///
+/// let f = Faults { reset: 0.25, ..Faults::NONE };
+/// assert_eq!(f.of(Fault::Reset), 0.25);
+/// assert_eq!(Fault::ALL.iter().filter(|k| f.of(**k) > 0.0).count(), 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// [`Faults::short_read`].
@@ -526,7 +534,19 @@ impl Seeds {
     }
 }
 
-/// A failed run of [`explore`]: its seed and the panic's message.
+/// A failed run of [`explore`]: its seed and the panic's message. Its
+/// text (`Display`) is what [`run`] panics with: the seed, the message,
+/// and the variable that replays it.
+///
+/// ```
+/// use tevent::sim::Failure;
+///
+/// let f = Failure { seed: 417, message: "lost".to_string() };
+/// assert_eq!(
+///     f.to_string(),
+///     "tevent simulation failed with seed 417: lost\nreplay it with TEVENT_SEED=417"
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// The seed of the run that failed.
@@ -617,7 +637,20 @@ pub fn run(seeds: Seeds, faults: Faults, body: impl FnMut(&Context)) {
 }
 
 /// Two runs of one seed that did not do the same, from
-/// [`check_determinism`].
+/// [`check_determinism`]: where their records first differ.
+///
+/// ```
+/// use std::cell::Cell;
+/// use tevent::sim::{self, Faults};
+///
+/// let runs = Cell::new(0);
+/// let d = sim::check_determinism(3, Faults::NONE, |ev| {
+///     runs.set(runs.get() + 1);
+///     sim::note(ev, runs.get()); // not the same twice
+/// })
+/// .unwrap_err();
+/// assert_eq!((d.seed, d.first.as_deref(), d.second.as_deref()), (3, Some("note 1"), Some("note 2")));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
     /// The seed.
