@@ -119,9 +119,9 @@ pub struct Faults {
     /// A write offers fewer bytes than it has (at least one): the request
     /// must write the rest later.
     pub short_write: f64,
-    /// A read, write or accept after a readiness report gives `EINTR`
-    /// instead of being made: the request waits for readiness again (the
-    /// fd is still ready, so it comes at once).
+    /// A read or an accept after a readiness report, or a write, gives
+    /// `EINTR` instead of being made: the request waits for readiness
+    /// again (the fd is still ready, so it comes at once).
     pub interrupted: f64,
     /// As `interrupted`, with `EAGAIN` (a stale readiness report).
     pub would_block: f64,
