@@ -148,7 +148,8 @@ pub(crate) struct Inner {
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
     /// The simulation of a simulated context (see [`crate::sim`]); checked
-    /// once per wait of the poller.
+    /// once per wait through `polling` that found events and once per jump
+    /// of a manual clock (a simulated context never takes the fast wait).
     pub(crate) sim: OnceCell<Box<crate::sim::SimState>>,
 }
 
@@ -1186,7 +1187,6 @@ impl Context {
                 inner.fast.deliver(&mut fds, || self.drain_signal_wake())
             };
             if !seen.notified && !seen.unexpected {
-                self.sim_after_wait();
                 return Ok(());
             }
             // The poller's notifier (a `Remote` woke the loop) is one-shot and
@@ -1202,8 +1202,6 @@ impl Context {
                 .map_err(Error::Poller)?;
             if !seen.unexpected {
                 events.clear();
-                drop(events);
-                self.sim_after_wait();
                 return Ok(());
             }
         }
@@ -1216,6 +1214,8 @@ impl Context {
             }
             fds.push_ready(&ev);
         }
+        // A simulated context never takes the fast wait (see
+        // `Context::simulated`): this is its one check per wait.
         if let Some(sim) = inner.sim.get() {
             fds.sim_reorder(sim);
         }
@@ -1232,16 +1232,6 @@ impl Context {
         let to = crate::clock::add(at, late);
         sim.note(|| format!("clock +{:?} (late {late:?})", to - clock.now()));
         clock.advance_to(to);
-    }
-
-    /// Under simulation, after a wait that filled the ready batch: the
-    /// batch in the seed's order, some of it left for the next wait (see
-    /// [`crate::sim`]).
-    #[inline]
-    fn sim_after_wait(&self) {
-        if let Some(sim) = self.inner.sim.get() {
-            self.inner.fds.borrow_mut().sim_reorder(sim);
-        }
     }
 
     /// Empties this context's signal wake-up pipe: the counters, not the

@@ -28,10 +28,13 @@
 //!   given; a reset also shuts the socket down, so its peer sees it; a
 //!   failed allocation takes the path a real one takes.
 //!
-//! Nothing of this exists in a context made otherwise: the loop checks for
-//! a simulation once per wait of the poller, the I/O requests once per
-//! system call, and request creation not at all unless `NoMemory` faults
-//! are asked for (it then takes the path a request trace hook takes).
+//! Nothing of this exists in a context made otherwise. A simulated
+//! context's waits go through `polling` (never the Linux fast wait, which
+//! has no check), where the loop checks for the simulation once per wait
+//! that found events; a manual clock checks once per jump to a timer; the
+//! I/O requests check once per system call; request creation checks only
+//! the flag word it already tests for trace hooks (with `NoMemory` faults
+//! asked for, creation takes the path a request trace hook takes).
 //!
 //! # Seeds, runs, replay
 //!
@@ -421,6 +424,9 @@ impl Context {
         let ev = Context::with_manual_clock(true)?;
         // Set once, before anything can see the context.
         let _ = ev.inner.sim.set(Box::new(sim));
+        // Its waits go through `polling`, where the loop checks for the
+        // simulation: the fast wait of other contexts has no check at all.
+        ev.inner.fast.turn_off();
         if fails_allocations {
             ev.inner.hooks.set_watch(crate::trace::WATCH_SIM, true);
         }
