@@ -537,8 +537,8 @@ impl Context {
         if let Some(sim) = self.sim()
             && sim.inject(crate::sim::Fault::NoMemory)
         {
-            // As a failed allocation: the state goes back to the caller,
-            // which drops it.
+            // As a failed allocation (`ReqRef::alloc` hands the state
+            // back, and the `?` below drops it): the state goes unrun.
             drop(state);
             return None;
         }
