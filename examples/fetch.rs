@@ -81,7 +81,8 @@ impl Fetch {
     type Output = String;
     type Error = io::Error;
 
-    fn start(to: _, fetch: Fetch, retries: u32) -> Next<Self> {
+    /// Starts the first attempt; up to `retries` more follow failures.
+    pub fn start(to: _, fetch: Fetch, retries: u32) -> Next<Self> {
         let first = attempt_send(to.ev(), &fetch);
         to.create(fetch).tried(first, retries)
     }

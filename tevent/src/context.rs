@@ -147,6 +147,10 @@ pub(crate) struct Inner {
     pub(crate) fast: crate::fast_wait::FastWait,
     wait_timeout: Cell<Option<Duration>>,
     timer_slack: Cell<Duration>,
+    /// The simulation of a simulated context (see [`crate::sim`]); checked
+    /// once per wait through `polling` that found events and once per jump
+    /// of a manual clock (a simulated context never takes the fast wait).
+    pub(crate) sim: OnceCell<Box<crate::sim::SimState>>,
 }
 
 /// A single-threaded event loop: fd, timer, immediate and signal events.
@@ -438,6 +442,7 @@ impl Context {
             fast,
             wait_timeout: Cell::new(Some(DEFAULT_WAIT_TIMEOUT)),
             timer_slack: Cell::new(DEFAULT_TIMER_SLACK),
+            sim: OnceCell::new(),
         });
         let raw = Rc::into_raw(inner);
         // SAFETY: `raw` comes from `Rc::into_raw` just above; this takes its
@@ -1169,7 +1174,10 @@ impl Context {
         let n = res.map_err(Error::Poller)?;
         if n == 0 {
             if let Some(at) = advance_to {
-                inner.clock.advance_to(at);
+                match inner.sim.get() {
+                    None => inner.clock.advance_to(at),
+                    Some(sim) => self.sim_jump(sim, at),
+                }
             }
             return Ok(());
         }
@@ -1206,7 +1214,24 @@ impl Context {
             }
             fds.push_ready(&ev);
         }
+        // A simulated context never takes the fast wait (see
+        // `Context::simulated`): this is its one check per wait.
+        if let Some(sim) = inner.sim.get() {
+            fds.sim_reorder(sim);
+        }
         Ok(())
+    }
+
+    /// Under simulation, the clock's jump to the timer due at `at`: late by
+    /// the seed's choice (see [`crate::sim::Faults::late_timer`]).
+    #[cold]
+    #[inline(never)]
+    fn sim_jump(&self, sim: &crate::sim::SimState, at: Instant) {
+        let clock = &self.inner.clock;
+        let late = sim.timer_lateness();
+        let to = crate::clock::add(at, late);
+        sim.note(|| format!("clock +{:?} (late {late:?})", to - clock.now()));
+        clock.advance_to(to);
     }
 
     /// Empties this context's signal wake-up pipe: the counters, not the

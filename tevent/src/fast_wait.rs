@@ -136,6 +136,12 @@ mod linux {
             self.on.get()
         }
 
+        /// Makes every wait of this context go through `polling` (a
+        /// simulated context, whose checks sit on that path only).
+        pub(crate) fn turn_off(&self) {
+            self.on.set(false);
+        }
+
         /// Runs the check again, with `register` standing for `polling`'s
         /// registration, and turns the fast wait on or off by its result
         /// (`poller` must be as fresh as in [`FastWait::new`]).
@@ -353,6 +359,9 @@ mod other {
         pub(crate) fn on(&self) -> bool {
             false
         }
+
+        /// Nothing to turn off here.
+        pub(crate) fn turn_off(&self) {}
 
         /// Never called ([`FastWait::on`] is false).
         pub(crate) fn wait(

@@ -445,6 +445,43 @@ impl FdTable {
         true
     }
 
+    /// Under simulation, after a wait filled the batch: the fds it reported
+    /// go in an order drawn from the seed (the entries of one fd stay
+    /// together and in their rotation order), and each may be left for the
+    /// next wait ([`crate::sim::Faults::delayed_readiness`]).
+    #[cold]
+    pub(crate) fn sim_reorder(&mut self, sim: &crate::sim::SimState) {
+        use crate::sim::Fault;
+        // Runs of consecutive entries of one fd.
+        let mut groups: Vec<Vec<(Key, FdFlags)>> = Vec::new();
+        let mut last = None;
+        for (w, ready) in self.batch.drain(..) {
+            let file = self.watchers.get(w).map(|x| x.file);
+            if file.is_none() || file != last || groups.is_empty() {
+                groups.push(Vec::new());
+            }
+            last = file;
+            groups.last_mut().expect("pushed above").push((w, ready));
+        }
+        // Fisher-Yates.
+        for i in (1..groups.len()).rev() {
+            let j = sim.below(i + 1);
+            groups.swap(i, j);
+        }
+        for g in groups {
+            if sim.inject(Fault::DelayedReadiness) {
+                continue;
+            }
+            sim.note(|| {
+                format!(
+                    "ready {:?}",
+                    g.iter().map(|e| e.0.to_u64()).collect::<Vec<_>>()
+                )
+            });
+            self.batch.extend(g);
+        }
+    }
+
     /// Entries in the ready batch (the fast wait's mark, see
     /// [`FdTable::truncate_batch`]).
     #[cfg(target_os = "linux")]

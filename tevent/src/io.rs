@@ -109,6 +109,7 @@ use rustix::net::RecvFlags;
 use crate::context::Context;
 use crate::fd::{FdEvent, FdFlags, Require};
 use crate::req::{Ctl, Progress, Req, ReqError, Request, StepResult};
+use crate::sim::ReadFault;
 
 // ---------------------------------------------------------------------------
 // Shared machinery.
@@ -201,9 +202,56 @@ impl<F: AsFd + 'static> Io<F> {
         }
     }
 
+    /// A fault a simulation injects into one call on the fd (see
+    /// [`crate::sim`]): what the call gives instead of being made. A reset
+    /// or an end of file shuts a socket down too, so that its peer and the
+    /// calls after this one see it (an fd that is not a socket refuses,
+    /// which is ignored).
+    #[cold]
+    fn injected(&self, fault: ReadFault) -> io::Result<Outcome> {
+        match fault {
+            ReadFault::Reset => {
+                let _ = rustix::net::shutdown(self.fd.as_fd(), rustix::net::Shutdown::Both);
+                Err(io::Error::from_raw_os_error(libc::ECONNRESET))
+            }
+            ReadFault::Eof => {
+                let _ = rustix::net::shutdown(self.fd.as_fd(), rustix::net::Shutdown::Read);
+                Ok(Outcome::Bytes(0))
+            }
+            ReadFault::Again | ReadFault::None | ReadFault::Short(_) => Ok(Outcome::Again),
+        }
+    }
+
     /// `recv(flags | MSG_DONTWAIT)` on a socket (an unknown fd is tried as
-    /// one). Never call it with `PEEK` on a `File`.
-    fn recv(&mut self, buf: &mut [u8], flags: RecvFlags) -> io::Result<Outcome> {
+    /// one). Never call it with `PEEK` on a `File`. A simulated context may
+    /// shorten the read or replace it by a fault.
+    #[inline]
+    fn recv(&mut self, ev: &Context, buf: &mut [u8], flags: RecvFlags) -> io::Result<Outcome> {
+        if let Some(sim) = ev.sim() {
+            return self.sim_recv(sim, buf, flags);
+        }
+        self.recv_plain(buf, flags)
+    }
+
+    /// [`Io::recv`] under simulation.
+    #[cold]
+    #[inline(never)]
+    fn sim_recv(
+        &mut self,
+        sim: &crate::sim::SimState,
+        buf: &mut [u8],
+        flags: RecvFlags,
+    ) -> io::Result<Outcome> {
+        match sim.read_fault(buf.len()) {
+            ReadFault::None => self.recv_plain(buf, flags),
+            ReadFault::Short(n) => self.recv_plain(&mut buf[..n], flags),
+            fault => self.injected(fault),
+        }
+    }
+
+    /// [`Io::recv`] as asked.
+    #[inline]
+    fn recv_plain(&mut self, buf: &mut [u8], flags: RecvFlags) -> io::Result<Outcome> {
         let r = match self.kind {
             Kind::File => rustix::io::read(self.fd.as_fd(), buf),
             _ => {
@@ -215,9 +263,9 @@ impl<F: AsFd + 'static> Io<F> {
 
     /// One read into `buf`: `Some(n)` (0 at end of file), or `None` for
     /// "wait for readiness again".
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    fn read(&mut self, ev: &Context, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            match self.recv(buf, RecvFlags::empty())? {
+            match self.recv(ev, buf, RecvFlags::empty())? {
                 Outcome::Bytes(n) => return Ok(Some(n)),
                 Outcome::Again => return Ok(None),
                 Outcome::Retry => {}
@@ -229,8 +277,11 @@ impl<F: AsFd + 'static> Io<F> {
     /// appending what came: `Some(n)` (0 at end of file), or `None` for
     /// "wait for readiness again". The spare capacity is never zero-filled:
     /// the kernel writes into it and `buf`'s length grows by what it wrote.
-    fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    fn read_spare(&mut self, ev: &Context, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
         use rustix::buffer::spare_capacity;
+        if let Some(sim) = ev.sim() {
+            return self.sim_read_spare(sim, buf);
+        }
         loop {
             let r = match self.kind {
                 Kind::File => rustix::io::read(self.fd.as_fd(), spare_capacity(buf)),
@@ -245,8 +296,71 @@ impl<F: AsFd + 'static> Io<F> {
         }
     }
 
+    /// [`Io::read_spare`] under simulation: through a buffer of the
+    /// (perhaps shortened) size, appended to `buf`.
+    #[cold]
+    #[inline(never)]
+    fn sim_read_spare(
+        &mut self,
+        sim: &crate::sim::SimState,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<Option<usize>> {
+        let mut len = buf.capacity() - buf.len();
+        match sim.read_fault(len) {
+            ReadFault::None => {}
+            ReadFault::Short(n) => len = n,
+            fault => {
+                return match self.injected(fault)? {
+                    Outcome::Bytes(n) => Ok(Some(n)),
+                    _ => Ok(None),
+                };
+            }
+        }
+        let mut tmp = vec![0; len];
+        loop {
+            let r = match self.kind {
+                Kind::File => rustix::io::read(self.fd.as_fd(), &mut tmp[..]),
+                _ => rustix::net::recv(self.fd.as_fd(), &mut tmp[..], RecvFlags::DONTWAIT)
+                    .map(|(n, _)| n),
+            };
+            match self.outcome(r)? {
+                Outcome::Bytes(n) => {
+                    buf.extend_from_slice(&tmp[..n]);
+                    return Ok(Some(n));
+                }
+                Outcome::Again => return Ok(None),
+                Outcome::Retry => {}
+            }
+        }
+    }
+
     /// One write of `data`: `Some(n)`, or `None` for "wait until writable".
-    fn write(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
+    /// A simulated context may shorten the write or replace it by a fault.
+    #[inline]
+    fn write(&mut self, ev: &Context, data: &[u8]) -> io::Result<Option<usize>> {
+        if let Some(sim) = ev.sim() {
+            return self.sim_write(sim, data);
+        }
+        self.write_plain(data)
+    }
+
+    /// [`Io::write`] under simulation.
+    #[cold]
+    #[inline(never)]
+    fn sim_write(&mut self, sim: &crate::sim::SimState, data: &[u8]) -> io::Result<Option<usize>> {
+        match sim.write_fault(data.len()) {
+            ReadFault::None => self.write_plain(data),
+            ReadFault::Short(n) => self.write_plain(&data[..n]),
+            fault => match self.injected(fault)? {
+                Outcome::Bytes(n) => Ok(Some(n)),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// [`Io::write`] as asked.
+    #[inline]
+    fn write_plain(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
         loop {
             let r = match self.kind {
                 Kind::File => rustix::io::write(self.fd.as_fd(), data),
@@ -354,8 +468,8 @@ impl<F: AsFd + 'static> Request for ReadSome<F> {
 }
 
 impl<F: AsFd + 'static> ReadSome<F> {
-    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
-        match self.io.read(&mut self.buf)? {
+    fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+        match self.io.read(ctl.ev(), &mut self.buf)? {
             Some(n) => {
                 let mut buf = std::mem::take(&mut self.buf);
                 buf.truncate(n);
@@ -832,9 +946,9 @@ impl<F: AsFd + 'static> Request for ReadPooled<F> {
 }
 
 impl<F: AsFd + 'static> ReadPooled<F> {
-    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+    fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
         let mut buf = self.pool.take()?;
-        match self.io.read_spare(&mut buf.buf)? {
+        match self.io.read_spare(ctl.ev(), &mut buf.buf)? {
             Some(_) => Ok(Progress::Done(buf)),
             // A stale readiness: the buffer goes back while we wait again.
             None => Ok(Progress::Pending),
@@ -966,10 +1080,10 @@ impl<F: AsFd + 'static> Request for ReadExact<F> {
 }
 
 impl<F: AsFd + 'static> ReadExact<F> {
-    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+    fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
         // One read per readiness: a short read usually means the rest has not
         // arrived yet, and the level-triggered watcher fires again if it has.
-        match self.io.read(&mut self.buf[self.have..])? {
+        match self.io.read(ctl.ev(), &mut self.buf[self.have..])? {
             Some(0) => Err(ReqError::User(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
@@ -1127,10 +1241,10 @@ impl<F: AsFd + 'static> ReadUntil<F> {
         )))
     }
 
-    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+    fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
         loop {
             if self.io.kind == Kind::File {
-                return self.ready_file();
+                return self.ready_file(ctl);
             }
             let old = self.have;
             let want = room(&mut self.buf, old, LINE_FIRST.min(self.max), self.max)?;
@@ -1138,7 +1252,7 @@ impl<F: AsFd + 'static> ReadUntil<F> {
             // stays in the socket for the next request.
             let n = match self
                 .io
-                .recv(&mut self.buf[old..old + want], RecvFlags::PEEK)?
+                .recv(ctl.ev(), &mut self.buf[old..old + want], RecvFlags::PEEK)?
             {
                 Outcome::Bytes(n) => n,
                 Outcome::Again => return Ok(Progress::Pending),
@@ -1151,7 +1265,7 @@ impl<F: AsFd + 'static> ReadUntil<F> {
                 Some(i) => i + 1,
                 None => n,
             };
-            let got = match self.io.read(&mut self.buf[old..old + take])? {
+            let got = match self.io.read(ctl.ev(), &mut self.buf[old..old + take])? {
                 Some(0) | None => continue, // another reader took it: look again
                 Some(got) => got,
             };
@@ -1170,10 +1284,10 @@ impl<F: AsFd + 'static> ReadUntil<F> {
 
     /// Pipes and other non-sockets cannot be peeked at: one byte per read,
     /// so that nothing past the delimiter is taken.
-    fn ready_file(&mut self) -> StepResult<Self> {
+    fn ready_file(&mut self, ctl: &mut Ctl<'_, Self>) -> StepResult<Self> {
         loop {
             let mut byte = [0u8; 1];
-            match self.io.read(&mut byte)? {
+            match self.io.read(ctl.ev(), &mut byte)? {
                 Some(0) => return self.line(self.have),
                 Some(_) => {
                     let have = self.have;
@@ -1341,13 +1455,13 @@ impl<F: AsFd + 'static> Request for ReadToEnd<F> {
 }
 
 impl<F: AsFd + 'static> ReadToEnd<F> {
-    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+    fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
         // One byte more than `max` tells "too much" from "exactly max".
         let limit = self.max.saturating_add(1);
         loop {
             let have = self.have;
             let want = room(&mut self.buf, have, TO_END_FIRST.min(limit), limit)?;
-            match self.io.read(&mut self.buf[have..have + want])? {
+            match self.io.read(ctl.ev(), &mut self.buf[have..have + want])? {
                 Some(0) => {
                     let mut buf = std::mem::take(&mut self.buf);
                     buf.truncate(have);
@@ -1477,7 +1591,7 @@ impl<F: AsFd + 'static> WriteSome<F> {
         if self.data.is_empty() {
             return Ok(Progress::Done(0));
         }
-        match self.io.write(&self.data)? {
+        match self.io.write(ctl.ev(), &self.data)? {
             Some(n) => Ok(Progress::Done(n)),
             None => {
                 self.io.watch(ctl, FdFlags::WRITE, WriteSome::ready)?;
@@ -1598,7 +1712,7 @@ impl<F: AsFd + 'static, B: AsRef<[u8]> + 'static> WriteAll<F, B> {
     fn attempt(&mut self, ctl: &mut Ctl<'_, Self>) -> StepResult<Self> {
         let data = self.data.as_ref().expect("taken only when done").as_ref();
         while self.done < data.len() {
-            match self.io.write(&data[self.done..])? {
+            match self.io.write(ctl.ev(), &data[self.done..])? {
                 Some(n) => self.done += n,
                 None => {
                     self.io.watch(ctl, FdFlags::WRITE, WriteAll::ready)?;
@@ -1766,7 +1880,14 @@ impl<L: Listener> Request for Accept<L> {
 }
 
 impl<L: Listener> Accept<L> {
-    fn ready(&mut self, _: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+    fn ready(&mut self, ctl: &mut Ctl<'_, Self>, _: FdFlags) -> StepResult<Self> {
+        if let Some(sim) = ctl.ev().sim()
+            && (sim.inject(crate::sim::Fault::Interrupted)
+                || sim.inject(crate::sim::Fault::WouldBlock))
+        {
+            // As `EINTR` / `EAGAIN` below: wait for the next readiness.
+            return Ok(Progress::Pending);
+        }
         match crate::sys::accept(self.listener.as_fd()) {
             Ok(fd) => Ok(Progress::Done(L::Stream::from(fd))),
             // ECONNABORTED: the peer gave up before we accepted; keep waiting.

@@ -24,6 +24,7 @@
 //! | run blocking work, or finish a request from another thread | [`pool`]: [`pool::job_send`], [`pool::completion_send`] |
 //! | let requests take turns | [`Queue`], [`queue_wait_send`] |
 //! | handle signals, with the sender's details | [`signal`]: [`Context::add_signal`], [`Context::add_signal_with_info`], `signal::SIGTERM`, ... |
+//! | test requests under faults, many seeds at a time, and replay a failure | [`sim`]: [`Context::simulated`], [`sim::run`], [`sim::check_determinism`] ([chapter 8](tutorial::ch8_simulation)) |
 //! | observe the loop and requests | [`trace`] (loop, event, request and queue hooks), [`Context::request_tree`], [`Req::enable_profile`], [`Req::waiting_in`] ([chapter 6](tutorial::ch6_inspecting)) |
 //!
 //! ## Events
@@ -146,6 +147,7 @@ pub mod queue;
 mod remote;
 pub mod req;
 pub mod signal;
+pub mod sim;
 mod slab;
 mod sys;
 mod timer;
@@ -171,7 +173,10 @@ pub mod trace;
 ///    profiles, trace hooks;
 /// 7. [Coming from `async`/`await`](tutorial::ch7_coming_from_async): what
 ///    maps to what, and when to choose which; start here if you know Rust's
-///    futures but not C tevent.
+///    futures but not C tevent;
+/// 8. [Testing requests under simulation](tutorial::ch8_simulation): a
+///    seeded context with virtual time and injected faults, many seeds per
+///    test, replaying a failure from its seed.
 pub mod tutorial {
     #[doc = include_str!("../docs/00-overview.md")]
     pub mod ch0_overview {}
@@ -202,6 +207,13 @@ pub mod tutorial {
     pub mod ch6_inspecting {}
     #[doc = include_str!("../docs/07-coming-from-async.md")]
     pub mod ch7_coming_from_async {}
+    // Chapter 8 tests a request written with the attribute.
+    #[cfg_attr(feature = "macros", doc = include_str!("../docs/08-simulation.md"))]
+    #[cfg_attr(
+        not(feature = "macros"),
+        doc = "Testing requests under simulation: needs the `macros` feature (on by default); see the [`sim`](crate::sim) module."
+    )]
+    pub mod ch8_simulation {}
 
     // The chapters' names before they were numbered: links written with
     // them still lead to the chapters.

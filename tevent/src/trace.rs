@@ -401,7 +401,7 @@ pub(crate) struct Hooks {
     /// Whether a request hook is installed.
     pub(crate) has_req: Cell<bool>,
     /// What watches requests being created and run ([`WATCH_HOOK`],
-    /// [`WATCH_AGES`]): the one word the hot paths check.
+    /// [`WATCH_AGES`], [`WATCH_SIM`]): the one word the hot paths check.
     pub(crate) req_watch: Cell<u8>,
     /// Whether a queue hook is installed.
     pub(crate) has_queue: Cell<bool>,
@@ -456,6 +456,9 @@ impl Inner {
 pub(crate) const WATCH_HOOK: u8 = 1;
 /// [`Hooks::req_watch`]: requests record when they were created.
 pub(crate) const WATCH_AGES: u8 = 2;
+/// [`Hooks::req_watch`]: a simulation may fail request allocations (see
+/// [`crate::sim::Faults::no_memory`]).
+pub(crate) const WATCH_SIM: u8 = 4;
 
 impl Hooks {
     /// Sets or clears `bit` of [`Hooks::req_watch`].
@@ -471,8 +474,8 @@ impl Hooks {
         cfg!(feature = "tracing") || self.req_watch.get() & WATCH_HOOK != 0
     }
 
-    /// Whether anything watches requests being created (a hook, ages, or
-    /// the `tracing` feature).
+    /// Whether anything watches requests being created (a hook, ages, a
+    /// simulation's `NoMemory` faults, or the `tracing` feature).
     #[inline(always)]
     pub(crate) fn watching_creates(&self) -> bool {
         cfg!(feature = "tracing") || self.req_watch.get() != 0

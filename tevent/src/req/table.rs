@@ -496,6 +496,15 @@ impl Context {
         // `T::name` is user code: it runs here, before anything is linked.
         #[cfg(feature = "tracing")]
         let span = tracing::trace_span!("request", name = T::name(), created = %created);
+        if self.inner.hooks.watching_creates() {
+            return self.req_create_watched(
+                state,
+                created,
+                run,
+                #[cfg(feature = "tracing")]
+                span,
+            );
+        }
         let node = ReqRef::alloc(
             &self.inner,
             created,
@@ -505,15 +514,44 @@ impl Context {
         )
         .ok()?;
         self.inner.reqs.live_link(node.ptr());
-        if self.inner.hooks.watching_creates() {
-            return Some(self.req_first_step_watched(node, run));
-        }
         let h = node.hdr();
         h.raise(Flag::RUNNING);
         // SAFETY: the node is a `Node<T>` just created, and `RUNNING` is set.
         let finished = run(unsafe { node.cell::<T>() }, self, &node);
         self.req_put_back(&node, finished);
         Some(node)
+    }
+
+    /// [`Context::req_create_with`] while something watches requests being
+    /// created: a simulation may fail the allocation here (see
+    /// [`crate::sim::Faults::no_memory`]), as the allocator would.
+    #[cold]
+    #[inline(never)]
+    fn req_create_watched<T: Request>(
+        &self,
+        state: Option<T>,
+        created: &'static Location<'static>,
+        run: impl FnOnce(&mut ReqCell<T>, &Context, &ReqRef) -> Option<ReqState>,
+        #[cfg(feature = "tracing")] span: tracing::Span,
+    ) -> Option<ReqRef> {
+        if let Some(sim) = self.sim()
+            && sim.inject(crate::sim::Fault::NoMemory)
+        {
+            // As a failed allocation (`ReqRef::alloc` hands the state
+            // back, and the `?` below drops it): the state goes unrun.
+            drop(state);
+            return None;
+        }
+        let node = ReqRef::alloc(
+            &self.inner,
+            created,
+            state,
+            #[cfg(feature = "tracing")]
+            span,
+        )
+        .ok()?;
+        self.inner.reqs.live_link(node.ptr());
+        Some(self.req_first_step_watched(node, run))
     }
 
     /// The first step of a new request while something watches requests
