@@ -18,18 +18,47 @@ use crate::expand::{
 };
 use crate::names;
 
-/// The stub for `req`.
+/// The stub for `req`: each part below, none of which can fail.
 pub(crate) fn stub(req: &Request) -> TokenStream {
     let self_ty = &req.self_ty;
     let attrs = &req.attrs;
+    let items = block_items(req);
+    let g = item_generics(req);
+    let (impl_g, _, where_c) = g.split_for_impl();
+    let request = request_impl(req, &g);
+    let lenient = lenient_routes(req, &g);
+    let handles = handles(req, &g);
+    let start = req.methods().find(|m| names::key(&m.sig.ident) == "start");
+    let vis = start.map_or(syn::Visibility::Inherited, |m| m.vis.clone());
+    let send_recv = send_recv(req, &g, start, &vis);
+    let consts = graph_consts(req, &vis);
+    quote! {
+        #request
+        #(#attrs)*
+        impl #impl_g #self_ty #where_c {
+            #(#items)*
+        }
+        #send_recv
+        #[allow(dead_code)]
+        impl #impl_g #self_ty #where_c {
+            #(#consts)*
+        }
+        #lenient
+        #(#handles)*
+    }
+}
+
+/// The block's items as the stub re-emits them: handles written `to: _`
+/// typed, step return types `Next<Self>`, placeholders filled, a second
+/// method of one name left out.
+fn block_items(req: &Request) -> Vec<syn::ImplItem> {
     // A method whose handle is written `to: _` gets its handle type (each
     // such handle is defined below), so that a `_` is not reported as well.
     let declared: BTreeSet<String> = req.decls.iter().map(|d| names::key(&d.name)).collect();
     // A second method of one name, neither with a `#[cfg]`, is reported
     // (`defined twice`) and left out, so rustc's E0592 is not added.
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let items: Vec<syn::ImplItem> = req
-        .items
+    req.items
         .iter()
         .filter(|item| match item {
             syn::ImplItem::Fn(f) if !crate::parse::has_cfg(&f.attrs) => {
@@ -56,15 +85,14 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             }
             other => other.clone(),
         })
-        .collect();
-    let g = item_generics(req);
-    let (impl_g, ty_g, where_c) = g.split_for_impl();
-    let hg = handle_generics(&g);
-    let hlt = handle_lifetime(&hg);
-    let (h_impl, h_ty, h_where) = hg.split_for_impl();
+        .collect()
+}
 
-    // `impl Request` with the block's types as written (their `#[cfg]`s
-    // too), or stand-ins for the missing ones.
+/// `impl Request` with the block's types as written (their `#[cfg]`s too),
+/// or stand-ins for the missing ones.
+fn request_impl(req: &Request, g: &syn::Generics) -> TokenStream {
+    let self_ty = &req.self_ty;
+    let (impl_g, _, where_c) = g.split_for_impl();
     let output = req.output.as_ref().map_or_else(
         || {
             quote!(
@@ -83,10 +111,22 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     );
     let alternatives = &req.alternatives;
 
-    // Every name a step method could call on its handle, in one hidden
-    // trait every handle implements (linear in the number of names), each
-    // taking what the subrequest would be and the values a transition into
-    // that step carries (as many as its method declares).
+    quote! {
+        impl #impl_g ::tevent::Request for #self_ty #where_c {
+            #output
+            #error
+            #(#alternatives)*
+        }
+    }
+}
+
+/// Every name a step method could call on its handle, in one hidden trait
+/// every handle implements (linear in the number of names), each taking
+/// what the subrequest would be and the values a transition into that step
+/// carries (as many as its method declares).
+fn lenient_routes(req: &Request, g: &syn::Generics) -> TokenStream {
+    let self_ty = &req.self_ty;
+    let (impl_g, _, where_c) = g.split_for_impl();
     let mut calls: BTreeMap<String, usize> =
         req.decls.iter().map(|d| (names::key(&d.name), 0)).collect();
     for m in req.methods() {
@@ -118,15 +158,24 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
         })
         .collect();
     let routes = names::routes(&req.ident);
-    let lenient = quote! {
+    quote! {
         #[doc(hidden)]
         #[allow(dead_code, non_camel_case_types, non_snake_case)]
         trait #routes #impl_g #where_c {
             #(#calls)*
         }
-    };
+    }
+}
 
-    // Every handle type a signature names, and one per declared step.
+/// Every handle type a signature names, and one per declared step, with
+/// `start`'s two.
+fn handles(req: &Request, g: &syn::Generics) -> Vec<TokenStream> {
+    let self_ty = &req.self_ty;
+    let (_, ty_g, _) = g.split_for_impl();
+    let hg = handle_generics(g);
+    let hlt = handle_lifetime(&hg);
+    let (h_impl, h_ty, h_where) = hg.split_for_impl();
+    let routes = names::routes(&req.ident);
     let start_name = names::handle(&req.ident, "start");
     let mut handles: BTreeSet<String> = req
         .decls
@@ -173,12 +222,21 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
     });
     out.push(deref_step(&started, &hg, self_ty));
 
-    // The send and receive functions, with `start`'s arguments if it has any.
+    out
+}
+
+/// The send and receive functions, with `start`'s arguments if it has any.
+fn send_recv(
+    req: &Request,
+    g: &syn::Generics,
+    start: Option<&ImplItemFn>,
+    vis: &syn::Visibility,
+) -> TokenStream {
+    let self_ty = &req.self_ty;
+    let (impl_g, _, where_c) = g.split_for_impl();
     let send = names::send(&req.ident);
     let recv = names::recv(&req.ident);
-    let start = req.methods().find(|m| names::key(&m.sig.ident) == "start");
-    let vis = start.map_or(syn::Visibility::Inherited, |m| m.vis.clone());
-    let args: Vec<(Ident, Type)> = start
+    let args: Vec<(Ident, Type, Vec<syn::Attribute>)> = start
         .map(|m| {
             // The handle comes first; a first parameter that is not one
             // (reported) is taken for an argument, as the caller meant it.
@@ -195,14 +253,28 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
                             Pat::Ident(p) => p.ident.clone(),
                             _ => format_ident!("__arg{}", n),
                         };
-                        Some((id, replace_self(&t.ty, self_ty)))
+                        // Its `#[cfg]` too: off, the caller passes nothing.
+                        let cfgs = t
+                            .attrs
+                            .iter()
+                            .filter(|a| a.path().is_ident("cfg"))
+                            .cloned()
+                            .collect();
+                        Some((id, replace_self(&t.ty, self_ty), cfgs))
                     }
                     FnArg::Receiver(_) => None,
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let (arg_names, arg_tys): (Vec<_>, Vec<_>) = args.into_iter().unzip();
+    let mut arg_names = Vec::new();
+    let mut arg_tys = Vec::new();
+    let mut arg_cfgs = Vec::new();
+    for (n, t, c) in args {
+        arg_names.push(n);
+        arg_tys.push(t);
+        arg_cfgs.push(c);
+    }
     let mut send_g = g.clone();
     if let Some(m) = start {
         let mut start_g = m.sig.generics.clone();
@@ -245,8 +317,26 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
         Static(&lifetimes).visit_type_mut(&mut send_ty);
     }
     let (g_impl, _, g_where) = send_g.split_for_impl();
-    // The graph constants the block does not define itself (a clash is
-    // reported; the user's item stays).
+    quote! {
+        #[allow(dead_code, missing_docs, unused_variables)]
+        #vis fn #send #g_impl (ev: &::tevent::Context, #(#(#arg_cfgs)* #arg_names: #arg_tys),*) -> ::tevent::Req<#send_ty> #g_where {
+            ::core::unreachable!()
+        }
+        #[allow(dead_code, missing_docs)]
+        #vis fn #recv #impl_g (
+            req: ::tevent::Req<#self_ty>,
+        ) -> ::core::result::Result<
+            <#self_ty as ::tevent::Request>::Output,
+            ::tevent::ReqError<<#self_ty as ::tevent::Request>::Error>,
+        > #where_c {
+            ::core::unreachable!()
+        }
+    }
+}
+
+/// The graph constants the block does not define itself (a clash is
+/// reported; the user's item stays).
+fn graph_consts(req: &Request, vis: &syn::Visibility) -> Vec<TokenStream> {
     let own: BTreeSet<String> = req
         .items
         .iter()
@@ -257,7 +347,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
             _ => None,
         })
         .collect();
-    let consts: Vec<TokenStream> = names::GRAPH_CONSTS
+    names::GRAPH_CONSTS
         .iter()
         .filter(|c| !own.contains(**c))
         .map(|c| {
@@ -272,38 +362,7 @@ pub(crate) fn stub(req: &Request) -> TokenStream {
                 #vis const #c: #ty = #value;
             }
         })
-        .collect();
-
-    quote! {
-        impl #impl_g ::tevent::Request for #self_ty #where_c {
-            #output
-            #error
-            #(#alternatives)*
-        }
-        #(#attrs)*
-        impl #impl_g #self_ty #where_c {
-            #(#items)*
-        }
-        #[allow(dead_code, missing_docs, unused_variables)]
-        #vis fn #send #g_impl (ev: &::tevent::Context, #(#arg_names: #arg_tys),*) -> ::tevent::Req<#send_ty> #g_where {
-            ::core::unreachable!()
-        }
-        #[allow(dead_code, missing_docs)]
-        #vis fn #recv #impl_g (
-            req: ::tevent::Req<#self_ty>,
-        ) -> ::core::result::Result<
-            <#self_ty as ::tevent::Request>::Output,
-            ::tevent::ReqError<<#self_ty as ::tevent::Request>::Error>,
-        > #where_c {
-            ::core::unreachable!()
-        }
-        #[allow(dead_code)]
-        impl #impl_g #self_ty #where_c {
-            #(#consts)*
-        }
-        #lenient
-        #(#out)*
-    }
+        .collect()
 }
 
 /// A step's `Next<Other>` made `Next<Self>` (keeping the user's path to

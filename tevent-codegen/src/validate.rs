@@ -16,13 +16,51 @@ use syn::{
     Type,
 };
 
-use crate::ast::{Arg, Carried, Input, Machine, Request, Step, StepKind, Succ};
+use crate::ast::{Arg, Carried, Decl, Input, Machine, Request, Step, StepKind, Succ};
 use crate::errors::Errors;
 use crate::{graph, names};
 
 /// Checks `req` (with what parsing already found in `errors`); the machine
-/// to generate from, or every error.
+/// to generate from, or every error. Each check is a function below, in
+/// the order they run; `Errors` sorts what they find into source order.
 pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>, syn::Error> {
+    let (output, error) = block_types(req, &mut errors);
+    let decls = declarations(req, &mut errors);
+    handle_clashes(req, &decls.declared, &mut errors);
+    let start = decls.index.get("start").copied();
+    let (edges, structure_ok) = successors(req, &decls, start, &mut errors);
+    graph_checks(
+        req,
+        &decls.declared,
+        start,
+        &edges,
+        structure_ok,
+        &mut errors,
+    );
+    block_items(req, &mut errors);
+    let (steps, methods) = step_methods(req, &decls, start, &edges, &mut errors);
+    undeclared_methods(req, &methods, &decls.index, start, &mut errors);
+
+    errors.into_result()?;
+    let (Some(start), Some(_), Some(_)) = (start, output, error) else {
+        // Reported above; not reached with an empty error list.
+        return Err(syn::Error::new(req.steps_span, "incomplete request"));
+    };
+    let vis = steps
+        .iter()
+        .find(|s| names::key(s.name) == "start")
+        .map(|s| s.method.vis.clone())
+        .unwrap_or(syn::Visibility::Inherited);
+    Ok(Machine {
+        req,
+        vis,
+        steps,
+        start,
+    })
+}
+
+/// `type Output` and `type Error` of the block (each reported if missing).
+fn block_types<'r>(req: &'r Request, errors: &mut Errors) -> (Option<&'r Type>, Option<&'r Type>) {
     let output = req.output.as_ref().map(|t| &t.ty);
     let error = req.error.as_ref().map(|t| &t.ty);
     if output.is_none() && !req.broken.contains("Output") {
@@ -38,12 +76,27 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         );
     }
 
+    (output, error)
+}
+
+/// The steps list as declared: each name once, by name.
+struct Declarations<'r> {
+    /// A step's index in `declared`, by its name as the user means it.
+    index: BTreeMap<String, usize>,
+    /// In declaration order, without duplicates and without `done`.
+    declared: Vec<&'r Decl>,
+    /// Steps whose name is already reported as unusable: no further check
+    /// about them (their method could not be written either).
+    unusable: BTreeSet<String>,
+}
+
+/// The declared steps; `done` declared as a step, names a step cannot
+/// take, and steps declared twice are reported.
+fn declarations<'r>(req: &'r Request, errors: &mut Errors) -> Declarations<'r> {
     // The steps list. Names are compared as the user means them: `r#read`
     // and `read` are one step.
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut declared = Vec::new();
-    // Steps whose name is already reported as unusable: no further check
-    // about them (their method could not be written either).
     let mut unusable: BTreeSet<String> = BTreeSet::new();
     for d in &req.decls {
         let name = names::key(&d.name);
@@ -75,10 +128,18 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             errors.at(d.name.span(), format!("step `{name}` is declared twice"));
         }
     }
-    // Two steps whose handle types would have one name (`client_done` and
-    // `clientDone`, or `Start` and `start`).
+    Declarations {
+        index,
+        declared,
+        unusable,
+    }
+}
+
+/// Two steps whose handle types would have one name (`client_done` and
+/// `clientDone`, or `Start` and `start`).
+fn handle_clashes(req: &Request, declared: &[&Decl], errors: &mut Errors) {
     let mut handles: BTreeMap<String, String> = BTreeMap::new();
-    for d in &declared {
+    for d in declared {
         let name = names::key(&d.name);
         let h = names::handle(&req.ident, &name);
         match handles.get(&h) {
@@ -93,10 +154,20 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             }
         }
     }
-    let start = index.get("start").copied();
+}
+
+/// Each step's successors (indexes, or `done`), and whether every
+/// successor named a step (if not, the graph checks would only repeat it).
+fn successors(
+    req: &Request,
+    decls: &Declarations<'_>,
+    start: Option<usize>,
+    errors: &mut Errors,
+) -> (Vec<Vec<Succ>>, bool) {
+    let (index, declared) = (&decls.index, &decls.declared);
     let mut structure_ok = true;
     let mut edges: Vec<Vec<Succ>> = Vec::with_capacity(declared.len());
-    for d in &declared {
+    for d in declared {
         let mut out = Vec::new();
         let mut listed = std::collections::HashSet::new();
         for s in &d.succ {
@@ -148,6 +219,19 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         }
         edges.push(out);
     }
+    (edges, structure_ok)
+}
+
+/// The graph: a `start`, every step reachable from it, and (unless the
+/// request is `forever`) a path to `done` from each.
+fn graph_checks(
+    req: &Request,
+    declared: &[&Decl],
+    start: Option<usize>,
+    edges: &[Vec<Succ>],
+    structure_ok: bool,
+    errors: &mut Errors,
+) {
     if start.is_none() && req.steps_parsed {
         if req.decls.is_empty() {
             errors.at(
@@ -162,7 +246,7 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         }
     }
     if let (Some(start), true) = (start, structure_ok) {
-        let reached = graph::reachable(&edges, start);
+        let reached = graph::reachable(edges, start);
         for (d, r) in declared.iter().zip(&reached) {
             if !r {
                 errors.at(
@@ -177,7 +261,7 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
         if req.forever.is_none() {
             // One error for all of them (they share one cause: no step
             // among them lists `done`), at the first.
-            let done = graph::reaches_done(&edges);
+            let done = graph::reaches_done(edges);
             let stuck: Vec<&syn::Ident> = declared
                 .iter()
                 .zip(&done)
@@ -207,8 +291,11 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             }
         }
     }
+}
 
-    // The type and the block.
+/// The type and the block: no lifetime parameter, no item named like the
+/// generated graph constants.
+fn block_items(req: &Request, errors: &mut Errors) {
     for p in &req.generics.params {
         if let GenericParam::Lifetime(l) = p {
             errors.spanned(
@@ -239,16 +326,25 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             );
         }
     }
+}
 
-    // The methods.
+/// The method of each declared step with its signature checked, and the
+/// block's methods by name.
+fn step_methods<'r>(
+    req: &'r Request,
+    decls: &Declarations<'r>,
+    start: Option<usize>,
+    edges: &[Vec<Succ>],
+    errors: &mut Errors,
+) -> (Vec<Step<'r>>, BTreeMap<String, Vec<&'r ImplItemFn>>) {
     let mut methods: BTreeMap<String, Vec<&ImplItemFn>> = BTreeMap::new();
     for m in req.methods() {
         methods.entry(names::key(&m.sig.ident)).or_default().push(m);
     }
-    let mut steps = Vec::with_capacity(declared.len());
-    for (i, d) in declared.iter().enumerate() {
+    let mut steps = Vec::with_capacity(decls.declared.len());
+    for (i, d) in decls.declared.iter().enumerate() {
         let name = names::key(&d.name);
-        if unusable.contains(&name) {
+        if decls.unusable.contains(&name) {
             continue;
         }
         let Some(found) = methods.get(&name) else {
@@ -264,11 +360,11 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             );
             continue;
         };
-        let method = pick_method(&name, found, &mut errors);
+        let method = pick_method(&name, found, errors);
         let kind = if Some(i) == start {
-            start_signature(req, method, &mut errors)
+            start_signature(req, method, errors)
         } else {
-            resume_signature(req, &name, method, &mut errors)
+            resume_signature(req, &name, method, errors)
         };
         if let Some(kind) = kind {
             steps.push(Step {
@@ -279,8 +375,18 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             });
         }
     }
-    // A method that takes a step handle for a step nobody declared.
-    for (name, ms) in &methods {
+    (steps, methods)
+}
+
+/// A method that takes a step handle for a step nobody declared.
+fn undeclared_methods(
+    req: &Request,
+    methods: &BTreeMap<String, Vec<&ImplItemFn>>,
+    index: &BTreeMap<String, usize>,
+    start: Option<usize>,
+    errors: &mut Errors,
+) {
+    for (name, ms) in methods {
         // (A `start` missing from the list is reported above.)
         if index.contains_key(name) || !req.steps_parsed || (name == "start" && start.is_none()) {
             continue;
@@ -296,23 +402,6 @@ pub(crate) fn validate(req: &Request, mut errors: Errors) -> Result<Machine<'_>,
             );
         }
     }
-
-    errors.into_result()?;
-    let (Some(start), Some(_), Some(_)) = (start, output, error) else {
-        // Reported above; not reached with an empty error list.
-        return Err(syn::Error::new(req.steps_span, "incomplete request"));
-    };
-    let vis = steps
-        .iter()
-        .find(|s| names::key(s.name) == "start")
-        .map(|s| s.method.vis.clone())
-        .unwrap_or(syn::Visibility::Inherited);
-    Ok(Machine {
-        req,
-        vis,
-        steps,
-        start,
-    })
 }
 
 /// The self type with its lifetime parameters `'static`: `Echo<'static>`.
