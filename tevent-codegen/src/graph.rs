@@ -1,6 +1,7 @@
 //! The step graph: which steps `start` reaches, which reach `done`, and the
-//! graph as DOT and Mermaid text (the same text from build to build: steps
-//! in declaration order, every name quoted).
+//! graph as DOT and Mermaid text and as an SVG picture for rustdoc (the same
+//! text from build to build: steps in declaration order, every name
+//! quoted).
 
 use crate::ast::Succ;
 
@@ -125,6 +126,117 @@ pub(crate) fn mermaid(names: &[String], edges: &[Vec<Succ>], start: usize) -> St
             }
         }
     }
+    out
+}
+
+/// `s` with `&`, `<`, `>` and `"` escaped for XML text and attributes.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The graph as one line of inline SVG, which rustdoc passes through into
+/// the page (a picture in any browser, offline, with no script): the
+/// start point, a box per step in declaration order from top to bottom,
+/// `done` a double circle at the bottom; an edge to the next box a
+/// straight arrow, other forward edges arcs on the right, edges back (and a
+/// step to itself) arcs on the left.
+pub(crate) fn svg(names: &[String], edges: &[Vec<Succ>], start: usize) -> String {
+    const ROW: usize = 48;
+    const TOP: usize = 36;
+    let widest = names.iter().map(|n| n.chars().count()).max().unwrap_or(4);
+    let box_w = 24 + 8 * widest;
+    let x0 = 40 + 8 * names.len().min(20);
+    let cx = x0 + box_w / 2;
+    let y = |i: usize| TOP + i * ROW;
+    let done_at = names.len();
+    let has_done = edges.iter().any(|e| e.contains(&Succ::Done));
+    let rows = names.len() + usize::from(has_done);
+    let width = x0 + box_w + 40 + 8 * names.len().min(20);
+    let height = TOP + rows * ROW;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\" \
+         role=\"img\"><title>step graph</title><defs><marker id=\"tevent-arrow\" \
+         viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" \
+         markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" \
+         fill=\"currentColor\"/></marker></defs><g stroke=\"currentColor\" \
+         fill=\"none\" color=\"#888\">"
+    );
+    // The start point and its arrow.
+    out.push_str(&format!(
+        "<circle cx=\"{cx}\" cy=\"8\" r=\"5\" fill=\"currentColor\"/>"
+    ));
+    let line = |out: &mut String, x1: usize, y1: usize, x2: usize, y2: usize| {
+        out.push_str(&format!(
+            "<line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y2}\" \
+             marker-end=\"url(#tevent-arrow)\"/>"
+        ));
+    };
+    if start == 0 {
+        line(&mut out, cx, 13, cx, y(0) - 14);
+    } else {
+        let yy = y(start);
+        out.push_str(&format!(
+            "<path d=\"M{cx},13 C{},13 {},{yy} {},{yy}\" marker-end=\"url(#tevent-arrow)\"/>",
+            x0 - 30,
+            x0 - 30,
+            x0
+        ));
+    }
+    let mut arc = 0;
+    for (i, e) in edges.iter().enumerate() {
+        for s in e {
+            let j = match s {
+                Succ::Step(j) => *j,
+                Succ::Done => done_at,
+            };
+            // Where an edge ends: a box's edge, or the `done` circle's.
+            let (half_h, right) = if j == done_at {
+                (9, cx + 9)
+            } else {
+                (14, x0 + box_w)
+            };
+            if j == i + 1 {
+                line(&mut out, cx, y(i) + 14, cx, y(j) - half_h);
+                continue;
+            }
+            arc += 1;
+            let bend = 16 + 6 * (arc % 8) + 4 * i.abs_diff(j).min(10);
+            let (x, to_x, side) = if j > i {
+                (x0 + box_w, right, x0 + box_w + bend)
+            } else {
+                (x0, x0, x0.saturating_sub(bend))
+            };
+            let (y1, y2) = (y(i), y(j));
+            let (y1, y2) = if i == j { (y1 - 6, y2 + 6) } else { (y1, y2) };
+            out.push_str(&format!(
+                "<path d=\"M{x},{y1} C{side},{y1} {side},{y2} {to_x},{y2}\" \
+                 marker-end=\"url(#tevent-arrow)\"/>"
+            ));
+        }
+    }
+    out.push_str("</g><g fill=\"none\" stroke=\"currentColor\">");
+    for (i, n) in names.iter().enumerate() {
+        let top = y(i) - 14;
+        out.push_str(&format!(
+            "<rect x=\"{x0}\" y=\"{top}\" width=\"{box_w}\" height=\"28\" rx=\"6\"/>\
+             <text x=\"{cx}\" y=\"{}\" text-anchor=\"middle\" stroke=\"none\" \
+             fill=\"currentColor\">{}</text>",
+            y(i) + 5,
+            xml(n)
+        ));
+    }
+    if has_done {
+        let yy = y(done_at);
+        out.push_str(&format!(
+            "<circle cx=\"{cx}\" cy=\"{yy}\" r=\"9\"/><circle cx=\"{cx}\" cy=\"{yy}\" r=\"5\" \
+             fill=\"currentColor\"/>"
+        ));
+    }
+    out.push_str("</g></svg>");
     out
 }
 
@@ -285,5 +397,25 @@ mod tests {
         let (seen, work) = counted(|| reachable(&edges, 0));
         assert!(seen.iter().all(|&b| b));
         assert!(work <= e, "{work}");
+    }
+
+    #[test]
+    fn the_svg_has_a_box_per_step_an_arrow_per_edge_and_escaped_names() {
+        let names = ["start", "a<b", "write"].map(String::from).to_vec();
+        let (_, edges) = echo();
+        let svg = svg(&names, &edges, 0);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.ends_with("</svg>"));
+        // One line (rustdoc passes an HTML block through only if it has no
+        // blank line), a box and a label per step, an arrow per edge plus
+        // the start's.
+        assert!(!svg.contains('\n'));
+        assert_eq!(svg.matches("<rect ").count(), 3);
+        assert_eq!(svg.matches("<text ").count(), 3);
+        let edge_count: usize = edges.iter().map(Vec::len).sum();
+        assert_eq!(svg.matches("marker-end=").count(), edge_count + 1);
+        assert!(svg.contains(">a&lt;b</text>"), "{svg}");
+        // `done`: the ringed dot.
+        assert_eq!(svg.matches("<circle ").count(), 3);
     }
 }

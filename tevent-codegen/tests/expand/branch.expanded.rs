@@ -82,18 +82,9 @@ struct LookupAskedStep<'a>(::tevent::__private::Step<'a, Lookup, 2usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "cached" as s1
-    state "asked" as s2
-    [*] --> s0
-    s0 --> s1
-    s0 --> s2
-    s1 --> s2
-    s1 --> [*]
-    s2 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="200" height="228" viewBox="0 0 200 228" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="100" cy="8" r="5" fill="currentColor"/><line x1="100" y1="13" x2="100" y2="22" marker-end="url(#tevent-arrow)"/><line x1="100" y1="50" x2="100" y2="70" marker-end="url(#tevent-arrow)"/><path d="M136,36 C166,36 166,132 136,132" marker-end="url(#tevent-arrow)"/><line x1="100" y1="98" x2="100" y2="118" marker-end="url(#tevent-arrow)"/><path d="M136,84 C172,84 172,180 109,180" marker-end="url(#tevent-arrow)"/><line x1="100" y1="146" x2="100" y2="171" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="72" height="28" rx="6"/><text x="100" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="72" height="28" rx="6"/><text x="100" y="89" text-anchor="middle" stroke="none" fill="currentColor">cached</text><rect x="64" y="118" width="72" height="28" rx="6"/><text x="100" y="137" text-anchor="middle" stroke="none" fill="currentColor">asked</text><circle cx="100" cy="180" r="9"/><circle cx="100" cy="180" r="5" fill="currentColor"/></g></svg>
+
+ (The same graph as Mermaid text: `Lookup::GRAPH_MERMAID`; as Graphviz DOT: `Lookup::GRAPH_DOT`.)*/
 #[track_caller]
 fn lookup_send(
     ev: &::tevent::Context,
@@ -134,20 +125,9 @@ impl Lookup {
 /// Looks a name up in the cache, or asks the server when it is not there.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "cached" as s1
-    state "asked" as s2
-    [*] --> s0
-    s0 --> s1
-    s0 --> s2
-    s1 --> s2
-    s1 --> [*]
-    s2 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="200" height="228" viewBox="0 0 200 228" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="100" cy="8" r="5" fill="currentColor"/><line x1="100" y1="13" x2="100" y2="22" marker-end="url(#tevent-arrow)"/><line x1="100" y1="50" x2="100" y2="70" marker-end="url(#tevent-arrow)"/><path d="M136,36 C166,36 166,132 136,132" marker-end="url(#tevent-arrow)"/><line x1="100" y1="98" x2="100" y2="118" marker-end="url(#tevent-arrow)"/><path d="M136,84 C172,84 172,180 109,180" marker-end="url(#tevent-arrow)"/><line x1="100" y1="146" x2="100" y2="171" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="72" height="28" rx="6"/><text x="100" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="72" height="28" rx="6"/><text x="100" y="89" text-anchor="middle" stroke="none" fill="currentColor">cached</text><rect x="64" y="118" width="72" height="28" rx="6"/><text x="100" y="137" text-anchor="middle" stroke="none" fill="currentColor">asked</text><circle cx="100" cy="180" r="9"/><circle cx="100" cy="180" r="5" fill="currentColor"/></g></svg>*/
 impl Lookup {
     #[inline]
     fn start(to: LookupStartStep<'_>, name: String, cache: &Cache) -> Next<Self> {

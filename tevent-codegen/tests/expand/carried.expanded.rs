@@ -114,18 +114,9 @@ struct AttemptRepliedStep<'a>(::tevent::__private::Step<'a, Attempt, 3usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "connected" as s1
-    state "written" as s2
-    state "replied" as s3
-    [*] --> s0
-    s0 --> s1
-    s1 --> s2
-    s2 --> s3
-    s3 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="240" height="276" viewBox="0 0 240 276" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="120" cy="8" r="5" fill="currentColor"/><line x1="120" y1="13" x2="120" y2="22" marker-end="url(#tevent-arrow)"/><line x1="120" y1="50" x2="120" y2="70" marker-end="url(#tevent-arrow)"/><line x1="120" y1="98" x2="120" y2="118" marker-end="url(#tevent-arrow)"/><line x1="120" y1="146" x2="120" y2="166" marker-end="url(#tevent-arrow)"/><line x1="120" y1="194" x2="120" y2="219" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="72" y="22" width="96" height="28" rx="6"/><text x="120" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="72" y="70" width="96" height="28" rx="6"/><text x="120" y="89" text-anchor="middle" stroke="none" fill="currentColor">connected</text><rect x="72" y="118" width="96" height="28" rx="6"/><text x="120" y="137" text-anchor="middle" stroke="none" fill="currentColor">written</text><rect x="72" y="166" width="96" height="28" rx="6"/><text x="120" y="185" text-anchor="middle" stroke="none" fill="currentColor">replied</text><circle cx="120" cy="228" r="9"/><circle cx="120" cy="228" r="5" fill="currentColor"/></g></svg>
+
+ (The same graph as Mermaid text: `Attempt::GRAPH_MERMAID`; as Graphviz DOT: `Attempt::GRAPH_DOT`.)*/
 #[track_caller]
 fn attempt_send(
     ev: &::tevent::Context,
@@ -167,20 +158,9 @@ impl Attempt {
 /// line only until it is written; `to: _` handles and a chained list.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "connected" as s1
-    state "written" as s2
-    state "replied" as s3
-    [*] --> s0
-    s0 --> s1
-    s1 --> s2
-    s2 --> s3
-    s3 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="240" height="276" viewBox="0 0 240 276" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="120" cy="8" r="5" fill="currentColor"/><line x1="120" y1="13" x2="120" y2="22" marker-end="url(#tevent-arrow)"/><line x1="120" y1="50" x2="120" y2="70" marker-end="url(#tevent-arrow)"/><line x1="120" y1="98" x2="120" y2="118" marker-end="url(#tevent-arrow)"/><line x1="120" y1="146" x2="120" y2="166" marker-end="url(#tevent-arrow)"/><line x1="120" y1="194" x2="120" y2="219" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="72" y="22" width="96" height="28" rx="6"/><text x="120" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="72" y="70" width="96" height="28" rx="6"/><text x="120" y="89" text-anchor="middle" stroke="none" fill="currentColor">connected</text><rect x="72" y="118" width="96" height="28" rx="6"/><text x="120" y="137" text-anchor="middle" stroke="none" fill="currentColor">written</text><rect x="72" y="166" width="96" height="28" rx="6"/><text x="120" y="185" text-anchor="middle" stroke="none" fill="currentColor">replied</text><circle cx="120" cy="228" r="9"/><circle cx="120" cy="228" r="5" fill="currentColor"/></g></svg>*/
 impl Attempt {
     #[inline]
     fn start(to: AttemptStartStep<'_>, addr: SocketAddr, line: String) -> Next<Self> {

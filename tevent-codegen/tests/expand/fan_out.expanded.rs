@@ -73,14 +73,9 @@ struct ThreeAnswerStep<'a>(::tevent::__private::Step<'a, Three, 1usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "answer" as s1
-    [*] --> s0
-    s0 --> s1
-    s1 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="184" height="180" viewBox="0 0 184 180" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="92" cy="8" r="5" fill="currentColor"/><line x1="92" y1="13" x2="92" y2="22" marker-end="url(#tevent-arrow)"/><line x1="92" y1="50" x2="92" y2="70" marker-end="url(#tevent-arrow)"/><line x1="92" y1="98" x2="92" y2="123" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="56" y="22" width="72" height="28" rx="6"/><text x="92" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="56" y="70" width="72" height="28" rx="6"/><text x="92" y="89" text-anchor="middle" stroke="none" fill="currentColor">answer</text><circle cx="92" cy="132" r="9"/><circle cx="92" cy="132" r="5" fill="currentColor"/></g></svg>
+
+ (The same graph as Mermaid text: `Three::GRAPH_MERMAID`; as Graphviz DOT: `Three::GRAPH_DOT`.)*/
 #[track_caller]
 fn three_send(ev: &::tevent::Context, servers: [SocketAddr; 3]) -> ::tevent::Req<Three> {
     ::tevent::__private::start(
@@ -117,16 +112,9 @@ impl Three {
 /// Asks three servers at once; done when all answered.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "answer" as s1
-    [*] --> s0
-    s0 --> s1
-    s1 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="184" height="180" viewBox="0 0 184 180" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="92" cy="8" r="5" fill="currentColor"/><line x1="92" y1="13" x2="92" y2="22" marker-end="url(#tevent-arrow)"/><line x1="92" y1="50" x2="92" y2="70" marker-end="url(#tevent-arrow)"/><line x1="92" y1="98" x2="92" y2="123" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="56" y="22" width="72" height="28" rx="6"/><text x="92" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="56" y="70" width="72" height="28" rx="6"/><text x="92" y="89" text-anchor="middle" stroke="none" fill="currentColor">answer</text><circle cx="92" cy="132" r="9"/><circle cx="92" cy="132" r="5" fill="currentColor"/></g></svg>*/
 impl Three {
     #[inline]
     fn start(to: ThreeStartStep<'_>, servers: [SocketAddr; 3]) -> Next<Self> {

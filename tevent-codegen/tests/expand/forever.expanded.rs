@@ -82,16 +82,9 @@ struct ServerClientDoneStep<'a>(::tevent::__private::Step<'a, Server, 2usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "accepted" as s1
-    state "client_done" as s2
-    [*] --> s0
-    s0 --> s1
-    s1 --> s1
-    s1 --> s2
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="240" height="180" viewBox="0 0 240 180" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="120" cy="8" r="5" fill="currentColor"/><line x1="120" y1="13" x2="120" y2="22" marker-end="url(#tevent-arrow)"/><line x1="120" y1="50" x2="120" y2="70" marker-end="url(#tevent-arrow)"/><path d="M64,78 C42,78 42,90 64,90" marker-end="url(#tevent-arrow)"/><line x1="120" y1="98" x2="120" y2="118" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="112" height="28" rx="6"/><text x="120" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="112" height="28" rx="6"/><text x="120" y="89" text-anchor="middle" stroke="none" fill="currentColor">accepted</text><rect x="64" y="118" width="112" height="28" rx="6"/><text x="120" y="137" text-anchor="middle" stroke="none" fill="currentColor">client_done</text></g></svg>
+
+ (The same graph as Mermaid text: `Server::GRAPH_MERMAID`; as Graphviz DOT: `Server::GRAPH_DOT`.)*/
 #[track_caller]
 fn server_send(ev: &::tevent::Context, listener: TcpListener) -> ::tevent::Req<Server> {
     ::tevent::__private::start(
@@ -128,18 +121,9 @@ impl Server {
 /// Accepts clients and echoes each until the server is dropped.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "accepted" as s1
-    state "client_done" as s2
-    [*] --> s0
-    s0 --> s1
-    s1 --> s1
-    s1 --> s2
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="240" height="180" viewBox="0 0 240 180" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="120" cy="8" r="5" fill="currentColor"/><line x1="120" y1="13" x2="120" y2="22" marker-end="url(#tevent-arrow)"/><line x1="120" y1="50" x2="120" y2="70" marker-end="url(#tevent-arrow)"/><path d="M64,78 C42,78 42,90 64,90" marker-end="url(#tevent-arrow)"/><line x1="120" y1="98" x2="120" y2="118" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="112" height="28" rx="6"/><text x="120" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="112" height="28" rx="6"/><text x="120" y="89" text-anchor="middle" stroke="none" fill="currentColor">accepted</text><rect x="64" y="118" width="112" height="28" rx="6"/><text x="120" y="137" text-anchor="middle" stroke="none" fill="currentColor">client_done</text></g></svg>*/
 impl Server {
     #[inline]
     fn start(to: ServerStartStep<'_>, listener: TcpListener) -> Next<Self> {

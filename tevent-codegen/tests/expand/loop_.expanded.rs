@@ -82,17 +82,9 @@ struct EchoWriteStep<'a>(::tevent::__private::Step<'a, Echo, 2usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "read" as s1
-    state "write" as s2
-    [*] --> s0
-    s0 --> s1
-    s1 --> s2
-    s1 --> [*]
-    s2 --> s1
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="192" height="228" viewBox="0 0 192 228" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="96" cy="8" r="5" fill="currentColor"/><line x1="96" y1="13" x2="96" y2="22" marker-end="url(#tevent-arrow)"/><line x1="96" y1="50" x2="96" y2="70" marker-end="url(#tevent-arrow)"/><line x1="96" y1="98" x2="96" y2="118" marker-end="url(#tevent-arrow)"/><path d="M128,84 C158,84 158,180 105,180" marker-end="url(#tevent-arrow)"/><path d="M64,132 C32,132 32,84 64,84" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="64" height="28" rx="6"/><text x="96" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="64" height="28" rx="6"/><text x="96" y="89" text-anchor="middle" stroke="none" fill="currentColor">read</text><rect x="64" y="118" width="64" height="28" rx="6"/><text x="96" y="137" text-anchor="middle" stroke="none" fill="currentColor">write</text><circle cx="96" cy="180" r="9"/><circle cx="96" cy="180" r="5" fill="currentColor"/></g></svg>
+
+ (The same graph as Mermaid text: `Echo::GRAPH_MERMAID`; as Graphviz DOT: `Echo::GRAPH_DOT`.)*/
 #[track_caller]
 fn echo_send(
     ev: &::tevent::Context,
@@ -133,19 +125,9 @@ impl Echo {
 /// Echoes one client: read, write back, again, until end of file.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "read" as s1
-    state "write" as s2
-    [*] --> s0
-    s0 --> s1
-    s1 --> s2
-    s1 --> [*]
-    s2 --> s1
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="192" height="228" viewBox="0 0 192 228" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="96" cy="8" r="5" fill="currentColor"/><line x1="96" y1="13" x2="96" y2="22" marker-end="url(#tevent-arrow)"/><line x1="96" y1="50" x2="96" y2="70" marker-end="url(#tevent-arrow)"/><line x1="96" y1="98" x2="96" y2="118" marker-end="url(#tevent-arrow)"/><path d="M128,84 C158,84 158,180 105,180" marker-end="url(#tevent-arrow)"/><path d="M64,132 C32,132 32,84 64,84" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="64" height="28" rx="6"/><text x="96" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="64" height="28" rx="6"/><text x="96" y="89" text-anchor="middle" stroke="none" fill="currentColor">read</text><rect x="64" y="118" width="64" height="28" rx="6"/><text x="96" y="137" text-anchor="middle" stroke="none" fill="currentColor">write</text><circle cx="96" cy="180" r="9"/><circle cx="96" cy="180" r="5" fill="currentColor"/></g></svg>*/
 impl Echo {
     #[inline]
     fn start(to: EchoStartStep<'_>, sock: Rc<TcpStream>, bufsize: usize) -> Next<Self> {

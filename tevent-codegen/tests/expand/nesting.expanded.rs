@@ -82,16 +82,9 @@ struct SumRightStep<'a>(::tevent::__private::Step<'a, Sum, 2usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "left" as s1
-    state "right" as s2
-    [*] --> s0
-    s0 --> s1
-    s1 --> s2
-    s2 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="192" height="228" viewBox="0 0 192 228" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="96" cy="8" r="5" fill="currentColor"/><line x1="96" y1="13" x2="96" y2="22" marker-end="url(#tevent-arrow)"/><line x1="96" y1="50" x2="96" y2="70" marker-end="url(#tevent-arrow)"/><line x1="96" y1="98" x2="96" y2="118" marker-end="url(#tevent-arrow)"/><line x1="96" y1="146" x2="96" y2="171" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="64" height="28" rx="6"/><text x="96" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="64" height="28" rx="6"/><text x="96" y="89" text-anchor="middle" stroke="none" fill="currentColor">left</text><rect x="64" y="118" width="64" height="28" rx="6"/><text x="96" y="137" text-anchor="middle" stroke="none" fill="currentColor">right</text><circle cx="96" cy="180" r="9"/><circle cx="96" cy="180" r="5" fill="currentColor"/></g></svg>
+
+ (The same graph as Mermaid text: `Sum::GRAPH_MERMAID`; as Graphviz DOT: `Sum::GRAPH_DOT`.)*/
 #[track_caller]
 fn sum_send(ev: &::tevent::Context, a: u64, b: u64) -> ::tevent::Req<Sum> {
     ::tevent::__private::start(
@@ -128,18 +121,9 @@ impl Sum {
 /// Adds the results of two nested generated requests.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    state "left" as s1
-    state "right" as s2
-    [*] --> s0
-    s0 --> s1
-    s1 --> s2
-    s2 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="192" height="228" viewBox="0 0 192 228" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="96" cy="8" r="5" fill="currentColor"/><line x1="96" y1="13" x2="96" y2="22" marker-end="url(#tevent-arrow)"/><line x1="96" y1="50" x2="96" y2="70" marker-end="url(#tevent-arrow)"/><line x1="96" y1="98" x2="96" y2="118" marker-end="url(#tevent-arrow)"/><line x1="96" y1="146" x2="96" y2="171" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="64" y="22" width="64" height="28" rx="6"/><text x="96" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><rect x="64" y="70" width="64" height="28" rx="6"/><text x="96" y="89" text-anchor="middle" stroke="none" fill="currentColor">left</text><rect x="64" y="118" width="64" height="28" rx="6"/><text x="96" y="137" text-anchor="middle" stroke="none" fill="currentColor">right</text><circle cx="96" cy="180" r="9"/><circle cx="96" cy="180" r="5" fill="currentColor"/></g></svg>*/
 impl Sum {
     #[inline]
     fn start(to: SumStartStep<'_>, a: u64, b: u64) -> Next<Self> {

@@ -64,12 +64,9 @@ pub struct DoubleStarted<'a>(::tevent::__private::Step<'a, Double, 0usize>);
 ///
 /** # Steps
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    [*] --> s0
-    s0 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="160" height="132" viewBox="0 0 160 132" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="80" cy="8" r="5" fill="currentColor"/><line x1="80" y1="13" x2="80" y2="22" marker-end="url(#tevent-arrow)"/><line x1="80" y1="50" x2="80" y2="75" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="48" y="22" width="64" height="28" rx="6"/><text x="80" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><circle cx="80" cy="84" r="9"/><circle cx="80" cy="84" r="5" fill="currentColor"/></g></svg>
+
+ (The same graph as Mermaid text: `Double::GRAPH_MERMAID`; as Graphviz DOT: `Double::GRAPH_DOT`.)*/
 #[track_caller]
 pub fn double_send(ev: &::tevent::Context, x: u64) -> ::tevent::Req<Double> {
     ::tevent::__private::start(
@@ -106,14 +103,9 @@ impl Double {
 /// Finishes at once with its argument doubled.
 /** # Steps
 
- The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; `[*]` is the start and the end):
+ The steps of this request, declared with `#[tevent_request]` (a step's successors are the steps its end may lead to; the dot is the start, the ringed dot `done`):
 
- ```mermaid
-stateDiagram-v2
-    state "start" as s0
-    [*] --> s0
-    s0 --> [*]
- ```*/
+ <svg xmlns="http://www.w3.org/2000/svg" width="160" height="132" viewBox="0 0 160 132" font-family="sans-serif" font-size="13" role="img"><title>step graph</title><defs><marker id="tevent-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"/></marker></defs><g stroke="currentColor" fill="none" color="#888"><circle cx="80" cy="8" r="5" fill="currentColor"/><line x1="80" y1="13" x2="80" y2="22" marker-end="url(#tevent-arrow)"/><line x1="80" y1="50" x2="80" y2="75" marker-end="url(#tevent-arrow)"/></g><g fill="none" stroke="currentColor"><rect x="48" y="22" width="64" height="28" rx="6"/><text x="80" y="41" text-anchor="middle" stroke="none" fill="currentColor">start</text><circle cx="80" cy="84" r="9"/><circle cx="80" cy="84" r="5" fill="currentColor"/></g></svg>*/
 impl Double {
     #[inline]
     pub fn start(to: DoubleStartStep<'_>, x: u64) -> Next<Self> {
