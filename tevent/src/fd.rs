@@ -345,8 +345,25 @@ impl FdTable {
     /// deregistered and released (closing owned fds) here.
     pub(crate) fn sync(&mut self, poller: &Poller) -> Result<Vec<Keep>, Error> {
         let mut released = Vec::new();
-        let dirty = std::mem::take(&mut self.dirty);
-        for fkey in dirty {
+        // The list keeps its capacity from one wait to the next: marking an
+        // fd dirty (every read's watcher does) then never allocates.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        let r = self.sync_list(&dirty, poller, &mut released);
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        r.map(|()| released)
+    }
+
+    /// [`FdTable::sync`] of the files `dirty`.
+    fn sync_list(
+        &mut self,
+        dirty: &[Key],
+        poller: &Poller,
+        released: &mut Vec<Keep>,
+    ) -> Result<(), Error> {
+        for &fkey in dirty {
             let Some(file) = self.files.get(fkey) else {
                 continue;
             };
@@ -389,7 +406,7 @@ impl FdTable {
                 source,
             })?;
         }
-        Ok(released)
+        Ok(())
     }
 
     /// Expands one poller event into batch entries, rotating the first watcher.
@@ -720,12 +737,13 @@ impl Context {
     ) -> Result<Key, Error> {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
+        let mut found = t.by_fd.get(&raw).copied();
         // An entry whose fd is only borrowed may be stale: its watchers'
         // handles leaked (`mem::forget` ends a borrow without dropping), the
         // fd closed, and its number now names another file, which the
         // entry's registration does not cover. Asking the poller to keep the
         // entry's interest tells (it no longer knows this fd and file).
-        if let Some(&k) = t.by_fd.get(&raw)
+        if let Some(k) = found
             && let Some(file) = t.files.get(k)
             && file.keep.is_empty()
             && let Some(bits) = file.registered
@@ -738,11 +756,11 @@ impl Context {
                 .is_err()
             {
                 t.orphan(k);
+                found = t.by_fd.get(&raw).copied();
             }
         }
-        let fkey = match t.by_fd.get(&raw) {
+        let fkey = match found {
             Some(k) => {
-                let k = *k;
                 let file = t.files.get_mut(k).expect("live");
                 if let Err(e) = check_mode(raw, &mut file.nonblocking, &mut file.socket, require) {
                     drop(t);
@@ -802,34 +820,37 @@ impl Context {
         if !flags.is_empty() {
             t.active += 1;
         }
+        // One look-up of the entry for all that follows.
+        let FdTable {
+            watchers,
+            files,
+            dirty,
+            parked,
+            ..
+        } = &mut *t;
+        let file = files.get_mut(fkey).expect("live");
         // A watcher parked on the fd (the previous one-shot request's) is
         // taken over, under a new key: no slab insertion.
-        let parked = t.files.get_mut(fkey).expect("live").parked.pop();
-        let wkey = match parked {
+        let wkey = match file.parked.pop() {
             Some(old) => {
-                let new = t.watchers.rekey(old).expect("parked watchers are live");
-                let w = t.watchers.get_mut(new).expect("live");
+                let new = watchers.rekey(old).expect("parked watchers are live");
+                let w = watchers.get_mut(new).expect("live");
                 w.flags = flags;
                 w.handler = Some(handler);
                 w.tag = 0;
                 w.parked = false;
-                t.parked -= 1;
-                t.files.get_mut(fkey).expect("live").watchers.push(new);
+                *parked -= 1;
                 new
             }
-            None => {
-                let wkey = t.watchers.insert(Watcher {
-                    file: fkey,
-                    flags,
-                    handler: Some(handler),
-                    tag: 0,
-                    parked: false,
-                });
-                t.files.get_mut(fkey).expect("live").watchers.push(wkey);
-                wkey
-            }
+            None => watchers.insert(Watcher {
+                file: fkey,
+                flags,
+                handler: Some(handler),
+                tag: 0,
+                parked: false,
+            }),
         };
-        let file = t.files.get_mut(fkey).expect("live");
+        file.watchers.push(wkey);
         // Only an owned fd, or the first keeper, is kept; an extra `Rc` clone of
         // an fd already kept open is redundant.
         let mut extra = None;
@@ -840,7 +861,10 @@ impl Context {
                 extra = Some(k);
             }
         }
-        t.mark_dirty(fkey);
+        if !file.dirty {
+            file.dirty = true;
+            dirty.push(fkey);
+        }
         drop(t);
         drop(extra);
         self.inner
@@ -862,30 +886,45 @@ impl Context {
     pub(crate) fn fd_remove(&self, wkey: Key) {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
-        let Some(w) = t.watchers.get(wkey) else {
+        let FdTable {
+            watchers,
+            files,
+            dirty,
+            active,
+            parked,
+            ..
+        } = &mut *t;
+        let Some(w) = watchers.get_mut(wkey) else {
             return;
         };
         if w.parked {
             return;
         }
         let fkey = w.file;
-        let linger = t.files.get(fkey).is_some_and(|file| {
-            !file.keep.is_empty() && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)))
-        });
-        if linger {
-            let w = t.watchers.get_mut(wkey).expect("live");
+        if let Some(file) = files.get_mut(fkey)
+            && !file.keep.is_empty()
+            && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)))
+        {
+            // The fd lingers: park the watcher there.
             let (flags, tag, handler) = (w.flags, w.tag, w.handler.take());
             w.flags = FdFlags::empty();
             w.tag = 0;
             w.parked = true;
-            t.parked += 1;
-            let file = t.files.get_mut(fkey).expect("a watcher's file is live");
-            file.watchers.retain(|k| *k != wkey);
+            *parked += 1;
+            // Usually the fd's only watcher: no search, no shifting.
+            if file.watchers.last() == Some(&wkey) {
+                file.watchers.pop();
+            } else if let Some(i) = file.watchers.iter().position(|k| *k == wkey) {
+                file.watchers.remove(i);
+            }
             file.parked.push(wkey);
             if !flags.is_empty() {
-                t.active -= 1;
+                *active -= 1;
             }
-            t.mark_dirty(fkey);
+            if !file.dirty {
+                file.dirty = true;
+                dirty.push(fkey);
+            }
             drop(t);
             self.inner
                 .trace_event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), tag);
