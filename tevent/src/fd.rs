@@ -331,6 +331,39 @@ impl FdTable {
         }
     }
 
+    /// Unmarks a dirty file whose registration already matches its
+    /// watchers' interest: what a read's watcher taken over by the next
+    /// read of the same connection leaves (its park marked the file dirty,
+    /// in case nobody took it over). Its entry in `dirty`, if not the last
+    /// one, stays there, and `sync` skips it.
+    fn clean(
+        watchers: &Slab<Watcher>,
+        dirty: &mut Vec<Key>,
+        file: &mut FileEntry,
+        fkey: Key,
+    ) {
+        if !file.dirty {
+            return;
+        }
+        let mut u = FdFlags::empty();
+        for w in &file.watchers {
+            if let Some(w) = watchers.get(*w) {
+                u |= w.flags;
+            }
+        }
+        let want = u.bits() & (FdFlags::READ.0 | FdFlags::WRITE.0);
+        let unchanged = match file.registered {
+            Some(bits) => !u.is_empty() && bits == want,
+            None => u.is_empty(),
+        };
+        if unchanged {
+            file.dirty = false;
+            if dirty.last() == Some(&fkey) {
+                dirty.pop();
+            }
+        }
+    }
+
     fn union(&self, file: &FileEntry) -> FdFlags {
         let mut u = FdFlags::empty();
         for w in &file.watchers {
@@ -343,7 +376,16 @@ impl FdTable {
 
     /// Applies pending interest changes to the poller. Fds without watchers are
     /// deregistered and released (closing owned fds) here.
+    #[inline]
     pub(crate) fn sync(&mut self, poller: &Poller) -> Result<Vec<Keep>, Error> {
+        if self.dirty.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.sync_dirty(poller)
+    }
+
+    /// [`FdTable::sync`] when some file is marked dirty.
+    fn sync_dirty(&mut self, poller: &Poller) -> Result<Vec<Keep>, Error> {
         let mut released = Vec::new();
         // The list keeps its capacity from one wait to the next: marking an
         // fd dirty (every read's watcher does) then never allocates.
@@ -364,7 +406,9 @@ impl FdTable {
         released: &mut Vec<Keep>,
     ) -> Result<(), Error> {
         for &fkey in dirty {
-            let Some(file) = self.files.get(fkey) else {
+            // A file cleaned since it was marked (see `FdTable::clean`)
+            // has nothing to apply.
+            let Some(file) = self.files.get(fkey).filter(|f| f.dirty) else {
                 continue;
             };
             if file.watchers.is_empty() {
@@ -831,6 +875,7 @@ impl Context {
         let file = files.get_mut(fkey).expect("live");
         // A watcher parked on the fd (the previous one-shot request's) is
         // taken over, under a new key: no slab insertion.
+        let took_over = !file.parked.is_empty();
         let wkey = match file.parked.pop() {
             Some(old) => {
                 let new = watchers.rekey(old).expect("parked watchers are live");
@@ -864,6 +909,9 @@ impl Context {
         if !file.dirty {
             file.dirty = true;
             dirty.push(fkey);
+        } else if took_over {
+            // No re-sync of an interest that did not change.
+            FdTable::clean(watchers, dirty, file, fkey);
         }
         drop(t);
         drop(extra);
