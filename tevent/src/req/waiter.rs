@@ -290,9 +290,20 @@ impl WaiterSlot {
 }
 
 impl Drop for WaiterSlot {
+    #[inline]
     fn drop(&mut self) {
         // The runtime takes every waiter before a node goes (release,
         // teardown); this only keeps a mistake from leaking one.
+        if self.is_set() {
+            self.drop_left();
+        }
+    }
+}
+
+impl WaiterSlot {
+    #[cold]
+    #[inline(never)]
+    fn drop_left(&mut self) {
         drop(self.take());
     }
 }
