@@ -336,12 +336,7 @@ impl FdTable {
     /// read of the same connection leaves (its park marked the file dirty,
     /// in case nobody took it over). Its entry in `dirty`, if not the last
     /// one, stays there, and `sync` skips it.
-    fn clean(
-        watchers: &Slab<Watcher>,
-        dirty: &mut Vec<Key>,
-        file: &mut FileEntry,
-        fkey: Key,
-    ) {
+    fn clean(watchers: &Slab<Watcher>, dirty: &mut Vec<Key>, file: &mut FileEntry, fkey: Key) {
         if !file.dirty {
             return;
         }
