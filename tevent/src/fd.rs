@@ -582,15 +582,29 @@ fn register(poller: &Poller, fd: RawFd, fkey: Key, bits: u8) -> std::io::Result<
 /// Checks that `raw` meets `require`, probing (and recording in the entry's
 /// `nonblocking` / `socket`) only what is not known yet: one `fcntl(F_GETFL)`,
 /// plus an `fstat` for a blocking fd that may be a socket.
+#[inline]
 fn check_mode(
     raw: RawFd,
     nonblocking: &mut Option<bool>,
     socket: &mut Option<bool>,
     require: Require,
 ) -> Result<(), Error> {
-    if require == Require::Any {
+    // The usual answers, inline: nothing required, or an fd already found
+    // nonblocking (every request on a connection after its first).
+    if require == Require::Any || *nonblocking == Some(true) {
         return Ok(());
     }
+    probe_mode(raw, nonblocking, socket, require)
+}
+
+/// [`check_mode`] when it must look (or has looked) further.
+#[inline(never)]
+fn probe_mode(
+    raw: RawFd,
+    nonblocking: &mut Option<bool>,
+    socket: &mut Option<bool>,
+    require: Require,
+) -> Result<(), Error> {
     // SAFETY: only probes the descriptor, which the caller keeps open (it is
     // being added to the table); the borrow ends with this function.
     let fd = unsafe { BorrowedFd::borrow_raw(raw) };
