@@ -658,3 +658,43 @@ mod req_and_queue {
         assert!(matches!(w.recv(), Err(ReqError::QueueDropped)));
     }
 }
+
+/// A step of a `#[tevent_request]` request resumed by a delivery is
+/// reported once, by the delivery, with its name (the transition used to
+/// report it a second time, without a name).
+#[test]
+fn generated_step_is_reported_once() {
+    use tevent::{Next, Req, Wakeup, tevent_request};
+    struct Twice;
+    #[tevent_request(steps(start => [first], first => [done]))]
+    impl Twice {
+        type Output = ();
+        type Error = std::convert::Infallible;
+        fn start(to: TwiceStartStep<'_>) -> Next<Self> {
+            let to = to.create(Twice);
+            to.first(wakeup_send(to.ev(), to.ev().now()))
+        }
+        fn first(&mut self, to: TwiceFirstStep<'_>, _w: Req<Wakeup>) -> Next<Self> {
+            to.done(())
+        }
+    }
+    let ev = Context::with_manual_clock(true).unwrap();
+    let log = Log::new();
+    let l = log.clone();
+    ev.set_req_trace_hook(Some(Box::new(move |t| {
+        l.push(format!("{:?} {} {:?}", t.point, t.name, t.step))
+    })));
+    let r = twice_send(&ev);
+    r.poll(&ev).unwrap();
+    assert_eq!(
+        log.take(),
+        [
+            "Create Twice None",
+            "Create Wakeup None",
+            "Notify Wakeup Some(\"first\")",
+            "Step Twice Some(\"first\")",
+            "Cleanup Wakeup None",
+        ]
+    );
+    assert_eq!(r.recv(), Ok(()));
+}

@@ -1254,8 +1254,19 @@ impl Context {
             return at;
         }
         let off = at.saturating_duration_since(self.inner.base).as_nanos();
-        let rounded = off.div_ceil(slack) * slack;
-        let extra = u64::try_from(rounded - off).unwrap_or(u64::MAX);
+        // In 64 bits while the figures fit (585 years of nanoseconds): the
+        // 128-bit division is a call into the runtime at every wait.
+        let extra = match (u64::try_from(off), u64::try_from(slack)) {
+            (Ok(off), Ok(slack)) => match off.div_ceil(slack).checked_mul(slack) {
+                Some(rounded) => rounded - off,
+                None => u64::try_from(off.div_ceil(slack) as u128 * slack as u128 - off as u128)
+                    .unwrap_or(u64::MAX),
+            },
+            _ => {
+                let rounded = off.div_ceil(slack) * slack;
+                u64::try_from(rounded - off).unwrap_or(u64::MAX)
+            }
+        };
         crate::clock::add(at, Duration::from_nanos(extra))
     }
 }

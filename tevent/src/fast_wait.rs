@@ -159,9 +159,15 @@ mod linux {
         /// interrupted wait returns 0.
         #[inline]
         pub(crate) fn wait(&self, poller: &Poller, timeout: Option<Duration>) -> io::Result<usize> {
+            // Whole milliseconds, rounded up: the seconds' are exact, so
+            // only the fraction rounds (64-bit arithmetic: no 128-bit
+            // division per wait).
             let ms = timeout.map(|t| {
-                let ms = t.as_nanos().div_ceil(1_000_000);
-                u64::try_from(ms).unwrap_or(u64::MAX).min(i32::MAX as u64)
+                let frac = u64::from(t.subsec_nanos().div_ceil(1_000_000));
+                t.as_secs()
+                    .saturating_mul(1000)
+                    .saturating_add(frac)
+                    .min(i32::MAX as u64)
             });
             let ts = ms.map(|ms| rustix::time::Timespec {
                 tv_sec: (ms / 1000) as i64,

@@ -331,6 +331,34 @@ impl FdTable {
         }
     }
 
+    /// Unmarks a dirty file whose registration already matches its
+    /// watchers' interest: what a read's watcher taken over by the next
+    /// read of the same connection leaves (its park marked the file dirty,
+    /// in case nobody took it over). Its entry in `dirty`, if not the last
+    /// one, stays there, and `sync` skips it.
+    fn clean(watchers: &Slab<Watcher>, dirty: &mut Vec<Key>, file: &mut FileEntry, fkey: Key) {
+        if !file.dirty {
+            return;
+        }
+        let mut u = FdFlags::empty();
+        for w in &file.watchers {
+            if let Some(w) = watchers.get(*w) {
+                u |= w.flags;
+            }
+        }
+        let want = u.bits() & (FdFlags::READ.0 | FdFlags::WRITE.0);
+        let unchanged = match file.registered {
+            Some(bits) => !u.is_empty() && bits == want,
+            None => u.is_empty(),
+        };
+        if unchanged {
+            file.dirty = false;
+            if dirty.last() == Some(&fkey) {
+                dirty.pop();
+            }
+        }
+    }
+
     fn union(&self, file: &FileEntry) -> FdFlags {
         let mut u = FdFlags::empty();
         for w in &file.watchers {
@@ -343,11 +371,39 @@ impl FdTable {
 
     /// Applies pending interest changes to the poller. Fds without watchers are
     /// deregistered and released (closing owned fds) here.
+    #[inline]
     pub(crate) fn sync(&mut self, poller: &Poller) -> Result<Vec<Keep>, Error> {
+        if self.dirty.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.sync_dirty(poller)
+    }
+
+    /// [`FdTable::sync`] when some file is marked dirty.
+    fn sync_dirty(&mut self, poller: &Poller) -> Result<Vec<Keep>, Error> {
         let mut released = Vec::new();
-        let dirty = std::mem::take(&mut self.dirty);
-        for fkey in dirty {
-            let Some(file) = self.files.get(fkey) else {
+        // The list keeps its capacity from one wait to the next: marking an
+        // fd dirty (every read's watcher does) then never allocates.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        let r = self.sync_list(&dirty, poller, &mut released);
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        r.map(|()| released)
+    }
+
+    /// [`FdTable::sync`] of the files `dirty`.
+    fn sync_list(
+        &mut self,
+        dirty: &[Key],
+        poller: &Poller,
+        released: &mut Vec<Keep>,
+    ) -> Result<(), Error> {
+        for &fkey in dirty {
+            // A file cleaned since it was marked (see `FdTable::clean`)
+            // has nothing to apply.
+            let Some(file) = self.files.get(fkey).filter(|f| f.dirty) else {
                 continue;
             };
             if file.watchers.is_empty() {
@@ -389,7 +445,7 @@ impl FdTable {
                 source,
             })?;
         }
-        Ok(released)
+        Ok(())
     }
 
     /// Expands one poller event into batch entries, rotating the first watcher.
@@ -563,15 +619,29 @@ fn register(poller: &Poller, fd: RawFd, fkey: Key, bits: u8) -> std::io::Result<
 /// Checks that `raw` meets `require`, probing (and recording in the entry's
 /// `nonblocking` / `socket`) only what is not known yet: one `fcntl(F_GETFL)`,
 /// plus an `fstat` for a blocking fd that may be a socket.
+#[inline]
 fn check_mode(
     raw: RawFd,
     nonblocking: &mut Option<bool>,
     socket: &mut Option<bool>,
     require: Require,
 ) -> Result<(), Error> {
-    if require == Require::Any {
+    // The usual answers, inline: nothing required, or an fd already found
+    // nonblocking (every request on a connection after its first).
+    if require == Require::Any || *nonblocking == Some(true) {
         return Ok(());
     }
+    probe_mode(raw, nonblocking, socket, require)
+}
+
+/// [`check_mode`] when it must look (or has looked) further.
+#[inline(never)]
+fn probe_mode(
+    raw: RawFd,
+    nonblocking: &mut Option<bool>,
+    socket: &mut Option<bool>,
+    require: Require,
+) -> Result<(), Error> {
     // SAFETY: only probes the descriptor, which the caller keeps open (it is
     // being added to the table); the borrow ends with this function.
     let fd = unsafe { BorrowedFd::borrow_raw(raw) };
@@ -757,12 +827,13 @@ impl Context {
     ) -> Result<Key, Error> {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
+        let mut found = t.by_fd.get(&raw).copied();
         // An entry whose fd is only borrowed may be stale: its watchers'
         // handles leaked (`mem::forget` ends a borrow without dropping), the
         // fd closed, and its number now names another file, which the
         // entry's registration does not cover. Asking the poller to keep the
         // entry's interest tells (it no longer knows this fd and file).
-        if let Some(&k) = t.by_fd.get(&raw)
+        if let Some(k) = found
             && let Some(file) = t.files.get(k)
             && file.keep.is_empty()
             && let Some(bits) = file.registered
@@ -775,11 +846,11 @@ impl Context {
                 .is_err()
             {
                 t.orphan(k);
+                found = t.by_fd.get(&raw).copied();
             }
         }
-        let fkey = match t.by_fd.get(&raw) {
+        let fkey = match found {
             Some(k) => {
-                let k = *k;
                 let file = t.files.get_mut(k).expect("live");
                 if let Err(e) = check_mode(raw, &mut file.nonblocking, &mut file.socket, require) {
                     drop(t);
@@ -839,34 +910,38 @@ impl Context {
         if !flags.is_empty() {
             t.active += 1;
         }
+        // One look-up of the entry for all that follows.
+        let FdTable {
+            watchers,
+            files,
+            dirty,
+            parked,
+            ..
+        } = &mut *t;
+        let file = files.get_mut(fkey).expect("live");
         // A watcher parked on the fd (the previous one-shot request's) is
         // taken over, under a new key: no slab insertion.
-        let parked = t.files.get_mut(fkey).expect("live").parked.pop();
-        let wkey = match parked {
+        let took_over = !file.parked.is_empty();
+        let wkey = match file.parked.pop() {
             Some(old) => {
-                let new = t.watchers.rekey(old).expect("parked watchers are live");
-                let w = t.watchers.get_mut(new).expect("live");
+                let new = watchers.rekey(old).expect("parked watchers are live");
+                let w = watchers.get_mut(new).expect("live");
                 w.flags = flags;
                 w.handler = Some(handler);
                 w.tag = 0;
                 w.parked = false;
-                t.parked -= 1;
-                t.files.get_mut(fkey).expect("live").watchers.push(new);
+                *parked -= 1;
                 new
             }
-            None => {
-                let wkey = t.watchers.insert(Watcher {
-                    file: fkey,
-                    flags,
-                    handler: Some(handler),
-                    tag: 0,
-                    parked: false,
-                });
-                t.files.get_mut(fkey).expect("live").watchers.push(wkey);
-                wkey
-            }
+            None => watchers.insert(Watcher {
+                file: fkey,
+                flags,
+                handler: Some(handler),
+                tag: 0,
+                parked: false,
+            }),
         };
-        let file = t.files.get_mut(fkey).expect("live");
+        file.watchers.push(wkey);
         // Only an owned fd, or the first keeper, is kept; an extra `Rc` clone of
         // an fd already kept open is redundant.
         let mut extra = None;
@@ -877,7 +952,13 @@ impl Context {
                 extra = Some(k);
             }
         }
-        t.mark_dirty(fkey);
+        if !file.dirty {
+            file.dirty = true;
+            dirty.push(fkey);
+        } else if took_over {
+            // No re-sync of an interest that did not change.
+            FdTable::clean(watchers, dirty, file, fkey);
+        }
         drop(t);
         drop(extra);
         self.inner
@@ -899,30 +980,45 @@ impl Context {
     pub(crate) fn fd_remove(&self, wkey: Key) {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
-        let Some(w) = t.watchers.get(wkey) else {
+        let FdTable {
+            watchers,
+            files,
+            dirty,
+            active,
+            parked,
+            ..
+        } = &mut *t;
+        let Some(w) = watchers.get_mut(wkey) else {
             return;
         };
         if w.parked {
             return;
         }
         let fkey = w.file;
-        let linger = t.files.get(fkey).is_some_and(|file| {
-            !file.keep.is_empty() && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)))
-        });
-        if linger {
-            let w = t.watchers.get_mut(wkey).expect("live");
+        if let Some(file) = files.get_mut(fkey)
+            && !file.keep.is_empty()
+            && file.keep.iter().all(|k| matches!(k, Keep::Shared(_)))
+        {
+            // The fd lingers: park the watcher there.
             let (flags, tag, handler) = (w.flags, w.tag, w.handler.take());
             w.flags = FdFlags::empty();
             w.tag = 0;
             w.parked = true;
-            t.parked += 1;
-            let file = t.files.get_mut(fkey).expect("a watcher's file is live");
-            file.watchers.retain(|k| *k != wkey);
+            *parked += 1;
+            // Usually the fd's only watcher: no search, no shifting.
+            if file.watchers.last() == Some(&wkey) {
+                file.watchers.pop();
+            } else if let Some(i) = file.watchers.iter().position(|k| *k == wkey) {
+                file.watchers.remove(i);
+            }
             file.parked.push(wkey);
             if !flags.is_empty() {
-                t.active -= 1;
+                *active -= 1;
             }
-            t.mark_dirty(fkey);
+            if !file.dirty {
+                file.dirty = true;
+                dirty.push(fkey);
+            }
             drop(t);
             self.inner
                 .trace_event(EventKind::Fd, EventPoint::Detach, wkey.to_u64(), tag);

@@ -534,8 +534,9 @@ pub mod glue {
             let parent = unsafe { ReqRef::from_ptr(parent) };
             let Transition { glue, data, .. } = self;
             // If the parent cannot run a step, the glue, `sub` and the data
-            // are dropped.
-            ev.run_step::<T>(&parent, move |st, ctl: &mut Ctl<'_, T>| {
+            // are dropped. Not reported: a delivery that reports reported
+            // this step already (see `Context::run_completions`).
+            ev.run_step_unreported::<T>(&parent, move |st, ctl: &mut Ctl<'_, T>| {
                 let step = Step {
                     ctl: StepCtl::new(ctl),
                 };

@@ -686,24 +686,28 @@ impl Context {
             if REPORT && !self.inner.report_notify(h) {
                 continue;
             }
+            if !REPORT {
+                // The waiter is run from its slot: no user code runs before
+                // it is moved out there.
+                let Some(resume) = h.waiter.take_in_place() else {
+                    continue;
+                };
+                let (parent, child) = self.hand_over(p, h);
+                // SAFETY: the slot is as `take_in_place` left it (nothing
+                // ran since), and `child` keeps its node allocated.
+                unsafe { resume.resume(self, parent, child) };
+                ran = true;
+                if self.inner.entered_once() {
+                    self.inner.node_pool.release_deferred();
+                }
+                continue;
+            }
             let Some(resume) = h.waiter.take() else {
                 continue;
             };
-            // A request its parent waits for is on the parent's list.
-            let parent = match h.owner.get() {
-                Owner::Parent => {
-                    let parent = h.parent.get();
-                    unlink_child(h);
-                    parent
-                }
-                _ => None,
-            };
-            h.owner.set(Owner::Handle);
             // The owner's reference passes to the waiter's handle.
-            // SAFETY: the runtime held the owner's reference (owner was
-            // `Parent` or `Context`).
-            let child = unsafe { ReqRef::from_raw(p) };
-            if REPORT && let Some(up) = parent {
+            let (parent, child) = self.hand_over(p, h);
+            if let Some(up) = parent {
                 // The parent's step, reported here: the waiter runs it
                 // without reporting. (A hook that ends or drops the parent
                 // keeps the step from running: the waiter finds it unable
@@ -730,6 +734,27 @@ impl Context {
             }
         }
         ran
+    }
+
+    /// Takes a finished request whose waiter was just taken out of its
+    /// parent's list (if a parent waits for it) and gives its owner's
+    /// reference to the waiter's handle: returns the parent and that
+    /// reference.
+    #[inline(always)]
+    fn hand_over(&self, p: NodePtr, h: &Header) -> (Option<NodePtr>, ReqRef) {
+        // A request its parent waits for is on the parent's list.
+        let parent = match h.owner.get() {
+            Owner::Parent => {
+                let parent = h.parent.get();
+                unlink_child(h);
+                parent
+            }
+            _ => None,
+        };
+        h.owner.set(Owner::Handle);
+        // SAFETY: the runtime held the owner's reference (owner was
+        // `Parent` or `Context`).
+        (parent, unsafe { ReqRef::from_raw(p) })
     }
 
     /// Finishes an in-progress request with a runtime failure (timeout, queue

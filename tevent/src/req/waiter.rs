@@ -206,6 +206,19 @@ impl WaiterSlot {
         Some(Taken { vt, buf })
     }
 
+    /// Marks the slot empty and hands out its waiter in place, to be run by
+    /// [`InPlace::resume`], which moves it out of the slot's bytes before
+    /// anything else: unlike [`WaiterSlot::take`], this copies only the
+    /// waiter's own bytes (none for a plain function), not the whole slot.
+    #[inline(always)]
+    pub(crate) fn take_in_place(&self) -> Option<InPlace> {
+        let vt = self.vt.take()?;
+        Some(InPlace {
+            vt,
+            buf: self.buf.get(),
+        })
+    }
+
     /// Puts a waiter taken out of this slot back, if the slot is still
     /// empty; hands it back otherwise.
     pub(crate) fn put(&self, t: Taken) -> Result<(), Taken> {
@@ -277,9 +290,20 @@ impl WaiterSlot {
 }
 
 impl Drop for WaiterSlot {
+    #[inline]
     fn drop(&mut self) {
         // The runtime takes every waiter before a node goes (release,
         // teardown); this only keeps a mistake from leaking one.
+        if self.is_set() {
+            self.drop_left();
+        }
+    }
+}
+
+impl WaiterSlot {
+    #[cold]
+    #[inline(never)]
+    fn drop_left(&mut self) {
         drop(self.take());
     }
 }
@@ -312,6 +336,33 @@ impl Taken {
     pub(crate) fn fmt_step(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: `buf` holds the waiter `vt` describes.
         unsafe { (self.vt.fmt)(&raw const self.buf, f) }
+    }
+}
+
+/// A waiter left in its slot's bytes, the slot marked empty (see
+/// [`WaiterSlot::take_in_place`]). Dropping it without running it leaks
+/// the waiter (the runtime always runs it).
+pub(crate) struct InPlace {
+    vt: &'static WaiterVt,
+    buf: *mut Buf,
+}
+
+impl InPlace {
+    /// Runs the waiter: `parent` is the waiting request (`None` for a
+    /// callback), `child` the finished one, whose ownership passes to it.
+    ///
+    /// # Safety
+    /// The slot's bytes must be as `take_in_place` left them: its node
+    /// still allocated and nothing written to the slot since (no user code
+    /// ran in between). The waiter is moved out of them before anything
+    /// else runs, so the code it runs may free the node or register a new
+    /// waiter in the slot.
+    #[inline(always)]
+    pub(crate) unsafe fn resume(self, ev: &Context, parent: Option<NodePtr>, child: ReqRef) {
+        // SAFETY: `buf` holds the waiter `vt` describes (guaranteed by the
+        // caller); `resume` moves it out first and consumes it, and the
+        // slot, marked empty, never reads or drops those bytes again.
+        unsafe { (self.vt.resume)(self.buf, ev, parent, child) }
     }
 }
 
