@@ -196,6 +196,7 @@ impl BufPool {
     /// assert_eq!(again.as_ptr(), first); // the same allocation, cached
     /// # assert_eq!(pool.cached(), 0);
     /// ```
+    #[inline] // (in `io.rs` it was inlined into the read requests)
     pub fn take<E>(&self) -> Result<PooledBuf, ReqError<E>> {
         let cached = self.shared.free.borrow_mut().pop();
         let buf = match cached {
