@@ -163,84 +163,15 @@ impl Context {
     ) -> Result<Key, Error> {
         self.inner.check_fork();
         let mut t = self.inner.fds.borrow_mut();
-        let mut found = t.by_fd.get(&raw).copied();
-        // An entry whose fd is only borrowed may be stale: its watchers'
-        // handles leaked (`mem::forget` ends a borrow without dropping), the
-        // fd closed, and its number now names another file, which the
-        // entry's registration does not cover. Asking the poller to keep the
-        // entry's interest tells (it no longer knows this fd and file).
-        if let Some(k) = found
-            && let Some(file) = t.files.get(k)
-            && file.keep.is_empty()
-            && let Some(bits) = file.registered
-            && let Some(p) = self.inner.poller()
-        {
-            // SAFETY: the fd is open: the caller holds it (owned, shared or
-            // borrowed) for this call.
-            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-            if p.modify_with_mode(fd, interest(k, bits), PollMode::Level)
-                .is_err()
-            {
-                t.orphan(k);
-                found = t.by_fd.get(&raw).copied();
-            }
-        }
-        let fkey = match found {
-            Some(k) => {
-                let file = t.files.get_mut(k).expect("live");
-                if let Err(e) = check_mode(raw, &mut file.nonblocking, &mut file.socket, require) {
-                    drop(t);
-                    drop(keep);
-                    return Err(e);
-                }
-                k
-            }
-            None => {
-                // The fd's mode is probed once, for its new entry (a checking
-                // watcher added later to an entry made by a plain one probes
-                // it then).
-                let (mut nonblocking, mut socket) = (None, None);
-                if let Err(e) = check_mode(raw, &mut nonblocking, &mut socket, require) {
-                    drop(t);
-                    drop(keep);
-                    return Err(e);
-                }
-                // Register at once (with whatever interest we have) so a bad fd
-                // is reported here and not at the next wait.
-                let fkey = t.files.insert(FileEntry {
-                    fd: raw,
-                    nonblocking,
-                    socket,
-                    keep: Vec::new(),
-                    watchers: Vec::new(),
-                    parked: Vec::new(),
-                    registered: None,
-                    rr: 0,
-                    dirty: false,
-                });
-                let bits = flags.bits() & (FdFlags::READ.0 | FdFlags::WRITE.0);
-                let res = if flags.is_empty() {
-                    // SAFETY: only validates the descriptor; nothing is kept.
-                    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-                    rustix::io::fcntl_getfd(fd).map(|_| ()).map_err(Into::into)
-                } else {
-                    match self.inner.poller() {
-                        Some(p) => register(&p, raw, fkey, bits),
-                        None => Err(std::io::ErrorKind::Unsupported.into()),
-                    }
-                };
-                if let Err(source) = res {
-                    t.files.remove(fkey);
-                    drop(t);
-                    // `keep` (an owned fd) is closed here, as the caller gave it to us.
-                    drop(keep);
-                    return Err(Error::BadFd { fd: raw, source });
-                }
-                if !flags.is_empty() {
-                    t.files.get_mut(fkey).expect("live").registered = Some(bits);
-                }
-                t.by_fd.insert(raw, fkey);
-                fkey
+        let fkey = match self.fd_entry(&mut t, raw, flags, require) {
+            Ok(k) => k,
+            Err(e) => {
+                drop(t);
+                // `keep` (an owned fd) is closed here, as the caller gave it
+                // to us; after the table is let go (a shared keeper's `Drop`
+                // is the user's).
+                drop(keep);
+                return Err(e);
             }
         };
         if !flags.is_empty() {
@@ -300,6 +231,89 @@ impl Context {
         self.inner
             .trace_event(EventKind::Fd, EventPoint::Attach, wkey.to_u64(), 0);
         Ok(wkey)
+    }
+
+    /// The table entry of fd `raw` for a new watcher: the existing one (its
+    /// mode checked as `require` asks; a stale borrowed entry orphaned
+    /// first), or a new one registered with the poller at once, so that a
+    /// bad fd is reported here and not at the next wait. For
+    /// [`Context::fd_add`], which lets `t` go before it drops anything.
+    fn fd_entry(
+        &self,
+        t: &mut FdTable,
+        raw: RawFd,
+        flags: FdFlags,
+        require: Require,
+    ) -> Result<Key, Error> {
+        let mut found = t.by_fd.get(&raw).copied();
+        // An entry whose fd is only borrowed may be stale: its watchers'
+        // handles leaked (`mem::forget` ends a borrow without dropping), the
+        // fd closed, and its number now names another file, which the
+        // entry's registration does not cover. Asking the poller to keep the
+        // entry's interest tells (it no longer knows this fd and file).
+        if let Some(k) = found
+            && let Some(file) = t.files.get(k)
+            && file.keep.is_empty()
+            && let Some(bits) = file.registered
+            && let Some(p) = self.inner.poller()
+        {
+            // SAFETY: the fd is open: the caller holds it (owned, shared or
+            // borrowed) for this call.
+            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+            if p.modify_with_mode(fd, interest(k, bits), PollMode::Level)
+                .is_err()
+            {
+                t.orphan(k);
+                found = t.by_fd.get(&raw).copied();
+            }
+        }
+        Ok(match found {
+            Some(k) => {
+                let file = t.files.get_mut(k).expect("live");
+                check_mode(raw, &mut file.nonblocking, &mut file.socket, require)?;
+                k
+            }
+            None => {
+                // The fd's mode is probed once, for its new entry (a checking
+                // watcher added later to an entry made by a plain one probes
+                // it then).
+                let (mut nonblocking, mut socket) = (None, None);
+                check_mode(raw, &mut nonblocking, &mut socket, require)?;
+                // Register at once (with whatever interest we have) so a bad fd
+                // is reported here and not at the next wait.
+                let fkey = t.files.insert(FileEntry {
+                    fd: raw,
+                    nonblocking,
+                    socket,
+                    keep: Vec::new(),
+                    watchers: Vec::new(),
+                    parked: Vec::new(),
+                    registered: None,
+                    rr: 0,
+                    dirty: false,
+                });
+                let bits = flags.bits() & (FdFlags::READ.0 | FdFlags::WRITE.0);
+                let res = if flags.is_empty() {
+                    // SAFETY: only validates the descriptor; nothing is kept.
+                    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+                    rustix::io::fcntl_getfd(fd).map(|_| ()).map_err(Into::into)
+                } else {
+                    match self.inner.poller() {
+                        Some(p) => register(&p, raw, fkey, bits),
+                        None => Err(std::io::ErrorKind::Unsupported.into()),
+                    }
+                };
+                if let Err(source) = res {
+                    t.files.remove(fkey);
+                    return Err(Error::BadFd { fd: raw, source });
+                }
+                if !flags.is_empty() {
+                    t.files.get_mut(fkey).expect("live").registered = Some(bits);
+                }
+                t.by_fd.insert(raw, fkey);
+                fkey
+            }
+        })
     }
 
     /// Removes a watcher (its handle was dropped).
