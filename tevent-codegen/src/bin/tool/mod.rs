@@ -422,45 +422,8 @@ pub(crate) fn main(how: Invocation) -> ExitCode {
         }
     };
     // Every #[tevent_request] item of the file, or of the package.
-    let (found, whence, title) = match &o.file {
-        Some(path) => {
-            let name = path.display().to_string();
-            match items_of(path, &name) {
-                Ok(f) => (f, name.clone(), name),
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        None => {
-            let root = match package_root(o.manifest.as_deref()) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let mut all = Vec::new();
-            let mut skipped = Vec::new();
-            for f in package_sources(&root) {
-                match items_of(&f, &shown(&f)) {
-                    Ok(mut found) => all.append(&mut found),
-                    Err(e) => skipped.push(e),
-                }
-            }
-            if all.is_empty() || o.request.is_some() {
-                // Files that do not parse might hold what was asked for.
-                for e in &skipped {
-                    eprintln!("tevent-expand: skipped a file that does not parse: {e}");
-                }
-            }
-            let title = std::fs::canonicalize(&root)
-                .ok()
-                .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "package".to_string());
-            (all, format!("the package at {}", shown(&root)), title)
-        }
+    let Some((found, whence, title)) = gather(&o) else {
+        return ExitCode::FAILURE;
     };
     if found.is_empty() {
         eprintln!("tevent-expand: no #[tevent_request] item in {whence}");
@@ -498,6 +461,94 @@ pub(crate) fn main(how: Invocation) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let (texts, graphs, failed) = print_each(&o, chosen);
+    let text = if o.mode == Mode::Dot && graphs.len() > 1 {
+        // One digraph, a cluster per request: `dot -Tsvg` draws one
+        // picture (several digraphs would be several SVG documents in one
+        // output, which is no valid SVG file).
+        let places: Vec<String> = graphs
+            .iter()
+            .map(|(g, place)| format!("{} ({place})", g.name))
+            .collect();
+        let refs: Vec<&tevent_codegen::Graph> = graphs.iter().map(|(g, _)| g).collect();
+        format!(
+            "// {whence}: {}\n{}",
+            places.join(", "),
+            tevent_codegen::dot_document(&title, &refs)
+        )
+    } else {
+        texts.join("\n")
+    };
+    if !text.is_empty()
+        && let Err(e) = out(&text)
+    {
+        // The reader is gone (`tevent-expand .. | head`): stop quietly,
+        // as a filter does; any other failure is one.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("tevent-expand: cannot write: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Every `#[tevent_request]` item of the file, or of the package, with how
+/// to name where they were looked for, and a title for a DOT document;
+/// `None` (said on stderr) if the file or the package cannot be read.
+fn gather(o: &Options) -> Option<(Vec<Found>, String, String)> {
+    match &o.file {
+        Some(path) => {
+            let name = path.display().to_string();
+            match items_of(path, &name) {
+                Ok(f) => Some((f, name.clone(), name)),
+                Err(e) => {
+                    eprintln!("{e}");
+                    None
+                }
+            }
+        }
+        None => {
+            let root = match package_root(o.manifest.as_deref()) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return None;
+                }
+            };
+            let mut all = Vec::new();
+            let mut skipped = Vec::new();
+            for f in package_sources(&root) {
+                match items_of(&f, &shown(&f)) {
+                    Ok(mut found) => all.append(&mut found),
+                    Err(e) => skipped.push(e),
+                }
+            }
+            if all.is_empty() || o.request.is_some() {
+                // Files that do not parse might hold what was asked for.
+                for e in &skipped {
+                    eprintln!("tevent-expand: skipped a file that does not parse: {e}");
+                }
+            }
+            let title = std::fs::canonicalize(&root)
+                .ok()
+                .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "package".to_string());
+            Some((all, format!("the package at {}", shown(&root)), title))
+        }
+    }
+}
+
+/// Each chosen request as the mode asks (its expansion or its graph), the
+/// graphs for a DOT document of several, and whether any failed (its
+/// errors said on stderr, each at its place).
+fn print_each(
+    o: &Options,
+    chosen: Vec<&Found>,
+) -> (Vec<String>, Vec<(tevent_codegen::Graph, String)>, bool) {
     let mut failed = false;
     let mut texts = Vec::new();
     let mut graphs = Vec::new();
@@ -537,36 +588,5 @@ pub(crate) fn main(how: Invocation) -> ExitCode {
             }
         }
     }
-    let text = if o.mode == Mode::Dot && graphs.len() > 1 {
-        // One digraph, a cluster per request: `dot -Tsvg` draws one
-        // picture (several digraphs would be several SVG documents in one
-        // output, which is no valid SVG file).
-        let places: Vec<String> = graphs
-            .iter()
-            .map(|(g, place)| format!("{} ({place})", g.name))
-            .collect();
-        let refs: Vec<&tevent_codegen::Graph> = graphs.iter().map(|(g, _)| g).collect();
-        format!(
-            "// {whence}: {}\n{}",
-            places.join(", "),
-            tevent_codegen::dot_document(&title, &refs)
-        )
-    } else {
-        texts.join("\n")
-    };
-    if !text.is_empty()
-        && let Err(e) = out(&text)
-    {
-        // The reader is gone (`tevent-expand .. | head`): stop quietly,
-        // as a filter does; any other failure is one.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("tevent-expand: cannot write: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    (texts, graphs, failed)
 }
