@@ -469,42 +469,14 @@ impl Pool {
 
     /// Jobs waiting for a thread (not counting those running).
     ///
-    /// ```
-    /// use tevent::pool::{Pool, job_send};
-    /// let ev = tevent::Context::new()?;
-    /// let pool = Pool::new(1);
-    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let blocked = job_send(&ev, &pool, move || rx.recv().unwrap());
-    /// let waiting = job_send(&ev, &pool, || ());
-    /// while pool.running() == 0 {
-    ///     std::thread::yield_now(); // until the worker took the first job
-    /// }
-    /// assert_eq!((pool.threads(), pool.running(), pool.queued()), (1, 1, 1));
-    /// tx.send(()).unwrap();
-    /// assert!(blocked.poll_recv(&ev)?.is_ok() && waiting.poll_recv(&ev)?.is_ok());
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`threads`](Self::threads) shows this too.
     pub fn queued(&self) -> usize {
         self.shared().lock().queue.len()
     }
 
     /// Jobs running on a worker thread now.
     ///
-    /// ```
-    /// use tevent::pool::{Pool, job_send};
-    /// let ev = tevent::Context::new()?;
-    /// let pool = Pool::new(1);
-    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let blocked = job_send(&ev, &pool, move || rx.recv().unwrap());
-    /// let waiting = job_send(&ev, &pool, || ());
-    /// while pool.running() == 0 {
-    ///     std::thread::yield_now(); // until the worker took the first job
-    /// }
-    /// assert_eq!((pool.threads(), pool.running(), pool.queued()), (1, 1, 1));
-    /// tx.send(()).unwrap();
-    /// assert!(blocked.poll_recv(&ev)?.is_ok() && waiting.poll_recv(&ev)?.is_ok());
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`threads`](Self::threads) shows this too.
     pub fn running(&self) -> usize {
         self.shared().lock().running
     }

@@ -192,51 +192,21 @@ impl Queue {
 
     /// Entries in the queue, the triggered head included.
     ///
-    /// ```
-    /// use tevent::{Context, Queue, queue_wait_send};
-    /// let ev = Context::new()?;
-    /// let q = Queue::new(&ev, "smb commands");
-    /// assert_eq!(q.name(), "smb commands");
-    /// assert!(q.is_empty() && q.is_running());
-    /// let w = queue_wait_send(&ev, &q);
-    /// assert_eq!(q.len(), 1);
-    /// # drop(w);
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`name`](Self::name) shows this too.
     pub fn len(&self) -> usize {
         self.inner.state.borrow().entries.len()
     }
 
     /// Whether the queue has no entries.
     ///
-    /// ```
-    /// use tevent::{Context, Queue, queue_wait_send};
-    /// let ev = Context::new()?;
-    /// let q = Queue::new(&ev, "smb commands");
-    /// assert_eq!(q.name(), "smb commands");
-    /// assert!(q.is_empty() && q.is_running());
-    /// let w = queue_wait_send(&ev, &q);
-    /// assert_eq!(q.len(), 1);
-    /// # drop(w);
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`name`](Self::name) shows this too.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the queue triggers its head.
     ///
-    /// ```
-    /// use tevent::{Context, Queue, queue_wait_send};
-    /// let ev = Context::new()?;
-    /// let q = Queue::new(&ev, "smb commands");
-    /// assert_eq!(q.name(), "smb commands");
-    /// assert!(q.is_empty() && q.is_running());
-    /// let w = queue_wait_send(&ev, &q);
-    /// assert_eq!(q.len(), 1);
-    /// # drop(w);
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`name`](Self::name) shows this too.
     pub fn is_running(&self) -> bool {
         self.inner.state.borrow().running
     }

@@ -96,16 +96,20 @@ pub enum EventKind {
 /// use tevent::Context;
 /// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
 ///
-/// let ev = Context::new()?;
+/// // The points of one timer's life: added, run, gone.
+/// let ev = Context::with_manual_clock(true)?;
 /// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
 /// let s = seen.clone();
-/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
+/// let hook: EventHook = Box::new(move |t: &EventTrace| {
+///     if t.kind == EventKind::Timer {
+///         s.borrow_mut().push(t.point)
+///     }
+/// });
 /// ev.set_event_trace_hook(Some(hook));
-/// let imm = ev.add_immediate(|_, _| {});
-/// imm.set_tag(9);
-/// imm.schedule()?;
+/// let _t = ev.add_timer(ev.now(), |_, _| {});
 /// ev.loop_once()?;
-/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
+/// assert_eq!(seen.borrow()[0], EventPoint::Attach);
+/// assert!(seen.borrow().contains(&EventPoint::BeforeHandler));
 /// # Ok::<(), tevent::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,18 +129,19 @@ pub enum EventPoint {
 ///
 /// ```
 /// use tevent::Context;
-/// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
+/// use tevent::trace::{EventHook, EventTrace};
 ///
+/// // The report carries the event's key and tag: here an immediate's.
 /// let ev = Context::new()?;
-/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-/// let s = seen.clone();
-/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
+/// let last = std::rc::Rc::new(std::cell::Cell::new(None));
+/// let l = last.clone();
+/// let hook: EventHook = Box::new(move |t: &EventTrace| l.set(Some(*t)));
 /// ev.set_event_trace_hook(Some(hook));
 /// let imm = ev.add_immediate(|_, _| {});
-/// imm.set_tag(9);
+/// imm.set_tag(7);
 /// imm.schedule()?;
 /// ev.loop_once()?;
-/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
+/// assert_eq!(last.get().map(|t| t.tag), Some(7));
 /// # Ok::<(), tevent::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,39 +158,11 @@ pub struct EventTrace {
 
 /// A loop hook.
 ///
-/// ```
-/// use tevent::Context;
-/// use tevent::trace::{LoopHook, LoopPoint};
-///
-/// let ev = Context::new()?;
-/// let points = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-/// let p = points.clone();
-/// let hook: LoopHook = Box::new(move |point| p.borrow_mut().push(point));
-/// ev.set_loop_trace_hook(Some(hook));
-/// ev.post(|_| {});
-/// ev.loop_once()?;
-/// assert_eq!(*points.borrow(), [LoopPoint::BeforeLoopOnce, LoopPoint::AfterLoopOnce]);
-/// # Ok::<(), tevent::Error>(())
-/// ```
+/// The example of [`LoopPoint`] shows this too.
 pub type LoopHook = Box<dyn FnMut(LoopPoint)>;
 /// An event hook.
 ///
-/// ```
-/// use tevent::Context;
-/// use tevent::trace::{EventHook, EventKind, EventPoint, EventTrace};
-///
-/// let ev = Context::new()?;
-/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-/// let s = seen.clone();
-/// let hook: EventHook = Box::new(move |t: &EventTrace| s.borrow_mut().push((t.kind, t.point, t.tag)));
-/// ev.set_event_trace_hook(Some(hook));
-/// let imm = ev.add_immediate(|_, _| {});
-/// imm.set_tag(9);
-/// imm.schedule()?;
-/// ev.loop_once()?;
-/// assert_eq!(seen.borrow()[0], (EventKind::Immediate, EventPoint::Attach, 9));
-/// # Ok::<(), tevent::Error>(())
-/// ```
+/// The example of [`EventKind`] shows this too.
 pub type EventHook = Box<dyn FnMut(&EventTrace)>;
 
 /// A point in the life of a request, reported to the request hook

@@ -478,16 +478,7 @@ impl Context {
     /// Moves a manual clock forward by `by` (at most [`FAR_FUTURE`]). Returns
     /// false (and does nothing) on the system clock.
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// let ev = tevent::Context::with_manual_clock(false)?;
-    /// assert!(ev.has_manual_clock());
-    /// let t0 = ev.now();
-    /// assert!(ev.advance(Duration::from_secs(2)));
-    /// assert_eq!(ev.now() - t0, Duration::from_secs(2));
-    /// assert!(!tevent::Context::new()?.advance(Duration::from_secs(1))); // the system clock does not move by hand
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`now`](Self::now) shows this too.
     pub fn advance(&self, by: Duration) -> bool {
         self.inner.clock.advance(by)
     }
@@ -511,16 +502,7 @@ impl Context {
 
     /// Whether this context runs on a manual clock.
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// let ev = tevent::Context::with_manual_clock(false)?;
-    /// assert!(ev.has_manual_clock());
-    /// let t0 = ev.now();
-    /// assert!(ev.advance(Duration::from_secs(2)));
-    /// assert_eq!(ev.now() - t0, Duration::from_secs(2));
-    /// assert!(!tevent::Context::new()?.advance(Duration::from_secs(1))); // the system clock does not move by hand
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`now`](Self::now) shows this too.
     pub fn has_manual_clock(&self) -> bool {
         self.inner.clock.is_manual()
     }

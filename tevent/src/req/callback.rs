@@ -97,20 +97,7 @@ impl<T: Request> CallbackHandle<T> {
     /// Where the request is in its life: [`ReqState::Dropped`] once it was
     /// aborted, handed to its callback, or dropped with its context.
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tevent::{Context, ReqState, wakeup_send};
-    ///
-    /// let ev = Context::with_manual_clock(true)?;
-    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
-    /// assert!(h.is_pending());
-    /// assert_eq!(h.state(), ReqState::InProgress);
-    /// assert!(!h.cancel()); // a wake-up has no cancel hook
-    /// ev.loop_wait()?;
-    /// assert!(!h.is_pending()); // the callback ran
-    /// assert!(!h.abort());
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`is_pending`](Self::is_pending) shows this too.
     pub fn state(&self) -> ReqState {
         match &self.target {
             Target::NoMemory(done) if !done.get() => ReqState::NoMemory,
@@ -125,20 +112,7 @@ impl<T: Request> CallbackHandle<T> {
     /// then runs with the request's outcome. False if cancellation did not
     /// start (no hook, already finished, or the callback already ran).
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tevent::{Context, ReqState, wakeup_send};
-    ///
-    /// let ev = Context::with_manual_clock(true)?;
-    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
-    /// assert!(h.is_pending());
-    /// assert_eq!(h.state(), ReqState::InProgress);
-    /// assert!(!h.cancel()); // a wake-up has no cancel hook
-    /// ev.loop_wait()?;
-    /// assert!(!h.is_pending()); // the callback ran
-    /// assert!(!h.abort());
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`is_pending`](Self::is_pending) shows this too.
     pub fn cancel(&self) -> bool {
         let Some((ev, node)) = self.held() else {
             return false;
@@ -156,20 +130,7 @@ impl<T: Request> CallbackHandle<T> {
     /// whether the request is still running or finished and waiting for its
     /// callback's turn.
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tevent::{Context, ReqState, wakeup_send};
-    ///
-    /// let ev = Context::with_manual_clock(true)?;
-    /// let h = wakeup_send(&ev, ev.now() + Duration::from_secs(1)).set_callback(|_, _| {});
-    /// assert!(h.is_pending());
-    /// assert_eq!(h.state(), ReqState::InProgress);
-    /// assert!(!h.cancel()); // a wake-up has no cancel hook
-    /// ev.loop_wait()?;
-    /// assert!(!h.is_pending()); // the callback ran
-    /// assert!(!h.abort());
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`is_pending`](Self::is_pending) shows this too.
     pub fn abort(self) -> bool {
         match &self.target {
             Target::NoMemory(done) => !done.replace(true),

@@ -165,27 +165,7 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// Sets (or moves) this request's end time (see [`Req::set_endtime`]).
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tevent::{Context, Progress, Req, ReqError, Request};
-    ///
-    /// struct Job;
-    /// impl Request for Job {
-    ///     type Output = ();
-    ///     type Error = std::convert::Infallible;
-    /// }
-    /// let ev = Context::with_manual_clock(true)?;
-    /// let r = Req::start(&ev, Job, |_, ctl| {
-    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
-    ///     ctl.set_endtime(soon)?;
-    ///     ctl.reset_endtime(); // changed its mind
-    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
-    ///     ctl.enable_profile();
-    ///     Ok(Progress::Pending)
-    /// });
-    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`ev`](Self::ev) shows this too.
     pub fn set_endtime(&self, at: Instant) -> Result<(), ReqError<T::Error>> {
         self.ev
             .req_set_endtime(self.node, at)
@@ -219,27 +199,7 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// Removes this request's end time.
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tevent::{Context, Progress, Req, ReqError, Request};
-    ///
-    /// struct Job;
-    /// impl Request for Job {
-    ///     type Output = ();
-    ///     type Error = std::convert::Infallible;
-    /// }
-    /// let ev = Context::with_manual_clock(true)?;
-    /// let r = Req::start(&ev, Job, |_, ctl| {
-    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
-    ///     ctl.set_endtime(soon)?;
-    ///     ctl.reset_endtime(); // changed its mind
-    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
-    ///     ctl.enable_profile();
-    ///     Ok(Progress::Pending)
-    /// });
-    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`ev`](Self::ev) shows this too.
     pub fn reset_endtime(&self) {
         self.ev.req_reset_endtime(self.node);
     }
@@ -384,27 +344,7 @@ impl<'a, T: Request> Ctl<'a, T> {
 
     /// Starts profiling this request (see [`Req::enable_profile`]).
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tevent::{Context, Progress, Req, ReqError, Request};
-    ///
-    /// struct Job;
-    /// impl Request for Job {
-    ///     type Output = ();
-    ///     type Error = std::convert::Infallible;
-    /// }
-    /// let ev = Context::with_manual_clock(true)?;
-    /// let r = Req::start(&ev, Job, |_, ctl| {
-    ///     let soon = ctl.ev().now() + Duration::from_secs(1);
-    ///     ctl.set_endtime(soon)?;
-    ///     ctl.reset_endtime(); // changed its mind
-    ///     ctl.set_endtime(soon + Duration::from_secs(1))?;
-    ///     ctl.enable_profile();
-    ///     Ok(Progress::Pending)
-    /// });
-    /// assert_eq!(r.poll_recv(&ev)?, Err(ReqError::TimedOut));
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`ev`](Self::ev) shows this too.
     pub fn enable_profile(&self) -> bool {
         self.ev.profile_start(self.node.ptr())
     }

@@ -539,17 +539,7 @@ impl<T: Request> Req<T> {
     /// Takes the profile out (after the request finished, it holds the
     /// subrequests' profiles too). The profile outlives the request.
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// let ev = tevent::Context::with_manual_clock(true)?;
-    /// let w = tevent::wakeup_send(&ev, ev.now() + Duration::from_secs(1));
-    /// assert!(w.enable_profile());
-    /// w.poll(&ev)?;
-    /// let p = w.take_profile().expect("profiled");
-    /// assert_eq!(p.len(), 1); // just this request: it has no subrequests
-    /// println!("{}", p.render());
-    /// # Ok::<(), tevent::Error>(())
-    /// ```
+    /// The example of [`enable_profile`](Self::enable_profile) shows this too.
     pub fn take_profile(&self) -> Option<Profile> {
         self.live()
             .and_then(|(_, node)| crate::req::profile::take(node.hdr()))

@@ -59,36 +59,14 @@ impl SignalRef<'_> {
 
     /// The handler's tag.
     ///
-    /// ```
-    /// use tevent::signal::{SIGUSR2, raise};
-    /// let ev = tevent::Context::new()?;
-    /// let h = ev.add_signal(SIGUSR2, |_, me, _| {
-    ///     assert_eq!(me.signum(), SIGUSR2);
-    ///     me.set_tag(me.tag() + 1); // seen by the event trace hook
-    /// })?;
-    /// raise(SIGUSR2)?;
-    /// ev.loop_once()?;
-    /// assert_eq!(h.tag(), 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// The example of [`signum`](Self::signum) shows this too.
     pub fn tag(&self) -> u64 {
         self.ctx.signal_info(self.key).map_or(0, |(_, t)| t)
     }
 
     /// Sets the tag reported to the event trace hook.
     ///
-    /// ```
-    /// use tevent::signal::{SIGUSR2, raise};
-    /// let ev = tevent::Context::new()?;
-    /// let h = ev.add_signal(SIGUSR2, |_, me, _| {
-    ///     assert_eq!(me.signum(), SIGUSR2);
-    ///     me.set_tag(me.tag() + 1); // seen by the event trace hook
-    /// })?;
-    /// raise(SIGUSR2)?;
-    /// ev.loop_once()?;
-    /// assert_eq!(h.tag(), 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// The example of [`signum`](Self::signum) shows this too.
     pub fn set_tag(&self, tag: u64) {
         self.ctx.signal_set_tag(self.key, tag)
     }
@@ -117,34 +95,14 @@ impl Signal {
 
     /// Whether the handler is still registered.
     ///
-    /// ```
-    /// use tevent::signal::{SIGUSR1, raise};
-    /// let ev = tevent::Context::new()?;
-    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
-    /// once.set_tag(5);
-    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
-    /// raise(SIGUSR1)?;
-    /// ev.loop_once()?;
-    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// The example of [`signum`](Self::signum) shows this too.
     pub fn is_active(&self) -> bool {
         self.signum().is_some()
     }
 
     /// The handler's tag.
     ///
-    /// ```
-    /// use tevent::signal::{SIGUSR1, raise};
-    /// let ev = tevent::Context::new()?;
-    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
-    /// once.set_tag(5);
-    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
-    /// raise(SIGUSR1)?;
-    /// ev.loop_once()?;
-    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// The example of [`signum`](Self::signum) shows this too.
     pub fn tag(&self) -> u64 {
         upgrade(&self.ctx)
             .ok()
@@ -154,17 +112,7 @@ impl Signal {
 
     /// Sets the tag reported to the event trace hook.
     ///
-    /// ```
-    /// use tevent::signal::{SIGUSR1, raise};
-    /// let ev = tevent::Context::new()?;
-    /// let once = ev.add_signal_oneshot(SIGUSR1, |_, _, _| {})?;
-    /// once.set_tag(5);
-    /// assert_eq!((once.signum(), once.tag(), once.is_active()), (Some(SIGUSR1), 5, true));
-    /// raise(SIGUSR1)?;
-    /// ev.loop_once()?;
-    /// assert_eq!((once.signum(), once.is_active()), (None, false)); // it fired
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// The example of [`signum`](Self::signum) shows this too.
     pub fn set_tag(&self, tag: u64) {
         if let Ok(c) = upgrade(&self.ctx) {
             c.signal_set_tag(self.key, tag)
