@@ -1,7 +1,7 @@
 // A `forever` request (no step declares `done`) finishing anyway. The step
-// handles had a hidden `__done` (reached through `Deref` to `StepCtl`), and
-// `return to.__done(9);` compiled: the caller's `recv` returned `Ok(9)`.
-// Now no handle, and nothing it dereferences to, has such a method.
+// handles once had a hidden `done` (reached through `Deref` to `StepCtl`)
+// that compiled here, and the caller's `recv` returned `Ok(9)`. Now
+// `to.done(..)` is refused, and the error says the request is `forever`.
 use tevent::{Next, Req, Wakeup, tevent_request, wakeup_send};
 
 struct Tick;
@@ -17,7 +17,7 @@ impl Tick {
     }
 
     fn tick(&mut self, to: _, _: Req<Wakeup>) -> Next<Self> {
-        to.__done(9)
+        to.done(9)
     }
 }
 

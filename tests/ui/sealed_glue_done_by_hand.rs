@@ -17,7 +17,7 @@ impl Tick {
     }
 
     fn tick(&mut self, to: _, _: Req<Wakeup>) -> Next<Self> {
-        tevent::__private::done(&to.0, 9)
+        tevent::route::done(&to.0, 9)
     }
 }
 

@@ -21,7 +21,7 @@ impl Two {
 
     fn last(&mut self, to: _, _: Req<Wakeup>) -> Next<Self> {
         let again = wakeup_send(to.ev(), to.ev().now());
-        tevent::__private::wait(&to.0, again, |_, _: tevent::__private::Step<'_, Self, 1>, _, _| todo!(), TwoStep::First)
+        tevent::route::wait(&to.0, again, |_, _: tevent::route::Step<'_, Self, 1>, _, _| todo!(), TwoStep::First)
     }
 }
 

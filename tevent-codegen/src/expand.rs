@@ -58,9 +58,9 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                 );
                 structs.push(quote! {
                     #[doc = #doc_start]
-                    #vis struct #start_h #h_impl (::tevent::__private::Start<#hlt, #self_ty>) #h_where;
+                    #vis struct #start_h #h_impl (::tevent::route::Start<#hlt, #self_ty>) #h_where;
                     #[doc = #doc_started]
-                    #vis struct #started #h_impl (::tevent::__private::Step<#hlt, #self_ty, #i>) #h_where;
+                    #vis struct #started #h_impl (::tevent::route::Step<#hlt, #self_ty, #i>) #h_where;
                 });
                 impls.push(quote! {
                     impl #h_impl ::core::ops::Deref for #start_h #h_ty #h_where {
@@ -74,7 +74,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                         /// successors.
                         #[inline]
                         fn create(self, state: #self_ty) -> #started #h_ty {
-                            #started { 0: ::tevent::__private::create::<#self_ty, #i>(self.0, state) }
+                            #started { 0: ::tevent::route::create::<#self_ty, #i>(self.0, state) }
                         }
                     }
                 });
@@ -97,7 +97,7 @@ pub(crate) fn expand(m: &Machine<'_>) -> TokenStream {
                 );
                 structs.push(quote! {
                     #[doc = #doc]
-                    #vis struct #h #h_impl (::tevent::__private::Step<#hlt, #self_ty, #i>) #h_where;
+                    #vis struct #h #h_impl (::tevent::route::Step<#hlt, #self_ty, #i>) #h_where;
                 });
                 impls.push(deref_step(&h, &hg, self_ty));
                 impls.push(quote! {
@@ -537,7 +537,7 @@ fn successor_methods(m: &Machine<'_>, i: usize) -> Vec<TokenStream> {
                     /// None: the `Result` is what the step returns.
                     #[inline]
                     fn #done(&self, out: <#self_ty as ::tevent::Request>::Output) -> ::tevent::Next<#self_ty> {
-                        ::tevent::__private::done::<#self_ty, #i>(&self.0, out)
+                        ::tevent::route::done::<#self_ty, #i>(&self.0, out)
                     }
                 });
             }
@@ -620,7 +620,7 @@ fn wait_method(
                     __C: ::tevent::route::Gives<#t>
                         + ::tevent::route::ErrorInto<<#self_ty as ::tevent::Request>::Error>,
                 {
-                    ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
+                    ::tevent::route::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
                 }
             }
         }
@@ -640,7 +640,7 @@ fn wait_method(
                 where
                     __C: ::tevent::route::GivesResult<#ok, #err>,
                 {
-                    ::tevent::__private::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
+                    ::tevent::route::wait::<#self_ty, __C, _, _, #i, #j>(&self.0, #sub, #glue::<#(#glue_args,)* __C>, #value)
                 }
             }
         }
@@ -656,7 +656,7 @@ fn wait_method(
                 #[inline]
                 #[allow(non_snake_case)]
                 fn #method(&self, #sub: ::tevent::Req<#c>, #(#params: #tys),*) -> ::tevent::Next<#self_ty> {
-                    ::tevent::__private::wait::<#self_ty, #c, _, _, #i, #j>(&self.0, #sub, #glue, #value)
+                    ::tevent::route::wait::<#self_ty, #c, _, _, #i, #j>(&self.0, #sub, #glue, #value)
                 }
             }
         }
@@ -757,10 +757,18 @@ fn routes_trait(m: &Machine<'_>) -> TokenStream {
         .join(", ");
     let message = "this step does not lead to `{Route}`".to_string();
     let label = "not among the successors this step declares".to_string();
+    let forever = if m.req.forever.is_some() {
+        format!(
+            " (`{ty_name}` is declared `forever`: no step finishes it; to let one, remove \
+             `forever` and list `done` as its successor)"
+        )
+    } else {
+        String::new()
+    };
     let note = format!(
-        "the steps of `{ty_name}` are `{list}`; `{{Self}}` has a method for each successor its \
-         step lists, and `done` if the step may finish: add it to the step's list, or call one \
-         the step lists"
+        "the steps of `{ty_name}` are `{list}`{forever}; `{{Self}}` has a method for each \
+         successor its step lists, and `done` if the step may finish: add it to the step's \
+         list, or call one the step lists"
     );
     quote! {
         /// The bound of the routes no step declares: implemented only where
@@ -932,7 +940,7 @@ fn glue_fn(
         #[allow(non_snake_case)]
         fn #glue #g_impl (
             __st: &mut #self_ty,
-            __step: ::tevent::__private::Step<#lt, #self_ty, #i>,
+            __step: ::tevent::route::Step<#lt, #self_ty, #i>,
             __sub: ::tevent::Req<#sub_ty>,
             __data: #data #data_args,
         ) -> ::tevent::Next<#self_ty> #g_where {
@@ -1056,7 +1064,7 @@ fn send_recv(m: &Machine<'_>) -> TokenStream {
         #(#lints)*
         #[track_caller]
         #vis fn #send #g_impl (#ev: &::tevent::Context, #(#(#arg_attrs)* #arg_names: #arg_tys),*) -> ::tevent::Req<#self_ty> #g_where {
-            ::tevent::__private::start(#ev, move |#ctl| <#self_ty>::#method(#start_h { 0: #ctl }, #(#(#arg_cfgs)* #arg_names),*))
+            ::tevent::route::start(#ev, move |#ctl| <#self_ty>::#method(#start_h { 0: #ctl }, #(#(#arg_cfgs)* #arg_names),*))
         }
 
         #[doc = #recv_doc]

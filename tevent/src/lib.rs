@@ -262,6 +262,11 @@ pub use tevent_macros::tevent_request;
 /// nothing outside `tevent` can).
 #[doc(hidden)]
 pub mod route {
+    // The glue the expansion calls: here rather than in `__private`, so
+    // that an error about one of them (such as a call by hand outside the
+    // declared graph) names `tevent::route`, not a hidden path.
+    pub use crate::req::glue::{Start, Step, create, done, start, wait};
+
     /// Implemented by nothing: the generated routes of a step handle (a
     /// method for every step its declaration does not list, and for `done`
     /// where it may not finish) require it of the handle, so calling one
@@ -367,7 +372,6 @@ pub mod route {
 /// (it may change in any release).
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::req::glue::{Start, Step, create, done, start, wait};
 
     /// A field of a generated step enum, for its `Debug`: shown with the
     /// field's own `Debug` where it has one ([`ShowDebug`]), as `..`
